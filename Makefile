@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# conntrace: build the BPF objects, their skeletons and the collector.
+#
+#   make            build ./conntrace
+#   make run        install the Debian packages needed, build, start tracing
+#   make test       unit tests (cmocka) and integration tests (real kernel, root)
+#   make vmlinux    regenerate vmlinux/vmlinux.h from the running kernel's BTF
+#   make V=1        show the full commands
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+OUT     := build
+ARCH    := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
+           -I$(OUT) -Ibpf -Iuser -DCONNTRACE_VERSION='"$(VERSION)"'
+LDLIBS  := -lbpf -lelf -lz
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+              -Ivmlinux -Ibpf -MMD -MP
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+# Everything but main() goes into an archive; unit tests link against it and
+# pull in only the objects they use (the pure ones: correlator, formatters).
+LIB       := $(OUT)/libconntrace.a
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(OUT)/tests/%,$(TOOL_SRCS))
+
+.PHONY: all
+all: conntrace $(TOOL_BINS)
+
+conntrace: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB): $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c vmlinux/vmlinux.h | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# Skeletons are generated headers: build them before any collector object,
+# after which -MMD records the real dependency.
+$(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/tests/%: tests/unit/%.c $(LIB) | $(OUT)/tests
+	$(call msg,CC-TEST,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+
+$(OUT)/tests/%: tests/tools/%.c | $(OUT)/tests
+	$(call msg,CC-TOOL,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(OUT) $(OUT)/user $(OUT)/tests:
+	$(Q)mkdir -p $@
+
+.PHONY: deps
+deps:
+	$(Q)scripts/install-deps.sh
+
+.PHONY: run
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	./conntrace $(ARGS)
+
+.PHONY: unit
+unit: $(UNIT_BINS)
+	$(Q)scripts/run-unit.sh $(UNIT_BINS)
+
+.PHONY: integration
+integration: all
+	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+.PHONY: test
+test: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory integration
+
+.PHONY: vmlinux
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+.PHONY: install
+install: conntrace
+	install -D -m 0755 conntrace $(DESTDIR)$(PREFIX)/sbin/conntrace
+
+.PHONY: clean
+clean:
+	rm -rf $(OUT) conntrace
+
+-include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
