@@ -9,6 +9,7 @@
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
+.SECONDARY:
 
 CLANG   ?= clang
 BPFTOOL ?= bpftool
