@@ -34,6 +34,7 @@ const volatile bool emit_ok = false;	/* send established flows that were fast an
 const volatile __u64 slow_ns = 1000000000ULL;
 /* Wake the collector only once this much data waits; it drains on a timer. */
 const volatile __u64 wakeup_bytes = 0;
+const volatile __u32 max_flows = 65536;	/* the flow table's size */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -86,6 +87,9 @@ struct {
 	__type(value, struct ct_flow);
 } scratch SEC(".maps");
 
+/* Entries in the flow table, give or take evictions (which the LRU does silently). */
+__s64 live_flows = 0;
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &which);
@@ -113,18 +117,47 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-/* Local and remote address and port of a socket into a flow. */
+/*
+ * Local and remote address and port of a socket into a flow. Only fields
+ * still zero are filled: the source port is bound after connect() enters
+ * SYN_SENT, and a failing connect() clears the destination port.
+ * inet_sport is read rather than skc_num because closing unbinds the port
+ * (inet_put_port zeroes inet_num) before the CLOSE state is traced.
+ */
 static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
 {
-	f->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	f->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	f->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	__u16 port;
+
+	if (!f->family)
+		f->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!f->sport)
+		f->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!f->dport)
+		f->dport = port;
 	if (f->family == AF_INET) {
-		BPF_CORE_READ_INTO(f->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(f->daddr, sk, __sk_common.skc_daddr);
+		__u32 a;
+
+		if (!*(__u32 *)f->saddr) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+			__builtin_memcpy(f->saddr, &a, 4);
+		}
+		if (!*(__u32 *)f->daddr) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+			__builtin_memcpy(f->daddr, &a, 4);
+		}
 	} else {
-		BPF_CORE_READ_INTO(f->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(f->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		struct in6_addr a6;
+
+		if (!*(__u64 *)f->saddr && !*(__u64 *)(f->saddr + 8)) {
+			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+			__builtin_memcpy(f->saddr, &a6, 16);
+		}
+		if (!*(__u64 *)f->daddr && !*(__u64 *)(f->daddr + 8)) {
+			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+			__builtin_memcpy(f->daddr, &a6, 16);
+		}
 	}
 }
 
@@ -166,6 +199,7 @@ static __always_inline void flow_start(const struct sock *sk)
 		count(CT_CNT_FLOW_NOSPACE);
 		return;
 	}
+	__sync_fetch_and_add(&live_flows, 1);
 	count(CT_CNT_FLOWS);
 }
 
@@ -186,19 +220,30 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 	emit(f, sizeof(*f));
 }
 
-/* A SYN_SENT socket left that state but its table entry is gone. */
+static __always_inline void flow_delete(__u64 key)
+{
+	if (!bpf_map_delete_elem(&flows, &key))
+		__sync_fetch_and_sub(&live_flows, 1);
+}
+
+/*
+ * A SYN_SENT socket left that state but has no table entry: either the LRU
+ * evicted it, or it began before conntrace. Only a table near its limit
+ * evicts (the LRU keeps per-CPU free lists, hence the margin).
+ */
 static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64 now)
 {
+	bool evicted = live_flows >= (__s64)(max_flows - max_flows / 8);
 	struct ct_flow *f;
 	__u32 zero = 0;
 
-	count(CT_CNT_FLOW_EVICTED);
+	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
 	f = bpf_map_lookup_elem(&scratch, &zero);
 	if (!f)
 		return;
 	__builtin_memset(f, 0, sizeof(*f));
 	f->type = CT_REC_FLOW;
-	f->flags = CT_F_EVICTED;
+	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
 	f->netns = sk_netns(sk);
 	f->ts_start = now;
 	flow_finish(f, sk, newstate, now);
@@ -252,7 +297,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 		}
 	}
 	flow_finish(f, sk, newstate, now);
-	bpf_map_delete_elem(&flows, &key);
+	flow_delete(key);
 	return 0;
 }
 
@@ -268,6 +313,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk)
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
 		return 0;
+	read_tuple(f, sk);	/* the source port is bound by now */
 	n = f->syn_retrans++;
 	if (n < CT_MAX_RETRANS)
 		f->retrans_us[n] = (bpf_ktime_get_boot_ns() - f->ts_start) / 1000;
@@ -457,10 +503,15 @@ int BPF_PROG(handle_data_ready, const struct sock *sk)
 	e.type = CT_REC_LISTEN_FULL;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (e.family == AF_INET)
-		BPF_CORE_READ_INTO(e.saddr, sk, __sk_common.skc_rcv_saddr);
-	else
-		BPF_CORE_READ_INTO(e.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	if (e.family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(e.saddr, &a, 4);
+	} else {
+		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+
+		__builtin_memcpy(e.saddr, &a6, 16);
+	}
 	e.netns = sk_netns(sk);
 	e.queue = q;
 	e.queue_max = max;
@@ -489,7 +540,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 			f->flags |= CT_F_CONNECT_ERR;
 		}
 		flow_finish(f, (const struct sock *)key, CT_TCP_CLOSE, f->ts_end);
-		bpf_map_delete_elem(&flows, &key);
+		flow_delete(key);
 		return;
 	}
 	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)

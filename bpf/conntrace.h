@@ -41,7 +41,11 @@ enum ct_flow_flags {
 	CT_F_PENDING		= 1 << 2,
 	/* an RST was received while in SYN_SENT (tcp_receive_reset) */
 	CT_F_RST_RCVD		= 1 << 3,
+	/* began before conntrace started: owner, start and history unknown */
+	CT_F_UNTRACKED		= 1 << 4,
 };
+/* Either way the flow's owner, start and SYN history are unknown. */
+#define CT_F_NO_HISTORY	(CT_F_EVICTED | CT_F_UNTRACKED)
 
 /* TCP header flag bits as they appear in byte 13 of the header. */
 #define CT_TCP_FIN	0x01
@@ -106,6 +110,7 @@ enum ct_counter {
 	CT_CNT_FLOW_EVICTED,	/* a flow ended but its table entry was gone */
 	CT_CNT_FLOW_NOSPACE,	/* a flow could not be inserted at all */
 	CT_CNT_FLOWS,		/* flows started */
+	CT_CNT_FLOW_UNTRACKED,	/* a flow ended that began before conntrace */
 	CT_CNT_MAX,
 };
 

@@ -371,7 +371,7 @@ static void add_ev(struct ct_result *r, int64_t t_us, enum ct_ev_kind kind)
 
 static int64_t rel_us(const struct ct_flow *f, __u64 ts)
 {
-	if (!ts || (f->flags & CT_F_EVICTED))
+	if (!ts || (f->flags & CT_F_NO_HISTORY))
 		return INT64_MIN;
 	return ((int64_t)ts - (int64_t)f->ts_start) / (int64_t)NS_PER_US;
 }
@@ -394,7 +394,7 @@ static bool ev_matches(const struct ct_flow *f, const struct ct_evidence *e, uin
 		return false;
 	if (e->netns && e->netns != f->netns && is_loopback(f->family, f->daddr))
 		return false;
-	if (f->flags & CT_F_EVICTED)	/* start unknown: the longest SYN timeout */
+	if (f->flags & CT_F_NO_HISTORY)	/* start unknown: the longest SYN timeout */
 		lo = f->ts_end > 300 * NS_PER_SEC ? f->ts_end - 300 * NS_PER_SEC : 0;
 	/* the first SYN leaves just after the start is stamped */
 	lo = lo > NS_PER_MS ? lo - NS_PER_MS : 0;
@@ -583,7 +583,7 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 
 	memset(r, 0, offsetof(struct ct_result, ev));
 	r->flow = *flow;
-	if (!(f->flags & CT_F_EVICTED) && f->ts_end >= f->ts_start)
+	if (!(f->flags & CT_F_NO_HISTORY) && f->ts_end >= f->ts_start)
 		r->duration_ns = f->ts_end - f->ts_start;
 	err = f->err ? f->err : f->err_report;
 	fmt_dest(dest, sizeof(dest), f);
@@ -592,11 +592,11 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 	if (f->flags & CT_F_CONNECT_ERR && !f->sport) {
 		add_ev(r, 0, CT_EV_CONNECT_ERROR);
 		r->ev[0].err = err;
-	} else if (!(f->flags & CT_F_EVICTED)) {
+	} else if (!(f->flags & CT_F_NO_HISTORY)) {
 		add_ev(r, 0, CT_EV_CONNECT);
 	}
 	for (unsigned i = 0; i < f->syn_retrans && i < CT_MAX_RETRANS; i++) {
-		add_ev(r, f->flags & CT_F_EVICTED ? INT64_MIN : (int64_t)f->retrans_us[i],
+		add_ev(r, f->flags & CT_F_NO_HISTORY ? INT64_MIN : (int64_t)f->retrans_us[i],
 		       CT_EV_SYN_RETRANS);
 		r->ev[r->nr_ev - 1].n = i + 1;
 	}
@@ -739,11 +739,12 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 		snprintf(r->detail, sizeof(r->detail), "the attempt to %s failed with %s (errno %d); "
 			 "the evidence does not say why", dest, en ? en : "an error", err);
 	}
-	if (f->flags & CT_F_EVICTED) {
+	if (f->flags & CT_F_NO_HISTORY) {
 		size_t l = strlen(r->detail);
 
-		snprintf(r->detail + l, sizeof(r->detail) - l, " [flow-table entry evicted: owner "
-			 "and SYN history unknown]");
+		snprintf(r->detail + l, sizeof(r->detail) - l, " [%s: owner and SYN history unknown]",
+			 f->flags & CT_F_EVICTED ? "flow-table entry evicted" :
+			 "began before conntrace started");
 		c->stats.evicted_flows++;
 	}
 	c->stats.verdicts[r->verdict]++;

@@ -36,6 +36,7 @@ struct summary_info {
 	uint64_t lost_records;
 	uint64_t flow_evictions;
 	uint64_t flow_nospace;
+	uint64_t flows_untracked;	/* ended, but began before conntrace */
 	uint64_t flows;
 	double duration_s;
 	uint64_t ts_real_ns;

@@ -86,7 +86,7 @@ static void ev_item(struct json *j, const struct ct_ev_item *it)
 static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
-	bool evicted = f->flags & CT_F_EVICTED;
+	bool evicted = f->flags & CT_F_NO_HISTORY;
 	char addr[64];
 	int err = f->err ? f->err : f->err_report;
 	struct json j;
@@ -122,7 +122,8 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	else
 		json_u64(&j, r->duration_ns / 1000);
 	json_kstr(&j, "errno", ct_errno_name(err));
-	json_kbool(&j, "evicted", evicted);
+	json_kbool(&j, "evicted", f->flags & CT_F_EVICTED);
+	json_kbool(&j, "untracked", f->flags & CT_F_UNTRACKED);
 	json_key(&j, "evidence");
 	json_arr_begin(&j);
 	for (unsigned i = 0; i < r->nr_ev; i++)
@@ -160,6 +161,7 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	json_ku64(&j, "lost_records", s->lost_records);
 	json_ku64(&j, "flow_evictions", s->flow_evictions);
 	json_ku64(&j, "flow_table_full", s->flow_nospace);
+	json_ku64(&j, "flows_untracked", s->flows_untracked);
 	json_ku64(&j, "evidence_unmatched", s->stats->evidence_expired);
 	json_ku64(&j, "evidence_dropped", s->stats->evidence_dropped);
 	json_ku64(&j, "malformed_records", s->stats->malformed);

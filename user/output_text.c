@@ -38,7 +38,7 @@ static void fmt_lat(char *buf, size_t sz, const struct ct_result *r)
 {
 	uint64_t ns = r->duration_ns;
 
-	if (r->flow.flags & CT_F_EVICTED)
+	if (r->flow.flags & CT_F_NO_HISTORY)
 		snprintf(buf, sz, "?");
 	else if (ns >= 100000000000ULL)
 		snprintf(buf, sz, "%.0fs", ns / 1e9);
@@ -85,7 +85,7 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
 
 	fmt_clock(clock, sizeof(clock), ts_real_ns);
-	if (f->flags & CT_F_EVICTED) {
+	if (f->flags & CT_F_NO_HISTORY) {
 		snprintf(pid, sizeof(pid), "?");
 		snprintf(comm, sizeof(comm), "?");
 	} else {

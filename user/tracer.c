@@ -299,6 +299,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	t->skel->rodata->slow_ns = cfg->slow_ns;
 	/* wake the collector early only when a quarter of the ring is used */
 	t->skel->rodata->wakeup_bytes = cfg->ring_size / 4;
+	t->skel->rodata->max_flows = cfg->max_flows;
 	err = bpf_map__set_max_entries(t->skel->maps.events, cfg->ring_size);
 	if (!err)
 		err = bpf_map__set_max_entries(t->skel->maps.flows, cfg->max_flows);
