@@ -6,7 +6,6 @@
  * load and attach the BPF side (tracer.c), then drain the ring buffer on a
  * timer until SIGINT/SIGTERM, flush what is still connecting and summarise.
  */
-#include <argp.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include "correlate.h"
+#include "options.h"
 #include "kenum.h"
 #include "output.h"
 #include "tracer.h"
@@ -27,201 +27,7 @@
 #define DRAIN_MS	10	/* the ring is drained at least this often */
 #define LOSS_CHECK_NS	1000000000ULL
 
-static struct opts {
-	struct tracer_config tc;
-	bool json;
-	bool detail;
-	bool probes;
-	bool all;
-	unsigned verdict_mask;	/* bit per enum ct_verdict; 0: default */
-	int color;		/* -1 auto, 0 never, 1 always */
-} opts = {
-	.tc = {
-		.slow_ns = 1000 * 1000000ULL,
-		.ring_size = 1 << 20,
-		.max_flows = 65536,
-	},
-	.color = -1,
-};
-
-const char *argp_program_version = "conntrace " CONNTRACE_VERSION;
-static const char doc[] =
-"Explains TCP connection failures from inside the kernel: one verdict per\n"
-"outgoing connection attempt (OK, SLOW, TIMEOUT, REFUSED, UNREACHABLE,\n"
-"ABANDONED) with its cause and the kernel's evidence.\n"
-"\n"
-"Examples:\n"
-"  conntrace                      failed or slow attempts, live\n"
-"  conntrace -a --port 5432       every attempt to or from port 5432\n"
-"  conntrace -j > verdicts.jsonl  JSON Lines for a log pipeline\n"
-"  conntrace --verdict timeout,refused -d   only those, with the detail\n"
-"  conntrace -p 1234              attempts made by process 1234\n"
-"  conntrace --probes             which kernel hooks this kernel allows\n"
-"  conntrace listen               accept-queue view of every listener\n";
-
-enum {
-	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR,
-};
-
-static const struct argp_option options[] = {
-	{ NULL, 0, NULL, 0, "Which attempts:", 1 },
-	{ "all", 'a', NULL, 0, "Also print OK verdicts", 1 },
-	{ "pid", 'p', "PID", 0, "Only attempts made by this process", 1 },
-	{ "port", OPT_PORT, "PORT", 0, "Only attempts with this port at either end", 1 },
-	{ "verdict", OPT_VERDICT, "LIST", 0,
-	  "Only these verdicts, comma-separated: ok,slow,timeout,refused,unreachable,"
-	  "abandoned,pending", 1 },
-	{ "slow", OPT_SLOW, "MS", 0, "An established attempt slower than MS is SLOW "
-	  "(default 1000; 0: only retransmits make SLOW)", 1 },
-	{ NULL, 0, NULL, 0, "Output:", 2 },
-	{ "json", 'j', NULL, 0, "JSON Lines: a start record, one verdict per line, a summary", 2 },
-	{ "detail", 'd', NULL, 0, "Text: the one-sentence detail under each verdict", 2 },
-	{ "color", OPT_COLOR, "WHEN", 0, "Colour the verdicts: auto (a terminal), always, never", 2 },
-	{ NULL, 0, NULL, 0, "Kernel:", 3 },
-	{ "probes", OPT_PROBES, NULL, 0, "Load and attach, print the hook used for each "
-	  "signal or why none is available, and exit", 3 },
-	{ "ring-size", OPT_RING_SIZE, "BYTES", 0, "Ring buffer size, a power of two from 4K "
-	  "to 1G (K, M, G suffixes; default 1M)", 3 },
-	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Connection attempts tracked at once in the "
-	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
-	{ "verbose", 'v', NULL, 0, "libbpf's messages (verifier log on failure)", 3 },
-	{ NULL, 0, NULL, 0, "Other:", -1 },
-	{},
-};
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("conntrace: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	exit(2);
-}
-
-/* A whole decimal number in [min, max], or a usage error naming the option. */
-static unsigned long long parse_num(const char *opt, const char *arg, unsigned long long min,
-				    unsigned long long max, const char *unit)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	if (!arg || !*arg || *arg == '-' || *arg == '+')
-		usage_error("%s: '%s' is not a number of %s", opt, arg ? arg : "", unit);
-	v = strtoull(arg, &end, 10);
-	if (*end)
-		usage_error("%s: '%s' is not a number of %s", opt, arg, unit);
-	if (errno == ERANGE || v < min || v > max)
-		usage_error("%s: %s is out of range (%llu to %llu %s)", opt, arg, min, max, unit);
-	return v;
-}
-
-static unsigned long long parse_size(const char *opt, const char *arg)
-{
-	unsigned long long v, mult = 1;
-	char *end;
-
-	errno = 0;
-	if (!*arg || *arg == '-' || *arg == '+')
-		usage_error("%s: '%s' is not a size", opt, arg);
-	v = strtoull(arg, &end, 10);
-	if (end == arg)
-		usage_error("%s: '%s' is not a size", opt, arg);
-	if (*end == 'K' || *end == 'k')
-		mult = 1ULL << 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		mult = 1ULL << 20, end++;
-	else if (*end == 'G' || *end == 'g')
-		mult = 1ULL << 30, end++;
-	if (*end || errno == ERANGE || v > (1ULL << 30) / mult)
-		usage_error("%s: '%s' is not a size from 4K to 1G", opt, arg);
-	v *= mult;
-	if (v < 4096 || v > (1ULL << 30) || (v & (v - 1)))
-		usage_error("%s: %s is not a power of two from 4K to 1G", opt, arg);
-	return v;
-}
-
-static unsigned parse_verdicts(const char *arg)
-{
-	char *copy = strdup(arg), *save = NULL, *tok;
-	unsigned mask = 0;
-
-	if (!copy)
-		usage_error("out of memory");
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int v = ct_verdict_parse(tok);
-
-		if (v < 0)
-			usage_error("--verdict: unknown verdict '%s' (ok, slow, timeout, refused, "
-				    "unreachable, abandoned, pending)", tok);
-		mask |= 1u << v;
-	}
-	free(copy);
-	if (!mask)
-		usage_error("--verdict: empty list");
-	return mask;
-}
-
-static error_t parse_opt(int key, char *arg, struct argp_state *state)
-{
-	switch (key) {
-	case 'a':
-		opts.all = true;
-		break;
-	case 'p':
-		opts.tc.tgid = parse_num("--pid", arg, 1, 4194304, "a process id");
-		break;
-	case OPT_PORT:
-		opts.tc.port = parse_num("--port", arg, 1, 65535, "a port");
-		break;
-	case OPT_VERDICT:
-		opts.verdict_mask = parse_verdicts(arg);
-		break;
-	case OPT_SLOW:
-		opts.tc.slow_ns = parse_num("--slow", arg, 0, 3600000, "milliseconds") * 1000000ULL;
-		break;
-	case 'j':
-		opts.json = true;
-		break;
-	case 'd':
-		opts.detail = true;
-		break;
-	case OPT_COLOR:
-		if (!strcmp(arg, "auto"))
-			opts.color = -1;
-		else if (!strcmp(arg, "always"))
-			opts.color = 1;
-		else if (!strcmp(arg, "never"))
-			opts.color = 0;
-		else
-			usage_error("--color: '%s' is not auto, always or never", arg);
-		break;
-	case OPT_PROBES:
-		opts.probes = true;
-		break;
-	case OPT_RING_SIZE:
-		opts.tc.ring_size = parse_size("--ring-size", arg);
-		break;
-	case OPT_MAX_FLOWS:
-		opts.tc.max_flows = parse_num("--max-flows", arg, 1024, 1 << 24, "flows");
-		break;
-	case 'v':
-		opts.tc.verbose = true;
-		break;
-	case ARGP_KEY_ARG:
-		usage_error("unexpected argument '%s'", arg);
-	default:
-		return ARGP_ERR_UNKNOWN;
-	}
-	(void)state;
-	return 0;
-}
+static struct ct_options opts;
 
 static volatile sig_atomic_t exiting;
 
@@ -298,7 +104,6 @@ static void print_probes(const struct probe_report *rep, int nr)
 
 int main(int argc, char **argv)
 {
-	static const struct argp argp = { options, parse_opt, NULL, doc, NULL, NULL, NULL };
 	struct tracer *t = NULL;
 	struct app a = { 0 };
 	struct utsname uts;
@@ -309,16 +114,11 @@ int main(int argc, char **argv)
 	int err, nr;
 	struct corr_config cc = { 0 };
 
-	argp_err_exit_status = 2;
-	argp_parse(&argp, argc, argv, 0, NULL, NULL);
-
-	a.verdict_mask = opts.verdict_mask;
-	if (!a.verdict_mask) {
-		a.verdict_mask = ~0u & ~(1u << CT_V_OK);
-		if (opts.all)
-			a.verdict_mask |= 1u << CT_V_OK;
+	if (ct_options_parse(&opts, argc, argv, errmsg, sizeof(errmsg))) {
+		fprintf(stderr, "conntrace: %s (see --help)\n", errmsg);
+		return 2;
 	}
-	opts.tc.emit_ok = a.verdict_mask & (1u << CT_V_OK);
+	a.verdict_mask = opts.verdict_mask;
 
 	priv = missing_privilege();
 	if (priv) {
