@@ -72,6 +72,26 @@ struct {
 	__type(value, __u64);	/* bit 63: full; low bits: time of the last record */
 } listeners SEC(".maps");
 
+/*
+ * Destinations this host recently tried to connect to. Evidence without a
+ * socket (a dropped SYN, an RST sent) is only sent for these: a server's
+ * firewall dropping remote clients' SYNs says nothing about local attempts.
+ */
+struct dest_key {
+	__u8 addr[16];
+	__u16 port;
+	__u16 family;
+};
+
+#define DEST_TTL_NS (300 * 1000000000ULL)	/* longer than any SYN timeout */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dest_key);
+	__type(value, __u64);	/* when the last attempt started */
+} dests SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CT_CNT_MAX);
@@ -198,6 +218,12 @@ static __always_inline void flow_start(const struct sock *sk)
 	if (bpf_map_update_elem(&flows, &key, f, BPF_ANY)) {
 		count(CT_CNT_FLOW_NOSPACE);
 		return;
+	}
+	{
+		struct dest_key dk = { .port = f->dport, .family = f->family };
+
+		__builtin_memcpy(dk.addr, f->daddr, sizeof(dk.addr));
+		bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
 	}
 	__sync_fetch_and_add(&live_flows, 1);
 	count(CT_CNT_FLOWS);
@@ -398,6 +424,24 @@ static __always_inline bool parse_skb(const struct sk_buff *skb, struct ct_evide
 	return true;
 }
 
+/* Whether a packet belongs to an attempt this host made: to or from a recent destination. */
+static __always_inline bool local_attempt(const struct ct_evidence *e, __u64 now)
+{
+	struct dest_key dk = { .family = e->family };
+	__u64 *ts;
+
+	/* a SYN goes to the destination, a SYN-ACK comes from it */
+	if (e->tcp_flags & CT_TCP_ACK) {
+		dk.port = e->sport;
+		__builtin_memcpy(dk.addr, e->saddr, sizeof(dk.addr));
+	} else {
+		dk.port = e->dport;
+		__builtin_memcpy(dk.addr, e->daddr, sizeof(dk.addr));
+	}
+	ts = bpf_map_lookup_elem(&dests, &dk);
+	return ts && now - *ts < DEST_TTL_NS;
+}
+
 static __always_inline __u32 skb_netns(const struct sk_buff *skb)
 {
 	struct sock *sk = BPF_CORE_READ(skb, sk);
@@ -435,11 +479,13 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 		f->drop_reason = reason;
 		return 0;
 	}
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
 	e.type = CT_REC_DROP;
 	e.has_reason = 1;
 	e.reason = reason;
 	e.netns = skb_netns(skb);
-	e.ts = bpf_ktime_get_boot_ns();
 	emit(&e, sizeof(e));
 	return 0;
 }
@@ -455,6 +501,9 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 		return 0;
 	if (!port_wanted(e.sport, e.dport))
 		return 0;
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
 	e.type = CT_REC_RST_SENT;
 	/* The reason argument exists since 6.10, together with its enum. */
 	if (bpf_core_type_exists(enum sk_rst_reason)) {
@@ -462,7 +511,6 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 		e.has_reason = 1;
 	}
 	e.netns = sk ? sk_netns(sk) : skb_netns(skb);
-	e.ts = bpf_ktime_get_boot_ns();
 	emit(&e, sizeof(e));
 	return 0;
 }
