@@ -3,7 +3,10 @@
 # Fetch and unpack the second kernel (Debian 12's 6.1, pinned in common.sh)
 # into the cache, and make sure the host has what booting it needs.
 # Idempotent: a second call finds the unpacked tree and returns at once.
+# The pinned package and version (VMTEST_KPKG, VMTEST_KPKG_VERSION) are at the
+# top of common.sh, shared with run.sh and mkinitramfs.sh.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Host packages: qemu-system-x86 (the emulator), busybox-static (the guest's

@@ -7,6 +7,7 @@
 # reads plain cpio and skipping compression saves boot time under TCG).
 # Needs fetch-kernel.sh to have run.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 [ -f "$VMTEST_MODDIR/modules.dep" ] ||

@@ -28,13 +28,19 @@
 # A kernel BUG/Oops/panic on the console fails the run (125) even if CMD passed.
 # The whole console log of the last run is kept in $VMTEST_CACHE/last-console.log.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Loaded at boot: what the integration tests use (nftables drop/reject rules,
 # veth pairs). Anything else is autoloaded on first use, as on a normal system.
 default_modules=nf_tables,nft_reject_inet,nft_reject_ipv4,nft_reject_ipv6,veth
 
-usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2; exit 2; }
+# usage [STATUS]: print the comment block at the top; on stderr if an error.
+usage() {
+	local st=${1:-2}
+	sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&$((st ? 2 : 1))
+	exit "$st"
+}
 
 timeout=${VMTEST_TIMEOUT:-600}
 mem=2G smp=2 quiet=0 kmsg=0 cwd=$PWD modules=$default_modules
@@ -51,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--quiet) quiet=1; shift ;;
 	--kmsg) kmsg=1; shift ;;
 	--) shift; break ;;
-	-h | --help) usage ;;
+	-h | --help) usage 0 ;;
 	*) echo "vmtest: unknown option $1" >&2; usage ;;
 	esac
 done
@@ -205,8 +211,12 @@ fail() {
 	echo "----- vmtest: end of console log tail -----"
 }
 
-marker=$(grep -a -o "^VMTEST-EXIT=[0-9]* id=$id\$" "$VMTEST_CACHE/last-console.log" | tail -n 1 || true)
-oops=$(grep -a -E '(Kernel panic|BUG:|Oops:|general protection fault)' "$VMTEST_CACHE/last-console.log" | head -n 5 || true)
+marker=$(grep -a -o "VMTEST-EXIT=[0-9]* id=$id\$" "$VMTEST_CACHE/last-console.log" | tail -n 1 || true)
+# Kernel messages carry a printk timestamp; CMD's own output rarely does.
+kre='\[ *[0-9]+\.[0-9]+\] '
+oops=$(grep -a -E "$kre.*(Kernel panic|BUG:|Oops:|general protection fault)" "$VMTEST_CACHE/last-console.log" | head -n 5 || true)
+warns=$(grep -a -c -E "$kre.*WARNING: CPU:" "$VMTEST_CACHE/last-console.log" || true)
+[ "$warns" = 0 ] || vmtest_log "note: the guest kernel logged $warns WARNING splat(s), see the console log"
 if [ "$timed_out" = 1 ]; then
 	fail "guest still running after ${timeout}s: killed"
 	exit 124
@@ -220,4 +230,6 @@ fi
 rc=${marker#VMTEST-EXIT=}
 rc=${rc%% *}
 vmtest_log "guest finished in ${elapsed}s: exit status $rc"
+# With --quiet nothing was shown yet: show what the failing command printed.
+[ "$quiet" = 0 ] || [ "$rc" = 0 ] || fail "command exited with status $rc"
 exit "$rc"
