@@ -177,7 +177,8 @@ start=$SECONDS
 # qemu runs in the background so that the timeout and signals are handled
 # here (a non-interactive shell's background jobs ignore SIGINT; cleanup
 # stops qemu by pid). The console goes to a file, streamed by tail.
-"${qemu[@]}" </dev/null >"$log" 2>&1 &
+: >"$log"   # exists before tail opens it (the redirection below is in the child)
+"${qemu[@]}" </dev/null >>"$log" 2>&1 &
 qpid=$!
 tpid=
 if [ "$quiet" = 0 ]; then

@@ -7,7 +7,7 @@
 #
 # Builds nothing itself: build first on the host (the guest sees the host's
 # files read-only, at the same paths). Kernel and initramfs are cached in
-# $(VMTEST_CACHE), git-ignored.
+# $(VMTEST_CACHE), git-ignored. Recipes are silenced by the main Makefile's $(Q).
 
 VMTEST_CMD   ?= scripts/vmtest/selftest.sh
 VMTEST_ARGS  ?=
@@ -16,5 +16,5 @@ export VMTEST_CACHE
 
 .PHONY: vmtest
 vmtest:
-	scripts/vmtest/fetch-kernel.sh
-	scripts/vmtest/run.sh $(VMTEST_ARGS) -- $(VMTEST_CMD)
+	$(Q)scripts/vmtest/fetch-kernel.sh
+	$(Q)scripts/vmtest/run.sh $(VMTEST_ARGS) -- $(VMTEST_CMD)
