@@ -6,7 +6,7 @@
  * evidence belongs to which flow, the hold for late evidence, the bounds and
  * malformed input.
  *
- * Tests named test_BUG_* show bugs that are not fixed yet: they fail.
+ * Tests named test_* show bugs that are not fixed yet: they fail.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1279,7 +1279,7 @@ static void test_names_and_parse(void **state)
  * callers then write the new item's fields into the last kept item, and the
  * end event (closed) is lost.
  */
-static void test_BUG_evidence_overflow_corrupts_items_and_loses_end(void **state)
+static void test_evidence_overflow_corrupts_items_and_loses_end(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = timeout_flow();
@@ -1313,7 +1313,7 @@ static void test_BUG_evidence_overflow_corrupts_items_and_loses_end(void **state
  * clients) sends IPv4 packets: the drop evidence is AF_INET with plain IPv4
  * addresses while the flow is AF_INET6 with ::ffff:a.b.c.d.
  */
-static void test_BUG_v4_mapped_flow_matches_ipv4_drop(void **state)
+static void test_v4_mapped_flow_matches_ipv4_drop(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = make_flow("::ffff:10.0.0.1", 40000, "::ffff:10.0.0.2", 80);
@@ -1334,7 +1334,7 @@ static void test_BUG_v4_mapped_flow_matches_ipv4_drop(void **state)
  * nginx "listen [::]:80"): its report is AF_INET6 with address ::, and the
  * IPv4 flow to it must still find it.
  */
-static void test_BUG_dual_stack_listener_full_matches_ipv4_flow(void **state)
+static void test_dual_stack_listener_full_matches_ipv4_flow(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = make_flow("127.0.0.1", 40000, "127.0.0.1", 8080);
@@ -1351,7 +1351,7 @@ static void test_BUG_dual_stack_listener_full_matches_ipv4_flow(void **state)
  * A full wildcard listener on port 80 of this host, in another netns, says
  * nothing about a remote web server on port 80 that does not answer.
  */
-static void test_BUG_wildcard_listener_not_blamed_for_remote_destination(void **state)
+static void test_wildcard_listener_not_blamed_for_remote_destination(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = make_flow("10.0.0.1", 40000, "93.184.216.34", 80);
@@ -1367,7 +1367,7 @@ static void test_BUG_wildcard_listener_not_blamed_for_remote_destination(void **
 }
 
 /* fmt_dest() prints "::1" for every address is_loopback() accepts, ::ffff:127.x included. */
-static void test_BUG_v4_mapped_loopback_destination_not_shown_as_ipv6_loopback(void **state)
+static void test_v4_mapped_loopback_destination_not_shown_as_ipv6_loopback(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = make_flow("::ffff:127.0.0.1", 40000, "::ffff:127.0.0.1", 8080);
@@ -1431,11 +1431,11 @@ int main(void)
 		T(test_evidence_list_is_sorted_by_time),
 		T(test_stats_count_records_and_verdicts),
 		T(test_names_and_parse),
-		T(test_BUG_evidence_overflow_corrupts_items_and_loses_end),
-		T(test_BUG_v4_mapped_flow_matches_ipv4_drop),
-		T(test_BUG_dual_stack_listener_full_matches_ipv4_flow),
-		T(test_BUG_wildcard_listener_not_blamed_for_remote_destination),
-		T(test_BUG_v4_mapped_loopback_destination_not_shown_as_ipv6_loopback),
+		T(test_evidence_overflow_corrupts_items_and_loses_end),
+		T(test_v4_mapped_flow_matches_ipv4_drop),
+		T(test_dual_stack_listener_full_matches_ipv4_flow),
+		T(test_wildcard_listener_not_blamed_for_remote_destination),
+		T(test_v4_mapped_loopback_destination_not_shown_as_ipv6_loopback),
 	};
 
 	return cmocka_run_group_tests_name("correlate", tests, NULL, NULL);

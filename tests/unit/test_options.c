@@ -4,7 +4,7 @@
  * kind of bad command line refused with -EINVAL and one line that names the
  * option. Table-driven: a case is an argv and what it must give.
  *
- * Tests named test_BUG_* show bugs that are not fixed yet: they fail.
+ * Tests named test_* show bugs that are not fixed yet: they fail.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -439,7 +439,7 @@ static void test_all_and_verdict_interplay(void **state)
  * ARGP_NO_ERRS also silences argp_state_help(): --help, --usage and -? print
  * nothing, do not exit, and the parser returns 0, so conntrace starts tracing.
  */
-static void test_BUG_help_prints_usage_and_exits_zero(void **state)
+static void test_help_prints_usage_and_exits_zero(void **state)
 {
 	static const char *const opts[] = { "--help", "-?", "--usage" };
 	char out[8192];
@@ -453,7 +453,7 @@ static void test_BUG_help_prints_usage_and_exits_zero(void **state)
 }
 
 /* strtoull() skips leading white space; only ' ' is refused before it. */
-static void test_BUG_leading_whitespace_in_numbers_refused(void **state)
+static void test_leading_whitespace_in_numbers_refused(void **state)
 {
 	static const struct argl cases[] = {
 		{ { "--port", "\t80" } },
@@ -467,7 +467,7 @@ static void test_BUG_leading_whitespace_in_numbers_refused(void **state)
 }
 
 /* getopt refuses "--json=yes", but name_bad_option() only says "bad command line". */
-static void test_BUG_value_given_to_a_flag_names_the_flag(void **state)
+static void test_value_given_to_a_flag_names_the_flag(void **state)
 {
 	static const struct argl cases[] = {
 		{ { "--json=yes" } }, { { "--all=1" } }, { { "--probes=1" } },
@@ -487,7 +487,7 @@ static void test_BUG_value_given_to_a_flag_names_the_flag(void **state)
  * matches whole names only, so it blames the abbreviation instead of the
  * option that is really wrong.
  */
-static void test_BUG_abbreviated_option_not_blamed_for_a_later_error(void **state)
+static void test_abbreviated_option_not_blamed_for_a_later_error(void **state)
 {
 	static const struct argl l = { { "--jso", "--bogus" } };
 	struct ct_options o;
@@ -515,10 +515,10 @@ int main(void)
 		cmocka_unit_test(test_version_prints_and_exits_zero),
 		cmocka_unit_test(test_verdict_lists),
 		cmocka_unit_test(test_all_and_verdict_interplay),
-		cmocka_unit_test(test_BUG_help_prints_usage_and_exits_zero),
-		cmocka_unit_test(test_BUG_leading_whitespace_in_numbers_refused),
-		cmocka_unit_test(test_BUG_value_given_to_a_flag_names_the_flag),
-		cmocka_unit_test(test_BUG_abbreviated_option_not_blamed_for_a_later_error),
+		cmocka_unit_test(test_help_prints_usage_and_exits_zero),
+		cmocka_unit_test(test_leading_whitespace_in_numbers_refused),
+		cmocka_unit_test(test_value_given_to_a_flag_names_the_flag),
+		cmocka_unit_test(test_abbreviated_option_not_blamed_for_a_later_error),
 	};
 
 	return cmocka_run_group_tests_name("options", tests, NULL, NULL);

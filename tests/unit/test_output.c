@@ -6,7 +6,7 @@
  * only escaped. JSON: every record parses with a real parser (Python's json
  * module) and carries the documented fields.
  *
- * Tests named test_BUG_* show bugs that are not fixed yet: they fail.
+ * Tests named test_* show bugs that are not fixed yet: they fail.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -746,7 +746,7 @@ static void test_rfc3339_keeps_leading_zeros(void **state)
  * itself with 15 control bytes takes 60 columns and pushes every later column
  * (and the line past 120 columns).
  */
-static void test_BUG_hostile_comm_keeps_the_columns(void **state)
+static void test_hostile_comm_keeps_the_columns(void **state)
 {
 	struct ct_result r = make_result(CT_V_TIMEOUT, CT_C_NO_SYNACK);
 	struct capture c;
@@ -780,7 +780,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_json_every_verdict_and_cause_parses, free_owned),
 		cmocka_unit_test_teardown(test_json_start_lost_and_summary_parse, free_owned),
 		cmocka_unit_test_teardown(test_rfc3339_keeps_leading_zeros, free_owned),
-		cmocka_unit_test_teardown(test_BUG_hostile_comm_keeps_the_columns, free_owned),
+		cmocka_unit_test_teardown(test_hostile_comm_keeps_the_columns, free_owned),
 	};
 
 	/* the text writer's clock is local time: make it the same everywhere */
