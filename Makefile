@@ -34,6 +34,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
            -I$(OUT) -Ibpf -Iuser -DCONNTRACE_VERSION='"$(VERSION)"'
 LDLIBS  := -lbpf -lelf -lz
+LDLIBS  += $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
