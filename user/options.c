@@ -13,7 +13,9 @@
 #include <string.h>
 #include "correlate.h"
 #include "json.h"
+#include "metrics.h"
 #include "options.h"
+#include "sink.h"
 
 const char *argp_program_version = "conntrace " CONNTRACE_VERSION;
 
@@ -29,6 +31,8 @@ static const char doc[] =
 "  conntrace --verdict timeout,refused -d   only those, with the detail\n"
 "  conntrace -p 1234              attempts made by process 1234\n"
 "  conntrace --probes             which kernel hooks this kernel allows\n"
+"  conntrace -j -o /var/log/conntrace/conntrace.jsonl --rotate-size 100M \\\n"
+"            --metrics 127.0.0.1:9917   as a service: a file and Prometheus\n"
 "  conntrace listen --help        the accept-queue view of every listener\n"
 "\v"
 "Exit status: 0 after SIGINT or SIGTERM (a summary is printed), 1 when the\n"
@@ -37,6 +41,7 @@ static const char doc[] =
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
 	OPT_COLOR, OPT_USAGE,
+	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 };
 
 static const struct argp_option options[] = {
@@ -62,6 +67,16 @@ static const struct argp_option options[] = {
 	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Connection attempts tracked at once in the "
 	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
 	{ "verbose", 'v', NULL, 0, "libbpf's messages (the verifier's log on failure)", 3 },
+	/* export: sink.c, metrics.c */
+	{ NULL, 0, NULL, 0, "Export:", 4 },
+	{ "output", 'o', "FILE", 0, "Append the records to FILE instead of standard output; "
+	  "SIGHUP reopens it (after logrotate moved it)", 4 },
+	{ "rotate-size", OPT_ROTATE_SIZE, "SIZE", 0, "Rotate FILE before it passes SIZE "
+	  "(K, M, G, T suffixes; 4K to 1T): FILE becomes FILE.1, FILE.1 FILE.2, ...", 4 },
+	{ "rotate-keep", OPT_ROTATE_KEEP, "N", 0, "Rotated files kept, FILE.1 to FILE.N "
+	  "(1 to 1000, default 5)", 4 },
+	{ "metrics", OPT_METRICS, "ADDR:PORT", 0, "Serve Prometheus metrics at "
+	  "http://ADDR:PORT/metrics (127.0.0.1:9917, [::1]:9917, :9917 for every address)", 4 },
 	{ NULL, 0, NULL, 0, "Other:", -1 },
 	/* argp's own are off (ARGP_NO_HELP): its error path would be silent */
 	{ "help", '?', NULL, 0, "Give this help list", -1 },
@@ -186,6 +201,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	struct parse_state *ps = state->input;
 	struct ct_options *o = ps->o;
 	unsigned long long v = 0;
+	char msg[256];	/* export: a message from sink.c or metrics.c */
 	int err = 0;
 
 	switch (key) {
@@ -236,6 +252,27 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case 'v':
 		o->tc.verbose = true;
+		break;
+	/* export */
+	case 'o':
+		if (!arg[0] || strlen(arg) >= sizeof(o->output))
+			err = fail(ps, "--output: '%s' is not a usable file name", esc(arg));
+		else	/* "-": standard output */
+			snprintf(o->output, sizeof(o->output), "%s", strcmp(arg, "-") ? arg : "");
+		break;
+	case OPT_ROTATE_SIZE:
+		if (sink_parse_size("--rotate-size", arg, &o->rotate_size, msg, sizeof(msg)))
+			err = fail(ps, "%s", msg);
+		break;
+	case OPT_ROTATE_KEEP:
+		err = parse_num(ps, "--rotate-keep", arg, 1, SINK_MAX_KEEP, "a number of files", &v);
+		o->rotate_keep = v;
+		break;
+	case OPT_METRICS:
+		o->metrics = true;
+		if (metrics_parse_addr(arg, &o->metrics_addr, &o->metrics_addrlen, msg,
+				       sizeof(msg)))
+			err = fail(ps, "%s", msg);
 		break;
 	case '?':
 		argp_help(state->root_argp, stdout, ARGP_HELP_STD_HELP, state->name);
@@ -354,7 +391,17 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 		if (o->all)
 			o->verdict_mask |= 1u << CT_V_OK;
 	}
-	/* the kernel only sends fast clean connects when someone prints them */
-	o->tc.emit_ok = o->verdict_mask & (1u << CT_V_OK);
+	/* export: options that need another */
+	if (o->rotate_size && !o->output[0]) {
+		snprintf(err, errsz, "--rotate-size: needs --output FILE");
+		return -EINVAL;
+	}
+	if (o->rotate_keep && !o->rotate_size) {
+		snprintf(err, errsz, "--rotate-keep: needs --rotate-size");
+		return -EINVAL;
+	}
+	/* the kernel only sends fast clean connects when someone prints them, or
+	 * counts them: --metrics counts every verdict, --verdict or not */
+	o->tc.emit_ok = (o->verdict_mask & (1u << CT_V_OK)) || o->metrics;
 	return 0;
 }

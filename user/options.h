@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include "tracer.h"
 
 struct ct_options {
@@ -15,6 +17,13 @@ struct ct_options {
 	bool all;
 	unsigned verdict_mask;	/* bit per enum ct_verdict that is printed */
 	int color;		/* -1 auto, 0 never, 1 always */
+	/* export (sink.c, metrics.c) */
+	char output[4096];	/* -o FILE; empty: stdout */
+	uint64_t rotate_size;	/* --rotate-size bytes; 0: never */
+	unsigned rotate_keep;	/* --rotate-keep; 0: the sink's default */
+	bool metrics;		/* --metrics given: serve metrics_addr */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addrlen;
 };
 
 /*
