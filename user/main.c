@@ -21,7 +21,9 @@
 #include "correlate.h"
 #include "options.h"
 #include "kenum.h"
+#include "metrics.h"
 #include "output.h"
+#include "sink.h"
 #include "tracer.h"
 
 #define DRAIN_MS	10	/* the ring is drained at least this often */
@@ -29,12 +31,18 @@
 
 static struct ct_options opts;
 
-static volatile sig_atomic_t exiting;
+static volatile sig_atomic_t exiting, reopen;
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	exiting = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reopen = 1;
 }
 
 static uint64_t clock_ns(clockid_t id)
@@ -68,6 +76,12 @@ struct app {
 	struct writer w;
 	int64_t boot_to_real;	/* add to a CLOCK_BOOTTIME stamp for wall time */
 	unsigned verdict_mask;
+	/* export: the output file and the metrics (NULL when not asked for) */
+	FILE *out;
+	struct sink *sink;
+	struct metrics *metrics;
+	/* what the last `lost` record that reached the output covered */
+	uint64_t lost, evicted, out_lost, since_real_ns;
 };
 
 static int on_record(void *ctx, void *data, size_t len)
@@ -84,14 +98,50 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	struct app *a = ctx;
 	const struct ct_flow *f = &r->flow;
 
-	if (!(a->verdict_mask & (1u << r->verdict)))
-		return;
 	/* the kernel filters too; evicted flows have no owner to filter on */
 	if (opts.tc.tgid && f->tgid != opts.tc.tgid)
 		return;
 	if (opts.tc.port && f->sport != opts.tc.port && f->dport != opts.tc.port)
 		return;
+	metrics_verdict(a->metrics, r);	/* export: every verdict, printed or not */
+	if (!(a->verdict_mask & (1u << r->verdict)))
+		return;
 	a->w.ops->verdict(&a->w, r, f->ts_end + a->boot_to_real);
+}
+
+/*
+ * export: the kernel's loss counters and the output file's, to the metrics
+ * and, when one of them moved, as a `lost` record. A lost record that the
+ * output could not take is lost itself: the next one covers its interval.
+ */
+static void report_loss(struct app *a, const uint64_t cnt[CT_CNT_MAX], uint64_t now_real)
+{
+	struct sink_stats ss;
+	struct loss_info li = {
+		.lost_records = cnt[CT_CNT_RINGBUF_LOST],
+		.flow_evictions = cnt[CT_CNT_FLOW_EVICTED],
+		.new_lost = cnt[CT_CNT_RINGBUF_LOST] - a->lost,
+		.new_evictions = cnt[CT_CNT_FLOW_EVICTED] - a->evicted,
+		.since_real_ns = a->since_real_ns,
+		.ts_real_ns = now_real,
+	};
+
+	sink_get_stats(a->sink, &ss);
+	metrics_kernel_counters(a->metrics, li.lost_records, li.flow_evictions);
+	metrics_output_counters(a->metrics, ss.write_errors, ss.lines_lost);
+	li.output_lost = ss.lines_lost;
+	li.new_output_lost = ss.lines_lost - a->out_lost;
+	if (li.new_lost || li.new_evictions || li.new_output_lost) {
+		a->w.ops->loss(&a->w, &li);
+		fflush(a->out);
+		sink_get_stats(a->sink, &ss);
+		if (ss.lines_lost != li.output_lost)
+			return;
+	}
+	a->lost = li.lost_records;
+	a->evicted = li.flow_evictions;
+	a->out_lost = li.output_lost;
+	a->since_real_ns = now_real;
 }
 
 static void print_probes(const struct probe_report *rep, int nr)
@@ -107,8 +157,8 @@ int main(int argc, char **argv)
 	struct tracer *t = NULL;
 	struct app a = { 0 };
 	struct utsname uts;
-	uint64_t cnt[CT_CNT_MAX] = { 0 }, last_lost = 0, last_evicted = 0;
-	uint64_t start_boot, last_check, last_check_real;
+	uint64_t cnt[CT_CNT_MAX] = { 0 };
+	uint64_t start_boot, last_check;
 	char errmsg[256];
 	const char *priv;
 	int err, nr;
@@ -130,6 +180,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conntrace: this kernel has no BTF (/sys/kernel/btf/vmlinux: %s); "
 			"it needs CONFIG_DEBUG_INFO_BTF=y\n", strerror(errno));
 		return 1;
+	}
+
+	/* export: a bad --output or --metrics is a bad command line, found
+	 * before the kernel side is set up */
+	a.out = stdout;
+	if (!opts.probes && opts.output[0]) {
+		struct sink_config sc = { .path = opts.output, .rotate_size = opts.rotate_size,
+					  .rotate_keep = opts.rotate_keep };
+
+		if (sink_open(&a.sink, &sc, errmsg, sizeof(errmsg))) {
+			fprintf(stderr, "conntrace: %s\n", errmsg);
+			return 2;
+		}
+		a.out = sink_stream(a.sink);
+	}
+	if (!opts.probes && opts.metrics) {
+		a.metrics = metrics_new();
+		if (!a.metrics) {
+			fprintf(stderr, "conntrace: metrics: %s\n", strerror(errno));
+			return 1;
+		}
+		if (metrics_bind(a.metrics, (struct sockaddr *)&opts.metrics_addr,
+				 opts.metrics_addrlen, errmsg, sizeof(errmsg))) {
+			fprintf(stderr, "conntrace: %s\n", errmsg);
+			return 2;
+		}
 	}
 
 	cc.slow_ns = opts.tc.slow_ns;
@@ -169,10 +245,12 @@ int main(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	if (a.sink)
+		signal(SIGHUP, on_hup);	/* logrotate moved the file: reopen it */
 	if (opts.json)
-		writer_json_init(&a.w, stdout);
-	else
-		writer_text_init(&a.w, stdout, opts.color < 0 ? isatty(STDOUT_FILENO) &&
+		writer_json_init(&a.w, a.out);
+	else	/* a file (a.sink) is never a terminal */
+		writer_text_init(&a.w, a.out, opts.color < 0 ? !a.sink && isatty(STDOUT_FILENO) &&
 				 !getenv("NO_COLOR") : opts.color, opts.detail);
 
 	start_boot = clock_ns(CLOCK_BOOTTIME);
@@ -188,11 +266,21 @@ int main(int argc, char **argv)
 
 		si.probes = tracer_report(t, &si.nr_probes);
 		a.w.ops->start(&a.w, &si);
-		fflush(stdout);
+		fflush(a.out);
+		/* export: the server starts once the hooks are known */
+		metrics_build_info(a.metrics, si.version, si.kernel, si.probes, si.nr_probes);
+		if (metrics_start(a.metrics, errmsg, sizeof(errmsg))) {
+			fprintf(stderr, "conntrace: %s\n", errmsg);
+			tracer_close(t);
+			corr_free(a.corr);
+			metrics_free(a.metrics);
+			sink_close(a.sink);
+			return 1;
+		}
 	}
 
 	last_check = start_boot;
-	last_check_real = start_boot + a.boot_to_real;
+	a.since_real_ns = start_boot + a.boot_to_real;
 	while (!exiting) {
 		uint64_t now;
 
@@ -204,26 +292,15 @@ int main(int argc, char **argv)
 		now = clock_ns(CLOCK_BOOTTIME);
 		corr_tick(a.corr, now);
 		if (now - last_check >= LOSS_CHECK_NS && !tracer_counters(t, cnt)) {
-			if (cnt[CT_CNT_RINGBUF_LOST] != last_lost ||
-			    cnt[CT_CNT_FLOW_EVICTED] != last_evicted) {
-				struct loss_info li = {
-					.lost_records = cnt[CT_CNT_RINGBUF_LOST],
-					.flow_evictions = cnt[CT_CNT_FLOW_EVICTED],
-					.new_lost = cnt[CT_CNT_RINGBUF_LOST] - last_lost,
-					.new_evictions = cnt[CT_CNT_FLOW_EVICTED] - last_evicted,
-					.since_real_ns = last_check_real,
-					.ts_real_ns = now + a.boot_to_real,
-				};
-
-				a.w.ops->loss(&a.w, &li);
-				last_lost = cnt[CT_CNT_RINGBUF_LOST];
-				last_evicted = cnt[CT_CNT_FLOW_EVICTED];
-			}
+			report_loss(&a, cnt, now + a.boot_to_real);
 			last_check = now;
-			last_check_real = now + a.boot_to_real;
 		}
-		if (fflush(stdout) && ferror(stdout))
-			break;	/* the reader went away */
+		if (fflush(a.out) && ferror(a.out))
+			break;	/* the reader went away (a sink's stream never fails) */
+		if (reopen) {	/* export: SIGHUP */
+			reopen = 0;
+			sink_reopen(a.sink);
+		}
 	}
 
 	/* what is left in the ring, then the attempts still connecting */
@@ -231,6 +308,7 @@ int main(int argc, char **argv)
 	{
 		uint64_t now = clock_ns(CLOCK_BOOTTIME);
 		struct summary_info si = { 0 };
+		struct sink_stats ss;
 
 		tracer_dump_pending(t, now);
 		corr_flush(a.corr);
@@ -243,10 +321,15 @@ int main(int argc, char **argv)
 		si.flows = cnt[CT_CNT_FLOWS];
 		si.duration_s = (now - start_boot) / 1e9;
 		si.ts_real_ns = now + a.boot_to_real;
+		sink_get_stats(a.sink, &ss);
+		si.output_write_errors = ss.write_errors;
+		si.output_records_lost = ss.lines_lost;
 		a.w.ops->summary(&a.w, &si);
-		fflush(stdout);
+		fflush(a.out);
 	}
 	tracer_close(t);
 	corr_free(a.corr);
+	metrics_free(a.metrics);
+	sink_close(a.sink);
 	return 0;
 }

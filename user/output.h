@@ -29,6 +29,9 @@ struct loss_info {
 	uint64_t new_lost, new_evictions;	/* since the last report */
 	uint64_t since_real_ns;		/* start of the interval */
 	uint64_t ts_real_ns;
+	/* export: records the --output file could not take (sink.c) */
+	uint64_t output_lost;		/* total */
+	uint64_t new_output_lost;	/* since the last report */
 };
 
 struct summary_info {
@@ -40,6 +43,9 @@ struct summary_info {
 	uint64_t flows;
 	double duration_s;
 	uint64_t ts_real_ns;
+	/* export: the --output file (sink.c) */
+	uint64_t output_write_errors;
+	uint64_t output_records_lost;
 };
 
 struct writer;

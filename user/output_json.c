@@ -145,6 +145,8 @@ static void json_loss(struct writer *w, const struct loss_info *l)
 	json_ku64(&j, "flow_evictions", l->new_evictions);
 	json_ku64(&j, "records_total", l->lost_records);
 	json_ku64(&j, "flow_evictions_total", l->flow_evictions);
+	json_ku64(&j, "output_records", l->new_output_lost);
+	json_ku64(&j, "output_records_total", l->output_lost);
 	end(&j);
 }
 
@@ -166,6 +168,8 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	json_ku64(&j, "evidence_unmatched", s->stats->evidence_expired);
 	json_ku64(&j, "evidence_dropped", s->stats->evidence_dropped);
 	json_ku64(&j, "malformed_records", s->stats->malformed);
+	json_ku64(&j, "output_write_errors", s->output_write_errors);
+	json_ku64(&j, "output_records_lost", s->output_records_lost);
 	json_key(&j, "duration_s");
 	json_double(&j, s->duration_s, 3);
 	end(&j);

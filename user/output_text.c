@@ -114,9 +114,13 @@ static void text_loss(struct writer *w, const struct loss_info *l)
 
 	fmt_clock(clock, sizeof(clock), l->ts_real_ns);
 	fprintf(w->f, "%-8s LOST: %llu records (ring buffer full) and %llu flows (flow table "
-		"full) since the last report; totals %llu and %llu\n", clock,
+		"full) since the last report; totals %llu and %llu", clock,
 		(unsigned long long)l->new_lost, (unsigned long long)l->new_evictions,
 		(unsigned long long)l->lost_records, (unsigned long long)l->flow_evictions);
+	if (l->output_lost)	/* export */
+		fprintf(w->f, "; %llu records not written to the output file (total %llu)",
+			(unsigned long long)l->new_output_lost, (unsigned long long)l->output_lost);
+	fputc('\n', w->f);
 }
 
 static void text_summary(struct writer *w, const struct summary_info *s)
@@ -129,8 +133,13 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 	for (int v = 0; v < CT_V_MAX; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->stats->verdicts[v]);
-	fprintf(w->f, "; lost records %llu, flow evictions %llu\n",
+	fprintf(w->f, "; lost records %llu, flow evictions %llu",
 		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions);
+	if (s->output_write_errors)	/* export */
+		fprintf(w->f, "; output write errors %llu, records not written %llu",
+			(unsigned long long)s->output_write_errors,
+			(unsigned long long)s->output_records_lost);
+	fputc('\n', w->f);
 }
 
 static const struct writer_ops text_ops = {
