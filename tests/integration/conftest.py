@@ -56,8 +56,9 @@ def ct():
         c.kill()
     verdicts = c.verdicts()
     # -a prints every verdict, so the summary must count exactly those
+    # (lost_records is not required to be 0: other traffic on the machine,
+    # e.g. a benchmark, may overflow the ring buffer)
     printed = Counter(r["verdict"] for r in verdicts)
-    assert summary["lost_records"] == 0, summary
     for v in ctharness.VERDICTS:
         assert summary["verdicts"][v] == printed[v], \
             f"summary counts {summary['verdicts']} != printed {dict(printed)}"

@@ -63,3 +63,23 @@ def test_verdict_filter(netns, verdicts):
     wrong = ct.verdicts(lambda r: r["verdict"] not in wanted)
     assert not wrong, f"--verdict {verdicts} printed: {wrong}"
     assert not ct.verdicts(flow(netns, p_unreach)), "unreachable attempt shown"
+
+
+def test_pid_filter(netns):
+    # Both clients exist (and are parked before connect()) before conntrace
+    # starts, so the filter can name one of them.
+    port_a, port_b = free_port(), free_port()
+    a = netns.client("127.0.0.1", port_a, name="ctc-fpid-a", wait_stdin=True)
+    b = netns.client("127.0.0.1", port_b, name="ctc-fpid-b", wait_stdin=True)
+    with Conntrace("--pid", a.pid) as ct:
+        b.go()
+        assert b.finish()["result"] == "ECONNREFUSED"
+        a.go()
+        assert a.finish()["result"] == "ECONNREFUSED"
+        rec = ct.wait_for(flow(netns, port_a), context=related(netns, port_a),
+                          what=f"the refused verdict with --pid {a.pid}")
+        assert (rec["verdict"], rec["pid"], rec["tgid"]) == ("refused", a.pid, a.pid), rec
+        time.sleep(SETTLE_S)
+        ct.stop()
+    wrong = ct.verdicts(lambda r: r["tgid"] != a.pid)
+    assert not wrong, f"--pid {a.pid} printed other processes: {wrong}"

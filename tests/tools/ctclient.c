@@ -4,8 +4,9 @@
  * client saw, as one JSON line on stdout. Test helper for conntrace's
  * integration tests.
  *
- *   ctclient [-6] [--name COMM] [--announce] [--nonblock [--abandon-after MS]]
- *            [--timeout-ms MS] [--hold-ms MS] ADDR PORT
+ *   ctclient [-6] [--name COMM] [--announce] [--wait-stdin]
+ *            [--nonblock [--abandon-after MS]] [--timeout-ms MS] [--hold-ms MS]
+ *            ADDR PORT
  *
  *   -6                 AF_INET6 (ADDR must be an IPv6 literal, e.g. ::1)
  *   --name COMM        set the thread's comm with prctl(PR_SET_NAME) before
@@ -14,6 +15,9 @@
  *                      \n \r \t \v \xH[H] \N[N[N]] (octal). The kernel keeps
  *                      the first 15 bytes.
  *   --announce         print {"event":"connecting",...} before connect()
+ *   --wait-stdin       before connect() (after --announce), wait until a line
+ *                      (or EOF) arrives on stdin: lets a test start the
+ *                      process, learn its pid, then release the attempt
  *   --nonblock         O_NONBLOCK socket; wait for the outcome with poll()
  *   --abandon-after MS (with --nonblock) if not connected after MS ms,
  *                      close the socket: result "abandoned"
@@ -57,8 +61,8 @@ static void usage(const char *msg)
 {
 	fprintf(stderr, "ctclient: %s\n"
 		"usage: ctclient [-6] [--name COMM] [--announce] "
-		"[--nonblock [--abandon-after MS]] [--timeout-ms MS] "
-		"[--hold-ms MS] ADDR PORT\n", msg);
+		"[--wait-stdin] [--nonblock [--abandon-after MS]] "
+		"[--timeout-ms MS] [--hold-ms MS] ADDR PORT\n", msg);
 	exit(2);
 }
 
@@ -222,7 +226,7 @@ static void sample_local(int fd, int family, struct local *l)
 
 int main(int argc, char **argv)
 {
-	bool v6 = false, nonblock = false, announce = false;
+	bool v6 = false, nonblock = false, announce = false, wait_stdin = false;
 	long abandon_ms = -1, timeout_ms = -1, hold_ms = 0;
 	const char *name = NULL, *addr, *result;
 	char comm[64] = "", rawname[256];
@@ -244,6 +248,8 @@ int main(int argc, char **argv)
 			nonblock = true;
 		} else if (!strcmp(a, "--announce")) {
 			announce = true;
+		} else if (!strcmp(a, "--wait-stdin")) {
+			wait_stdin = true;
 		} else if (!strcmp(a, "--name")) {
 			if (++i >= argc)
 				usage("--name needs a value");
@@ -324,6 +330,12 @@ int main(int argc, char **argv)
 		printf("{\"event\":\"connecting\",\"pid\":%d,\"tid\":%ld}\n",
 		       (int)getpid(), (long)syscall(SYS_gettid));
 		fflush(stdout);
+	}
+	if (wait_stdin) {
+		int ch;
+
+		while ((ch = getchar()) != EOF && ch != '\n')
+			;
 	}
 
 	t0 = now_ms();
