@@ -65,7 +65,7 @@ def ct():
     # In the tests' namespaces: only ctclient attempts get verdicts (never a
     # listener's accepted socket), and each attempt exactly one (ports are
     # unique in the session, so (netns, dport, family) names one attempt).
-    ours = [r for r in verdicts if r.get("netns") in ctharness.OWNED_NETNS]
+    ours = [r for r in verdicts if ctharness.owned(r)]
     strangers = [r for r in ours if r.get("pid") not in ctharness.CLIENT_PIDS]
     assert not strangers, f"verdicts for processes that made no attempt: {strangers}"
     per_flow = Counter((r["netns"], r["dport"], r["family"]) for r in ours)

@@ -39,8 +39,28 @@ UNREACH_PREFIX = "198.51.100.0/24"   # TEST-NET-2, only behind an unreachable ro
 UNREACH_ADDR = "198.51.100.1"
 
 # Every namespace and client made in this session, for session-wide checks.
-OWNED_NETNS = set()
+# Namespace inodes are reused by the kernel (and other users of this machine
+# create namespaces too), so a namespace is ours only during its lifetime:
+# inode -> [[created, deleted or None], ...] in wall-clock seconds.
+OWNED_NETNS = {}
 CLIENT_PIDS = set()
+_owned_lock = threading.Lock()
+
+
+def owned(rec, margin=0.5):
+    """True if rec (a verdict) comes from a namespace this session made,
+    judged by its netns inode and its timestamp (up to `margin` s after the
+    namespace was deleted: a verdict may be stamped as its flow is reaped)."""
+    with _owned_lock:
+        windows = list(OWNED_NETNS.get(rec.get("netns"), ()))
+    if not windows:
+        return False
+    try:
+        ts = parse_ts(rec["ts"])
+    except (KeyError, TypeError, ValueError):
+        return True      # cannot tell: count it as ours, so it is checked
+    return any(a <= ts <= (b if b is not None else float("inf")) + margin
+               for a, b in windows)
 
 
 def conntrace_path():
@@ -209,6 +229,7 @@ class NetNS:
         self.procs = []
         self.created = False
         self.inode = None
+        self._window = None
 
     def __enter__(self):
         return self.create()
@@ -217,6 +238,7 @@ class NetNS:
         self.destroy()
 
     def create(self):
+        t_created = time.time()
         run(["ip", "netns", "add", self.name])
         self.created = True
         try:
@@ -227,7 +249,9 @@ class NetNS:
         except BaseException:
             self.destroy()
             raise
-        OWNED_NETNS.add(self.inode)
+        with _owned_lock:
+            self._window = [t_created, None]
+            OWNED_NETNS.setdefault(self.inode, []).append(self._window)
         return self
 
     def destroy(self):
@@ -248,6 +272,9 @@ class NetNS:
         if self.created:
             run(["ip", "netns", "del", self.name], check=False)
             self.created = False
+            if self._window is not None:
+                with _owned_lock:
+                    self._window[1] = time.time()
             assert not os.path.exists(f"/run/netns/{self.name}"), f"netns {self.name} left behind"
 
     # -- running things inside ------------------------------------------
@@ -416,7 +443,8 @@ class Conntrace:
                 if self.eof or left <= 0:
                     ctx = [r for r in self.records if context and context(r)]
                     why = (f"conntrace exited (rc={self.proc.poll()})" if self.eof
-                           else f"nothing within {timeout}s")
+                           else f"nothing within {timeout}s (if its summary then shows "
+                                "lost_records > 0, it dropped events under load)")
                     raise AssertionError(
                         f"waiting for {what}: {why}; {len(self.records)} records, "
                         f"{len(self.bad_lines)} bad lines {self.bad_lines[:3]}\n"
