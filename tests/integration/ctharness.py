@@ -33,7 +33,7 @@ START_TIMEOUT = 15.0     # conntrace: from exec to its start record
 VERDICT_TIMEOUT = 20.0   # from the end of an attempt to its verdict record
 STOP_TIMEOUT = 15.0      # from SIGINT/SIGTERM to exit
 
-VERDICTS = ("ok", "slow", "timeout", "refused", "unreachable", "abandoned")
+VERDICTS = ("ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending")
 
 UNREACH_PREFIX = "198.51.100.0/24"   # TEST-NET-2, only behind an unreachable route
 UNREACH_ADDR = "198.51.100.1"
