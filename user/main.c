@@ -8,11 +8,15 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -30,6 +34,49 @@
 static struct ct_options opts;
 
 static volatile sig_atomic_t exiting;
+
+/*
+ * Whether stdout is a pipe or socket whose reader has gone (`conntrace | head
+ * -1`): checked on every drain, so conntrace ends at once rather than at its
+ * next write, which may be long in coming when nothing fails.
+ */
+static bool reader_gone(void)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
+	static int is_pipe = -1;
+	struct stat st;
+
+	if (is_pipe < 0)
+		is_pipe = !fstat(STDOUT_FILENO, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	return is_pipe && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
+/* Drops to an unprivileged user after the BPF side is set up: the ring buffer
+ * and the maps stay usable through the file descriptors already open. */
+static int drop_privileges(const char *user, char *errmsg, size_t errsz)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		snprintf(errmsg, errsz, "--user: no user '%s'%s%s", user, errno ? ": " : "",
+			 errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	if (setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+		int err = -errno;
+
+		snprintf(errmsg, errsz, "--user: cannot become %s: %s", user, strerror(-err));
+		return err;
+	}
+	/* a non-root uid set by a root process keeps no capabilities; make sure */
+	if (setuid(0) == 0) {
+		snprintf(errmsg, errsz, "--user: still able to regain root after dropping to %s", user);
+		return -EPERM;
+	}
+	return 0;
+}
 
 static void on_signal(int sig)
 {
@@ -111,6 +158,7 @@ int main(int argc, char **argv)
 	uint64_t start_boot, last_check, last_check_real;
 	char errmsg[256];
 	const char *priv;
+	bool reader_left = false;
 	int err, nr;
 	struct corr_config cc = { 0 };
 
@@ -167,6 +215,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (opts.user && drop_privileges(opts.user, errmsg, sizeof(errmsg))) {
+		fprintf(stderr, "conntrace: %s\n", errmsg);
+		tracer_close(t);
+		corr_free(a.corr);
+		return 1;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (opts.json)
@@ -222,10 +276,14 @@ int main(int argc, char **argv)
 			last_check = now;
 			last_check_real = now + a.boot_to_real;
 		}
-		if (fflush(stdout) && ferror(stdout))
-			break;	/* the reader went away */
+		if ((fflush(stdout) && ferror(stdout)) || reader_gone()) {
+			reader_left = true;	/* nobody to summarise for */
+			break;
+		}
 	}
 
+	if (reader_left)
+		goto out;
 	/* what is left in the ring, then the attempts still connecting */
 	tracer_poll(t, 0);
 	{
@@ -246,6 +304,7 @@ int main(int argc, char **argv)
 		a.w.ops->summary(&a.w, &si);
 		fflush(stdout);
 	}
+out:
 	tracer_close(t);
 	corr_free(a.corr);
 	return 0;
