@@ -353,7 +353,7 @@ void listen_print_table(FILE *f, const struct listener *rows, size_t n,
 			if (!(l->advice & bit))
 				continue;
 			listen_advice_text(l, bit, text, sizeof(text));
-			fprintf(f, "%10s \u2192 %s\n", "", text);
+			fprintf(f, "%10s %s %s\n", "", o->utf8 ? "\u2192" : "->", text);
 		}
 	}
 }
