@@ -9,6 +9,7 @@
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
+.SECONDARY:
 
 CLANG   ?= clang
 BPFTOOL ?= bpftool
@@ -125,3 +126,6 @@ clean:
 	rm -rf $(OUT) conntrace
 
 -include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
+
+# A second kernel: Debian's 6.1 under qemu (fentry path). See scripts/vmtest/.
+include scripts/vmtest/vmtest.mk

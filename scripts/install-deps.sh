@@ -10,6 +10,7 @@ PKGS=(
 	libcmocka-dev                            # unit tests
 	iproute2 nftables jq                     # integration tests: netns, drops
 	python3 python3-pytest                   # integration test runner
+	qemu-system-x86 busybox-static cpio      # second kernel under qemu (make vmtest)
 )
 
 missing=()

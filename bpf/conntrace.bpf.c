@@ -1,0 +1,760 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * conntrace kernel side: follows each outgoing TCP connection attempt from
+ * connect() to ESTABLISHED or CLOSE in a flow table keyed by socket, and
+ * sends one record per finished attempt, plus evidence records (dropped
+ * SYNs, RSTs this host sent, full listeners) that only user space can match
+ * to a flow by their addresses.
+ *
+ * Every signal has a tracepoint (tp_btf) program; connect() additionally has
+ * an fentry/fexit pair and a classic syscall-tracepoint pair, of which the
+ * loader keeps whichever the kernel allows (see user/probe.c).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "conntrace.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define IPPROTO_TCP	6
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+#define EINPROGRESS	115
+#define EHOSTUNREACH	113
+#define ENETUNREACH	101
+#define EADDRNOTAVAIL	99
+
+/* Knobs, set by the collector before load. */
+const volatile __u32 targ_tgid = 0;	/* only this process; 0: all */
+const volatile __u16 targ_port = 0;	/* only flows with this port at either end */
+const volatile bool emit_ok = false;	/* send established flows that were fast and clean */
+const volatile __u64 slow_ns = 1000000000ULL;
+/* Wake the collector only once this much data waits; it drains on a timer. */
+const volatile __u64 wakeup_bytes = 0;
+const volatile __u32 max_flows = 65536;	/* the flow table's size */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);	/* resized by the collector */
+} events SEC(".maps");
+
+/* Attempts in SYN_SENT, keyed by struct sock address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);	/* resized by the collector */
+	__type(key, __u64);
+	__type(value, struct ct_flow);
+} flows SEC(".maps");
+
+/* A connect() in progress, keyed by thread id. */
+struct inflight {
+	__u64 sk;		/* set by fentry, or by a close deferred to connect()'s return */
+	__u64 uaddr;		/* user sockaddr (syscall path) */
+	__s32 fd;
+	__u32 deferred;		/* the flow closed inside connect() without an error */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+/* Listener -> whether its accept queue was full at the last look. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);	/* bit 63: full; low bits: time of the last record */
+} listeners SEC(".maps");
+
+/*
+ * Destinations this host recently tried to connect to. Evidence without a
+ * socket (a dropped SYN, an RST sent) is only sent for these: a server's
+ * firewall dropping remote clients' SYNs says nothing about local attempts.
+ */
+struct dest_key {
+	__u8 addr[16];
+	__u16 port;
+	__u16 family;
+};
+
+#define DEST_TTL_NS (300 * 1000000000ULL)	/* longer than any SYN timeout */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dest_key);
+	__type(value, __u64);	/* when the last attempt started */
+} dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Scratch record for flows that have no table entry (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ct_flow);
+} scratch SEC(".maps");
+
+/* Entries in the flow table, give or take evictions (which the LRU does silently). */
+__s64 live_flows = 0;
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		(*c)++;	/* per-CPU slot: no other writer */
+}
+
+static __always_inline __u64 rb_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit(void *rec, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, rec, size, rb_flags()))
+		count(CT_CNT_RINGBUF_LOST);
+}
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/*
+ * Local and remote address and port of a socket into a flow. Only fields
+ * still zero are filled: the source port is bound after connect() enters
+ * SYN_SENT, and a failing connect() clears the destination port.
+ * inet_sport is read rather than skc_num because closing unbinds the port
+ * (inet_put_port zeroes inet_num) before the CLOSE state is traced.
+ */
+static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
+{
+	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	__u16 port;
+
+	if (!f->family)
+		f->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!f->sport)
+		f->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!f->dport)
+		f->dport = port;
+	if (f->family == AF_INET) {
+		__u32 a;
+
+		if (!*(__u32 *)f->saddr) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+			__builtin_memcpy(f->saddr, &a, 4);
+		}
+		if (!*(__u32 *)f->daddr) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+			__builtin_memcpy(f->daddr, &a, 4);
+		}
+	} else {
+		struct in6_addr a6;
+
+		if (!*(__u64 *)f->saddr && !*(__u64 *)(f->saddr + 8)) {
+			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+			__builtin_memcpy(f->saddr, &a6, 16);
+		}
+		if (!*(__u64 *)f->daddr && !*(__u64 *)(f->daddr + 8)) {
+			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+			__builtin_memcpy(f->daddr, &a6, 16);
+		}
+	}
+}
+
+static __always_inline bool is_tcp(const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	       (family == AF_INET || family == AF_INET6);
+}
+
+static __always_inline bool port_wanted(__u16 a, __u16 b)
+{
+	return !targ_port || a == targ_port || b == targ_port;
+}
+
+static __always_inline void flow_start(const struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid(), key = (__u64)sk;
+	struct ct_flow *f;
+	__u32 zero = 0;
+
+	if (targ_tgid && (id >> 32) != targ_tgid)
+		return;
+	f = bpf_map_lookup_elem(&scratch, &zero);
+	if (!f)
+		return;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->type = CT_REC_FLOW;
+	f->state = CT_TCP_SYN_SENT;
+	f->pid = (__u32)id;
+	f->tgid = id >> 32;
+	f->netns = sk_netns(sk);
+	f->cgroup_id = bpf_get_current_cgroup_id();
+	f->ts_start = bpf_ktime_get_boot_ns();
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+	read_tuple(f, sk);
+	if (bpf_map_update_elem(&flows, &key, f, BPF_ANY)) {
+		count(CT_CNT_FLOW_NOSPACE);
+		return;
+	}
+	{
+		struct dest_key dk = { .port = f->dport, .family = f->family };
+
+		__builtin_memcpy(dk.addr, f->daddr, sizeof(dk.addr));
+		bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
+	}
+	__sync_fetch_and_add(&live_flows, 1);
+	count(CT_CNT_FLOWS);
+}
+
+/* The attempt is over: fill in its end and send it, unless filtered out. */
+static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk,
+					int newstate, __u64 now)
+{
+	f->state = newstate;
+	f->ts_end = now;
+	read_tuple(f, sk);	/* the source port is only bound after the first state change */
+	if (newstate == CT_TCP_CLOSE && !f->err)
+		f->err = BPF_CORE_READ(sk, sk_err);
+	if (!port_wanted(f->sport, f->dport))
+		return;
+	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
+	    now - f->ts_start < slow_ns)
+		return;
+	emit(f, sizeof(*f));
+}
+
+static __always_inline void flow_delete(__u64 key)
+{
+	if (!bpf_map_delete_elem(&flows, &key))
+		__sync_fetch_and_sub(&live_flows, 1);
+}
+
+/*
+ * A SYN_SENT socket left that state but has no table entry: either the LRU
+ * evicted it, or it began before conntrace. Only a table near its limit
+ * evicts (the LRU keeps per-CPU free lists, hence the margin).
+ */
+static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64 now)
+{
+	bool evicted = live_flows >= (__s64)(max_flows - max_flows / 8);
+	struct ct_flow *f;
+	__u32 zero = 0;
+
+	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
+	f = bpf_map_lookup_elem(&scratch, &zero);
+	if (!f)
+		return;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->type = CT_REC_FLOW;
+	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
+	f->netns = sk_netns(sk);
+	f->ts_start = now;
+	flow_finish(f, sk, newstate, now);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk, now;
+	struct inflight *in;
+	struct ct_flow *f;
+	__u32 tid;
+
+	if (oldstate != CT_TCP_SYN_SENT && newstate != CT_TCP_SYN_SENT)
+		return 0;
+	if (!is_tcp(sk))
+		return 0;
+	if (newstate == CT_TCP_SYN_SENT) {
+		if (oldstate != CT_TCP_CLOSE)
+			return 0;
+		/* CLOSE -> SYN_SENT runs inside connect(), in the caller's task */
+		flow_start(sk);
+		return 0;
+	}
+	/* SYN_SENT -> SYN_RECV is a simultaneous open: still connecting */
+	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
+		return 0;
+
+	now = bpf_ktime_get_boot_ns();
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f) {
+		if (targ_tgid)
+			return 0;	/* filtered at start, not evicted */
+		flow_lost(sk, newstate, now);
+		return 0;
+	}
+	/*
+	 * A close without an error inside the owner's own connect() is connect()
+	 * failing (no free port, no buffer): keep the flow until connect()
+	 * returns and says why.
+	 */
+	tid = (__u32)bpf_get_current_pid_tgid();
+	if (newstate == CT_TCP_CLOSE && !BPF_CORE_READ(sk, sk_err) && tid == f->pid) {
+		in = bpf_map_lookup_elem(&inflight, &tid);
+		if (in) {
+			in->sk = key;
+			in->deferred = 1;
+			f->state = newstate;
+			f->ts_end = now;
+			return 0;
+		}
+	}
+	flow_finish(f, sk, newstate, now);
+	flow_delete(key);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(handle_retransmit, const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+	__u32 n;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_SYN_SENT)
+		return 0;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return 0;
+	read_tuple(f, sk);	/* the source port is bound by now */
+	n = f->syn_retrans++;
+	if (n < CT_MAX_RETRANS)
+		f->retrans_us[n] = (bpf_ktime_get_boot_ns() - f->ts_start) / 1000;
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_SYN_SENT)
+		return 0;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return 0;
+	f->flags |= CT_F_RST_RCVD;
+	f->ts_rst = bpf_ktime_get_boot_ns();
+	return 0;
+}
+
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(handle_error_report, const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return 0;
+	f->err_report = BPF_CORE_READ(sk, sk_err);
+	f->ts_err = bpf_ktime_get_boot_ns();
+	return 0;
+}
+
+/*
+ * Addresses, ports and TCP flags of the packet in an skb, from its network
+ * header. Returns false for anything but TCP over IPv4/IPv6.
+ */
+static __always_inline bool parse_skb(const struct sk_buff *skb, struct ct_evidence *e)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u8 vhl, proto, tcp[14];
+	__u32 thoff;
+
+	if (nh == (__u16)~0U)
+		return false;
+	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
+		return false;
+	if ((vhl >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		proto = ip.protocol;
+		thoff = nh + (vhl & 0xf) * 4;
+		e->family = AF_INET;
+		__builtin_memcpy(e->saddr, &ip.saddr, 4);
+		__builtin_memcpy(e->daddr, &ip.daddr, 4);
+	} else if ((vhl >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		proto = ip6.nexthdr;	/* extension headers before TCP: not followed */
+		thoff = nh + sizeof(ip6);
+		e->family = AF_INET6;
+		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(e->daddr, &ip6.daddr, 16);
+	} else {
+		return false;
+	}
+	if (proto != IPPROTO_TCP)
+		return false;
+	if (bpf_probe_read_kernel(tcp, sizeof(tcp), head + thoff))
+		return false;
+	e->sport = (tcp[0] << 8) | tcp[1];
+	e->dport = (tcp[2] << 8) | tcp[3];
+	e->tcp_flags = tcp[13];
+	return true;
+}
+
+/* Whether a packet belongs to an attempt this host made: to or from a recent destination. */
+static __always_inline bool local_attempt(const struct ct_evidence *e, __u64 now)
+{
+	struct dest_key dk = { .family = e->family };
+	__u64 *ts;
+
+	/* a SYN goes to the destination, a SYN-ACK comes from it */
+	if (e->tcp_flags & CT_TCP_ACK) {
+		dk.port = e->sport;
+		__builtin_memcpy(dk.addr, e->saddr, sizeof(dk.addr));
+	} else {
+		dk.port = e->dport;
+		__builtin_memcpy(dk.addr, e->daddr, sizeof(dk.addr));
+	}
+	ts = bpf_map_lookup_elem(&dests, &dk);
+	return ts && now - *ts < DEST_TTL_NS;
+}
+
+static __always_inline __u32 skb_netns(const struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct net_device *dev;
+
+	if (sk)
+		return sk_netns(sk);
+	dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct ct_evidence e = {};
+	struct ct_flow *f;
+	__u64 key;
+
+	if (reason == SKB_NOT_DROPPED_YET)
+		return 0;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return 0;
+	if (!parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN))
+		return 0;
+	if (!port_wanted(e.sport, e.dport))
+		return 0;
+
+	/* A SYN still owned by its connecting socket is matched here. */
+	key = (__u64)BPF_CORE_READ(skb, sk);
+	if (key && (f = bpf_map_lookup_elem(&flows, &key))) {
+		f->drops++;
+		f->drop_reason = reason;
+		return 0;
+	}
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
+	e.type = CT_REC_DROP;
+	e.has_reason = 1;
+	e.reason = reason;
+	e.netns = skb_netns(skb);
+	emit(&e, sizeof(e));
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct ct_evidence e = {};
+
+	/* Only an RST answering a SYN says something about a connect attempt. */
+	if (!skb || !parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN) ||
+	    (e.tcp_flags & CT_TCP_ACK))
+		return 0;
+	if (!port_wanted(e.sport, e.dport))
+		return 0;
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
+	e.type = CT_REC_RST_SENT;
+	/* The reason argument exists since 6.10, together with its enum. */
+	if (bpf_core_type_exists(enum sk_rst_reason)) {
+		e.reason = (__u32)ctx[2];
+		e.has_reason = 1;
+	}
+	e.netns = sk ? sk_netns(sk) : skb_netns(skb);
+	emit(&e, sizeof(e));
+	return 0;
+}
+
+#define LISTENER_FULL	(1ULL << 63)
+
+/*
+ * A child was queued on a listener: say when its accept queue turns full or
+ * stops being full, and while full at most once a second, so the collector
+ * knows which listeners drop SYNs without a record per packet.
+ */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(handle_data_ready, const struct sock *sk)
+{
+	__u64 key = (__u64)sk, now, *last, val;
+	struct ct_evidence e = {};
+	__u32 q, max;
+	bool full;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN || !is_tcp(sk))
+		return 0;
+	q = BPF_CORE_READ(sk, sk_ack_backlog);
+	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	full = q > max;
+	now = bpf_ktime_get_boot_ns();
+	last = bpf_map_lookup_elem(&listeners, &key);
+	if (last) {
+		bool was_full = *last & LISTENER_FULL;
+
+		if (full == was_full && (!full || now - (*last & ~LISTENER_FULL) < 1000000000ULL))
+			return 0;
+	} else if (!full) {
+		return 0;
+	}
+	val = now | (full ? LISTENER_FULL : 0);
+	bpf_map_update_elem(&listeners, &key, &val, BPF_ANY);
+
+	e.type = CT_REC_LISTEN_FULL;
+	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (e.family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(e.saddr, &a, 4);
+	} else {
+		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+
+		__builtin_memcpy(e.saddr, &a6, 16);
+	}
+	e.netns = sk_netns(sk);
+	e.queue = q;
+	e.queue_max = max;
+	e.ts = now;
+	emit(&e, sizeof(e));
+	return 0;
+}
+
+/* ---- connect(): fails before any state change only for want of a route ---- */
+
+/* connect() returned: finish a flow it closed, or report one that never started. */
+static __always_inline void connect_return(const struct sock *sk, struct inflight *in,
+					   const void *uaddr, bool user_addr, long ret)
+{
+	__u64 key = in->sk, now = bpf_ktime_get_boot_ns();
+	struct ct_flow *f;
+	__u32 zero = 0;
+	__u16 family;
+
+	if (in->deferred) {
+		f = bpf_map_lookup_elem(&flows, &key);
+		if (!f)
+			return;
+		if (ret < 0) {
+			f->err = -ret;
+			f->flags |= CT_F_CONNECT_ERR;
+		}
+		flow_finish(f, (const struct sock *)key, CT_TCP_CLOSE, f->ts_end);
+		flow_delete(key);
+		return;
+	}
+	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
+		return;
+	if (!sk || !is_tcp(sk))
+		return;
+	key = (__u64)sk;
+	if (bpf_map_lookup_elem(&flows, &key))
+		return;	/* it reached SYN_SENT: the state change will report it */
+	f = bpf_map_lookup_elem(&scratch, &zero);
+	if (!f)
+		return;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->type = CT_REC_FLOW;
+	f->flags = CT_F_CONNECT_ERR;
+	f->state = CT_TCP_CLOSE;
+	f->err = -ret;
+	f->pid = (__u32)bpf_get_current_pid_tgid();
+	f->tgid = bpf_get_current_pid_tgid() >> 32;
+	f->netns = sk_netns(sk);
+	f->cgroup_id = bpf_get_current_cgroup_id();
+	f->ts_start = now;
+	f->ts_end = now;
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+	read_tuple(f, sk);
+	/* The destination is not stored in the socket yet: take it from the call. */
+	family = f->family;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+
+		if (user_addr)
+			bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		else
+			bpf_probe_read_kernel(&sin, sizeof(sin), uaddr);
+		f->dport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(f->daddr, &sin.sin_addr, 4);
+	} else {
+		struct sockaddr_in6 sin6 = {};
+
+		if (user_addr)
+			bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		else
+			bpf_probe_read_kernel(&sin6, sizeof(sin6), uaddr);
+		f->dport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(f->daddr, &sin6.sin6_addr, 16);
+	}
+	if (targ_tgid && f->tgid != targ_tgid)
+		return;
+	if (!port_wanted(f->sport, f->dport))
+		return;
+	emit(f, sizeof(*f));
+}
+
+/* fentry/fexit flavour: kernels that allow BPF trampolines. */
+static __always_inline int fentry_connect(struct sock *sk)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight in = { .sk = 0 };
+
+	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int fexit_connect(struct sock *sk, struct sockaddr *uaddr, int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (!in)
+		return 0;
+	connect_return(sk, in, uaddr, false, ret);
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+SEC("fentry/tcp_v4_connect")
+int BPF_PROG(fentry_v4_connect, struct sock *sk)
+{
+	return fentry_connect(sk);
+}
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(fexit_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	return fexit_connect(sk, uaddr, ret);
+}
+
+SEC("fentry/tcp_v6_connect")
+int BPF_PROG(fentry_v6_connect, struct sock *sk)
+{
+	return fentry_connect(sk);
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(fexit_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	return fexit_connect(sk, uaddr, ret);
+}
+
+/* Syscall-tracepoint flavour: the layouts of the classic tracepoint records. */
+struct sys_enter_connect_ctx {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__u64 fd;
+	__u64 uservaddr;
+	__u64 addrlen;
+};
+
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct sys_enter_connect_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight in = {
+		.fd = (__s32)ctx->fd,
+		.uaddr = ctx->uservaddr,
+	};
+
+	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *fd_to_sock(int fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds, *file;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), fds + fd) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	/* private_data is a struct socket only for socket files */
+	if (BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct sys_exit_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct sock *sk = NULL;
+	long ret = ctx->ret;
+
+	if (!in)
+		return 0;
+	if (!in->deferred && (ret == -ENETUNREACH || ret == -EHOSTUNREACH ||
+			      ret == -EADDRNOTAVAIL))
+		sk = fd_to_sock(in->fd);
+	connect_return(sk, in, (const void *)in->uaddr, true, ret);
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

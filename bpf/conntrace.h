@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Records shared by the kernel side (conntrace.bpf.c) and the collector.
+ * Fixed-width types only, nothing from vmlinux.h: this header is included
+ * by both sides and by the pure-C correlator and its tests.
+ *
+ * Every ring-buffer record starts with a __u8 type tag, so one ring carries
+ * several shapes. Addresses are in network byte order (IPv4 in the first
+ * 4 bytes), ports in host byte order, times are CLOCK_BOOTTIME nanoseconds.
+ */
+#ifndef CONNTRACE_H
+#define CONNTRACE_H
+
+#define CT_COMM_LEN	16
+/* Retransmit times kept per flow; the count itself goes on. */
+#define CT_MAX_RETRANS	6
+
+/* TCP states as the kernel numbers them (include/net/tcp_states.h). */
+#define CT_TCP_ESTABLISHED	1
+#define CT_TCP_SYN_SENT		2
+#define CT_TCP_CLOSE		7
+#define CT_TCP_LISTEN		10
+
+#define CT_AF_INET	2
+#define CT_AF_INET6	10
+
+enum ct_rec_type {
+	CT_REC_FLOW = 1,	/* a connection attempt ended (struct ct_flow) */
+	CT_REC_DROP,		/* a SYN or SYN-ACK was freed as dropped (struct ct_evidence) */
+	CT_REC_RST_SENT,	/* this host's TCP stack answered a SYN with an RST */
+	CT_REC_LISTEN_FULL,	/* a listener's accept queue was found full */
+	CT_REC_MAX,
+};
+
+enum ct_flow_flags {
+	/* connect() failed before any SYN left; err is its return value */
+	CT_F_CONNECT_ERR	= 1 << 0,
+	/* the flow-table entry was evicted: owner, start and history unknown */
+	CT_F_EVICTED		= 1 << 1,
+	/* the attempt was still in SYN_SENT when conntrace stopped */
+	CT_F_PENDING		= 1 << 2,
+	/* an RST was received while in SYN_SENT (tcp_receive_reset) */
+	CT_F_RST_RCVD		= 1 << 3,
+	/* began before conntrace started: owner, start and history unknown */
+	CT_F_UNTRACKED		= 1 << 4,
+};
+/* Either way the flow's owner, start and SYN history are unknown. */
+#define CT_F_NO_HISTORY	(CT_F_EVICTED | CT_F_UNTRACKED)
+
+/* TCP header flag bits as they appear in byte 13 of the header. */
+#define CT_TCP_FIN	0x01
+#define CT_TCP_SYN	0x02
+#define CT_TCP_RST	0x04
+#define CT_TCP_ACK	0x10
+
+/*
+ * One connection attempt. The kernel keeps it in the flow table while the
+ * socket is in SYN_SENT and sends it whole when the attempt ends.
+ */
+struct ct_flow {
+	__u8  type;		/* CT_REC_FLOW */
+	__u8  family;		/* CT_AF_INET or CT_AF_INET6 */
+	__u8  state;		/* TCP state the attempt ended in */
+	__u8  flags;		/* enum ct_flow_flags */
+	__u16 sport;
+	__u16 dport;
+	__u32 pid;		/* thread id of the task that called connect() */
+	__u32 tgid;		/* its process id */
+	__u32 netns;		/* network namespace inode */
+	__s32 err;		/* positive errno the attempt ended with, 0 if none */
+	__u32 syn_retrans;	/* SYN retransmits, all of them */
+	__u32 drops;		/* drops of this flow's own packets seen via skb->sk */
+	__u32 drop_reason;	/* kernel enum skb_drop_reason of the last of them */
+	__s32 err_report;	/* errno seen at sock:inet_sk_error_report, 0 if none */
+	__u64 cgroup_id;
+	__u64 ts_start;		/* connect(): the first SYN leaves right after */
+	__u64 ts_end;		/* established, closed, or conntrace stopped */
+	__u64 ts_rst;		/* RST received, 0 if none */
+	__u64 ts_err;		/* error report, 0 if none */
+	__u32 retrans_us[CT_MAX_RETRANS];	/* each SYN retransmit, us after start */
+	__u8  saddr[16];
+	__u8  daddr[16];
+	char  comm[CT_COMM_LEN];
+};
+
+/*
+ * Evidence that can only be matched to a flow by its addresses: the skb of a
+ * dropped SYN or of the SYN an RST answered usually has no socket. Addresses
+ * and ports are those of the packet, so a SYN-ACK has them swapped.
+ */
+struct ct_evidence {
+	__u8  type;		/* CT_REC_DROP, CT_REC_RST_SENT, CT_REC_LISTEN_FULL */
+	__u8  family;
+	__u8  tcp_flags;	/* CT_TCP_* of the packet (0 for LISTEN_FULL) */
+	__u8  has_reason;	/* reason is meaningful (tcp_send_reset has none before 6.10) */
+	__u16 sport;
+	__u16 dport;
+	__u32 netns;		/* 0 when the kernel could not tell */
+	__u32 reason;		/* DROP: skb_drop_reason; RST_SENT: sk_rst_reason */
+	__u32 queue;		/* LISTEN_FULL: accept queue length */
+	__u32 queue_max;	/* LISTEN_FULL: its limit */
+	__u64 ts;
+	__u8  saddr[16];
+	__u8  daddr[16];
+};
+
+/* Per-CPU counters, summed by the collector. */
+enum ct_counter {
+	CT_CNT_RINGBUF_LOST,	/* failed bpf_ringbuf_reserve: a record lost */
+	CT_CNT_FLOW_EVICTED,	/* a flow ended but its table entry was gone */
+	CT_CNT_FLOW_NOSPACE,	/* a flow could not be inserted at all */
+	CT_CNT_FLOWS,		/* flows started */
+	CT_CNT_FLOW_UNTRACKED,	/* a flow ended that began before conntrace */
+	CT_CNT_MAX,
+};
+
+#endif /* CONNTRACE_H */

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Option parsing with argp. Bad values are refused with one line naming the
+ * option and what it takes; argp's own error output (two lines) is switched
+ * off, so an unknown option is named here too.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "correlate.h"
+#include "options.h"
+
+const char *argp_program_version = "conntrace " CONNTRACE_VERSION;
+
+static const char doc[] =
+"Explains TCP connection failures from inside the kernel: one verdict per\n"
+"outgoing connection attempt (OK, SLOW, TIMEOUT, REFUSED, UNREACHABLE,\n"
+"ABANDONED) with its cause and the kernel's evidence.\n"
+"\n"
+"Examples:\n"
+"  conntrace                      failed or slow attempts, live\n"
+"  conntrace -a --port 5432       every attempt to or from port 5432\n"
+"  conntrace -j > verdicts.jsonl  JSON Lines for a log pipeline\n"
+"  conntrace --verdict timeout,refused -d   only those, with the detail\n"
+"  conntrace -p 1234              attempts made by process 1234\n"
+"  conntrace --probes             which kernel hooks this kernel allows\n"
+"  conntrace listen --help        the accept-queue view of every listener\n"
+"\v"
+"Exit status: 0 after SIGINT or SIGTERM (a summary is printed), 1 when the\n"
+"kernel side cannot be set up, 2 for a bad command line.";
+
+enum {
+	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
+	OPT_COLOR,
+};
+
+static const struct argp_option options[] = {
+	{ NULL, 0, NULL, 0, "Which attempts:", 1 },
+	{ "all", 'a', NULL, 0, "Also print OK verdicts", 1 },
+	{ "pid", 'p', "PID", 0, "Only attempts made by this process", 1 },
+	{ "port", OPT_PORT, "PORT", 0, "Only attempts with this port at either end", 1 },
+	{ "verdict", OPT_VERDICT, "LIST", 0,
+	  "Only these verdicts, comma-separated: ok,slow,timeout,refused,unreachable,"
+	  "abandoned,pending", 1 },
+	{ "slow", OPT_SLOW, "MS", 0, "An established attempt slower than MS is SLOW "
+	  "(default 1000; 0: only retransmits make SLOW)", 1 },
+	{ NULL, 0, NULL, 0, "Output:", 2 },
+	{ "json", 'j', NULL, 0, "JSON Lines: a start record, one verdict per line, a summary", 2 },
+	{ "detail", 'd', NULL, 0, "Text: the one-sentence detail under each verdict", 2 },
+	{ "color", OPT_COLOR, "WHEN", 0, "Colour the verdicts: auto (on a terminal), always, "
+	  "never", 2 },
+	{ NULL, 0, NULL, 0, "Kernel:", 3 },
+	{ "probes", OPT_PROBES, NULL, 0, "Load and attach, print the hook used for each "
+	  "signal or why none is available, and exit", 3 },
+	{ "ring-size", OPT_RING_SIZE, "BYTES", 0, "Ring buffer size, a power of two from 4K "
+	  "to 1G (K, M, G suffixes; default 1M)", 3 },
+	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Connection attempts tracked at once in the "
+	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
+	{ "verbose", 'v', NULL, 0, "libbpf's messages (the verifier's log on failure)", 3 },
+	{ NULL, 0, NULL, 0, "Other:", -1 },
+	{},
+};
+
+struct parse_state {
+	struct ct_options *o;
+	char *err;
+	size_t errsz;
+	bool failed;
+};
+
+static int fail(struct parse_state *ps, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse_state *ps, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ps->failed) {
+		va_start(ap, fmt);
+		vsnprintf(ps->err, ps->errsz, fmt, ap);
+		va_end(ap);
+	}
+	ps->failed = true;
+	return EINVAL;
+}
+
+/* A whole decimal number in [min, max]. */
+static int parse_num(struct parse_state *ps, const char *opt, const char *arg,
+		     unsigned long long min, unsigned long long max, const char *unit,
+		     unsigned long long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*arg || *arg == '-' || *arg == '+' || *arg == ' ')
+		return fail(ps, "%s: '%s' is not %s", opt, arg, unit);
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (*end)
+		return fail(ps, "%s: '%s' is not %s", opt, arg, unit);
+	if (errno == ERANGE || v < min || v > max)
+		return fail(ps, "%s: %s is out of range (%llu to %llu)", opt, arg, min, max);
+	*out = v;
+	return 0;
+}
+
+/* BYTES with an optional K, M or G: a power of two from 4K to 1G. */
+static int parse_size(struct parse_state *ps, const char *opt, const char *arg,
+		      unsigned long long *out)
+{
+	unsigned long long v, mult = 1;
+	char *end;
+
+	if (!*arg || *arg == '-' || *arg == '+' || *arg == ' ')
+		return fail(ps, "%s: '%s' is not a size", opt, arg);
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (end == arg)
+		return fail(ps, "%s: '%s' is not a size", opt, arg);
+	if (*end == 'K' || *end == 'k')
+		mult = 1ULL << 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		mult = 1ULL << 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		mult = 1ULL << 30, end++;
+	if (*end)
+		return fail(ps, "%s: '%s' is not a size", opt, arg);
+	if (errno == ERANGE || v > (1ULL << 30) / mult || v * mult < 4096 ||
+	    ((v * mult) & (v * mult - 1)))
+		return fail(ps, "%s: %s is not a power of two from 4K to 1G", opt, arg);
+	*out = v * mult;
+	return 0;
+}
+
+static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mask)
+{
+	const char *p = arg;
+
+	*mask = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char name[16];
+		int v = -1;
+
+		if (n && n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			v = ct_verdict_parse(name);
+		}
+		if (v < 0)
+			return fail(ps, "--verdict: unknown verdict '%.*s' (ok, slow, timeout, "
+				    "refused, unreachable, abandoned, pending)", (int)n, p);
+		*mask |= 1u << v;
+		p += n + (comma != NULL);
+	}
+	if (!*mask)
+		return fail(ps, "--verdict: empty list");
+	return 0;
+}
+
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct parse_state *ps = state->input;
+	struct ct_options *o = ps->o;
+	unsigned long long v = 0;
+	int err = 0;
+
+	switch (key) {
+	case 'a':
+		o->all = true;
+		break;
+	case 'p':
+		err = parse_num(ps, "--pid", arg, 1, 4194304, "a process id", &v);
+		o->tc.tgid = v;
+		break;
+	case OPT_PORT:
+		err = parse_num(ps, "--port", arg, 1, 65535, "a port", &v);
+		o->tc.port = v;
+		break;
+	case OPT_VERDICT:
+		err = parse_verdicts(ps, arg, &o->verdict_mask);
+		break;
+	case OPT_SLOW:
+		err = parse_num(ps, "--slow", arg, 0, 3600000, "a number of milliseconds", &v);
+		o->tc.slow_ns = v * 1000000ULL;
+		break;
+	case 'j':
+		o->json = true;
+		break;
+	case 'd':
+		o->detail = true;
+		break;
+	case OPT_COLOR:
+		if (!strcmp(arg, "auto"))
+			o->color = -1;
+		else if (!strcmp(arg, "always"))
+			o->color = 1;
+		else if (!strcmp(arg, "never"))
+			o->color = 0;
+		else
+			err = fail(ps, "--color: '%s' is not auto, always or never", arg);
+		break;
+	case OPT_PROBES:
+		o->probes = true;
+		break;
+	case OPT_RING_SIZE:
+		err = parse_size(ps, "--ring-size", arg, &v);
+		o->tc.ring_size = v;
+		break;
+	case OPT_MAX_FLOWS:
+		err = parse_num(ps, "--max-flows", arg, 1024, 1 << 24, "a number of flows", &v);
+		o->tc.max_flows = v;
+		break;
+	case 'v':
+		o->tc.verbose = true;
+		break;
+	case ARGP_KEY_ARG:
+		return fail(ps, "unexpected argument '%s'", arg);
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return err;
+}
+
+/*
+ * argp with ARGP_NO_ERRS says only that something was wrong: find the first
+ * argument that is not a known option, or a known one missing its value.
+ */
+static void name_bad_option(struct parse_state *ps, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct argp_option *opt;
+
+		if (!strcmp(a, "--"))
+			break;
+		if (a[0] != '-' || !a[1])
+			continue;
+		if (a[1] == '-') {
+			size_t n = strcspn(a + 2, "=");
+
+			for (opt = options; opt->name || opt->doc; opt++)
+				if (opt->name && strlen(opt->name) == n && !strncmp(opt->name, a + 2, n))
+					break;
+			if (!opt->name && !opt->doc) {
+				fail(ps, "unrecognized option '%s'", a);
+				return;
+			}
+			if (opt->arg && !a[2 + n] && i + 1 >= argc) {
+				fail(ps, "option '--%s' requires an argument", opt->name);
+				return;
+			}
+			if (opt->arg && !a[2 + n])
+				i++;
+			continue;
+		}
+		for (const char *c = a + 1; *c; c++) {
+			for (opt = options; opt->name || opt->doc; opt++)
+				if (opt->key == *c)
+					break;
+			if (!opt->name && !opt->doc) {
+				fail(ps, "invalid option -- '%c'", *c);
+				return;
+			}
+			if (opt->arg) {
+				if (!c[1] && i + 1 >= argc) {
+					fail(ps, "option requires an argument -- '%c'", *c);
+					return;
+				}
+				if (!c[1])
+					i++;
+				break;
+			}
+		}
+	}
+	fail(ps, "bad command line");
+}
+
+int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, size_t errsz)
+{
+	static const struct argp argp = { options, parse_opt, NULL, doc, NULL, NULL, NULL };
+	struct parse_state ps = { .o = o, .err = err, .errsz = errsz };
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->tc.slow_ns = 1000 * 1000000ULL;
+	o->tc.ring_size = 1 << 20;
+	o->tc.max_flows = 65536;
+	o->color = -1;
+
+	rc = argp_parse(&argp, argc, argv, ARGP_NO_ERRS, NULL, &ps);
+	if (rc && !ps.failed)
+		name_bad_option(&ps, argc, argv);
+	if (rc || ps.failed)
+		return -EINVAL;
+
+	if (!o->verdict_mask) {
+		o->verdict_mask = ~0u & ~(1u << CT_V_OK);
+		if (o->all)
+			o->verdict_mask |= 1u << CT_V_OK;
+	}
+	/* the kernel only sends fast clean connects when someone prints them */
+	o->tc.emit_ok = o->verdict_mask & (1u << CT_V_OK);
+	return 0;
+}

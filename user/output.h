@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Output writers: one per format, behind one interface. Writers only
+ * format; the collector decides what to write and when to flush.
+ */
+#ifndef CONNTRACE_OUTPUT_H
+#define CONNTRACE_OUTPUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "correlate.h"
+#include "tracer.h"
+
+#define CT_SCHEMA_VERSION "1.0"
+
+struct start_info {
+	const char *version;
+	const char *kernel;		/* uname -r */
+	const struct probe_report *probes;
+	int nr_probes;
+	int pid;
+	uint64_t ts_real_ns;
+};
+
+struct loss_info {
+	uint64_t lost_records;		/* ring-buffer records lost, total */
+	uint64_t flow_evictions;	/* flows whose table entry was gone, total */
+	uint64_t new_lost, new_evictions;	/* since the last report */
+	uint64_t since_real_ns;		/* start of the interval */
+	uint64_t ts_real_ns;
+};
+
+struct summary_info {
+	const struct corr_stats *stats;
+	uint64_t lost_records;
+	uint64_t flow_evictions;
+	uint64_t flow_nospace;
+	uint64_t flows_untracked;	/* ended, but began before conntrace */
+	uint64_t flows;
+	double duration_s;
+	uint64_t ts_real_ns;
+};
+
+struct writer;
+
+struct writer_ops {
+	void (*start)(struct writer *w, const struct start_info *s);
+	void (*verdict)(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns);
+	void (*loss)(struct writer *w, const struct loss_info *l);
+	void (*summary)(struct writer *w, const struct summary_info *s);
+};
+
+struct writer {
+	const struct writer_ops *ops;
+	FILE *f;
+	bool color;		/* text: ANSI colour */
+	bool detail;		/* text: the detail line under each verdict */
+	unsigned lines;		/* text: lines since the header */
+};
+
+void writer_text_init(struct writer *w, FILE *f, bool color, bool detail);
+void writer_json_init(struct writer *w, FILE *f);
+
+/* Shared helpers. */
+void fmt_addr(char *buf, size_t sz, uint8_t family, const uint8_t *addr);
+/* RFC 3339 UTC with nanoseconds: 2026-11-21T19:40:01.123456789Z */
+void fmt_rfc3339(char *buf, size_t sz, uint64_t real_ns);
+/* The destination or source as ADDR:PORT, IPv6 in brackets. */
+void fmt_endpoint(char *buf, size_t sz, uint8_t family, const uint8_t *addr, uint16_t port);
+
+#endif

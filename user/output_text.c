@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Text writer: one aligned line per verdict, within 120 columns for IPv4.
+ * Kernel-sourced strings (task names) are escaped: nothing printed can
+ * reach the terminal as a control sequence.
+ */
+#include <string.h>
+#include <time.h>
+#include "json.h"
+#include "output.h"
+
+#define COL_COMM 15
+#define COL_ADDR 21
+
+static const char *const verdict_color[CT_V_MAX] = {
+	[CT_V_OK] = "\033[32m",
+	[CT_V_SLOW] = "\033[33m",
+	[CT_V_TIMEOUT] = "\033[31m",
+	[CT_V_REFUSED] = "\033[31m",
+	[CT_V_UNREACHABLE] = "\033[31m",
+	[CT_V_ABANDONED] = "\033[35m",
+	[CT_V_PENDING] = "\033[36m",
+};
+
+/* Pads to width by code points, so UTF-8 names keep the columns. */
+static void put_padded(FILE *f, const char *s, int width)
+{
+	int cps = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		cps += (*p & 0xc0) != 0x80;
+	fputs(s, f);
+	for (; cps < width; cps++)
+		fputc(' ', f);
+}
+
+static void fmt_lat(char *buf, size_t sz, const struct ct_result *r)
+{
+	uint64_t ns = r->duration_ns;
+
+	if (r->flow.flags & CT_F_NO_HISTORY)
+		snprintf(buf, sz, "?");
+	else if (ns >= 100000000000ULL)
+		snprintf(buf, sz, "%.0fs", ns / 1e9);
+	else if (ns >= 1000000000ULL)
+		snprintf(buf, sz, "%.2fs", ns / 1e9);
+	else if (ns >= 10000000ULL)
+		snprintf(buf, sz, "%.0fms", ns / 1e6);
+	else
+		snprintf(buf, sz, "%.1fms", ns / 1e6);
+}
+
+static void fmt_clock(char *buf, size_t sz, uint64_t real_ns)
+{
+	time_t secs = real_ns / 1000000000ULL;
+	struct tm tm;
+
+	localtime_r(&secs, &tm);
+	strftime(buf, sz, "%H:%M:%S", &tm);
+}
+
+static void text_header(struct writer *w)
+{
+	fprintf(w->f, "%-8s %-7s %-*s %-*s %-*s %-11s %4s %6s %s\n", "TIME", "PID", COL_COMM,
+		"COMM", COL_ADDR, "SADDR:SPORT", COL_ADDR, "DADDR:DPORT", "VERDICT", "SYNS",
+		"LAT", "CAUSE");
+}
+
+static void text_start(struct writer *w, const struct start_info *s)
+{
+	int missing = 0;
+
+	for (int i = 0; i < s->nr_probes; i++)
+		missing += !s->probes[i].ok;
+	fprintf(stderr, "conntrace %s: tracing TCP connection attempts on %s (%d of %d signals; "
+		"--probes for details). Ctrl-C to stop.\n", s->version, s->kernel,
+		s->nr_probes - missing, s->nr_probes);
+	text_header(w);
+}
+
+static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
+{
+	const struct ct_flow *f = &r->flow;
+	char clock[16], comm[4 * CT_COMM_LEN + 1], src[64], dst[64], lat[16], pid[16];
+	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
+
+	fmt_clock(clock, sizeof(clock), ts_real_ns);
+	if (f->flags & CT_F_NO_HISTORY) {
+		snprintf(pid, sizeof(pid), "?");
+		snprintf(comm, sizeof(comm), "?");
+	} else {
+		snprintf(pid, sizeof(pid), "%u", f->tgid);
+		escape_text(comm, sizeof(comm), f->comm, sizeof(f->comm));
+	}
+	fmt_endpoint(src, sizeof(src), f->family, f->saddr, f->sport);
+	fmt_endpoint(dst, sizeof(dst), f->family, f->daddr, f->dport);
+	fmt_lat(lat, sizeof(lat), r);
+
+	fprintf(w->f, "%-8s %-7s ", clock, pid);
+	put_padded(w->f, comm, COL_COMM);
+	fprintf(w->f, " %-*s %-*s ", COL_ADDR, src, COL_ADDR, dst);
+	if (w->color)
+		fprintf(w->f, "%s%-11s\033[0m", verdict_color[r->verdict], ct_verdict_label(r->verdict));
+	else
+		fprintf(w->f, "%-11s", ct_verdict_label(r->verdict));
+	fprintf(w->f, " %4u %6s %s\n", syns, lat, ct_cause_name(r->cause));
+	if (w->detail)
+		fprintf(w->f, "         %s\n", r->detail);
+}
+
+static void text_loss(struct writer *w, const struct loss_info *l)
+{
+	char clock[16];
+
+	fmt_clock(clock, sizeof(clock), l->ts_real_ns);
+	fprintf(w->f, "%-8s LOST: %llu records (ring buffer full) and %llu flows (flow table "
+		"full) since the last report; totals %llu and %llu\n", clock,
+		(unsigned long long)l->new_lost, (unsigned long long)l->new_evictions,
+		(unsigned long long)l->lost_records, (unsigned long long)l->flow_evictions);
+}
+
+static void text_summary(struct writer *w, const struct summary_info *s)
+{
+	uint64_t total = 0;
+
+	for (int v = 0; v < CT_V_MAX; v++)
+		total += s->stats->verdicts[v];
+	fprintf(w->f, "-- %llu verdicts in %.1f s:", (unsigned long long)total, s->duration_s);
+	for (int v = 0; v < CT_V_MAX; v++)
+		fprintf(w->f, " %s %llu", ct_verdict_name(v),
+			(unsigned long long)s->stats->verdicts[v]);
+	fprintf(w->f, "; lost records %llu, flow evictions %llu\n",
+		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions);
+}
+
+static const struct writer_ops text_ops = {
+	.start = text_start,
+	.verdict = text_verdict,
+	.loss = text_loss,
+	.summary = text_summary,
+};
+
+void writer_text_init(struct writer *w, FILE *f, bool color, bool detail)
+{
+	memset(w, 0, sizeof(*w));
+	w->ops = &text_ops;
+	w->f = f;
+	w->color = color;
+	w->detail = detail;
+}

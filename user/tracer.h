@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Kernel I/O: probe what the kernel allows, load and attach the BPF programs,
+ * drain the ring buffer, read counters and the flows still in progress.
+ */
+#ifndef CONNTRACE_TRACER_H
+#define CONNTRACE_TRACER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "conntrace.h"
+
+struct tracer_config {
+	uint32_t tgid;		/* 0: every process */
+	uint16_t port;		/* 0: every port */
+	bool emit_ok;
+	uint64_t slow_ns;
+	uint32_t ring_size;	/* bytes, a power of two >= page size */
+	uint32_t max_flows;	/* flow-table entries */
+	bool verbose;		/* libbpf's own messages on stderr */
+};
+
+/* One line of the --probes report: a signal and the hook that carries it. */
+struct probe_report {
+	const char *signal;	/* "connect", "syn_retransmit", ... */
+	char hook[96];		/* what is attached, or "-" */
+	bool ok;
+	char note[128];		/* why not, or a caveat */
+};
+
+#define TRACER_MAX_PROBES 16
+
+typedef int (*tracer_record_fn)(void *ctx, void *data, size_t len);
+
+struct tracer;
+
+/* 0 or a negative errno; *errmsg names what failed. */
+int tracer_open(struct tracer **out, const struct tracer_config *cfg,
+		tracer_record_fn fn, void *ctx, char *errmsg, size_t errsz);
+void tracer_close(struct tracer *t);
+/* Probes only: fills the report without attaching anything. */
+int tracer_probe_only(struct probe_report *rep, int *nr, char *errmsg, size_t errsz);
+const struct probe_report *tracer_report(const struct tracer *t, int *nr);
+/* Waits up to timeout_ms, then drains whatever is in the ring. */
+int tracer_poll(struct tracer *t, int timeout_ms);
+/* Sums the per-CPU counters. */
+int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX]);
+/* Feeds every flow still in SYN_SENT, marked CT_F_PENDING and ended now. */
+int tracer_dump_pending(struct tracer *t, uint64_t now);
+/* Enum names from this kernel's BTF (ct_name_fn and its ctx). */
+void *tracer_drop_names(const struct tracer *t);
+void *tracer_rst_names(const struct tracer *t);
+
+#endif
