@@ -364,6 +364,7 @@ struct netns {
 	struct listen_ns_counters now, prev;
 	uint32_t somaxconn;
 	uint32_t max_syn_backlog;
+	uint32_t syncookies;
 };
 
 struct netns_set {
@@ -562,6 +563,8 @@ static int walk_netns(struct netns *ns, int orig_fd, int link_fd, struct recs *r
 		ns->somaxconn = 0;
 	if (read_u32_file("/proc/sys/net/ipv4/tcp_max_syn_backlog", &ns->max_syn_backlog))
 		ns->max_syn_backlog = 0;
+	if (read_u32_file("/proc/sys/net/ipv4/tcp_syncookies", &ns->syncookies))
+		ns->syncookies = 0;
 	ns->prev = ns->now;
 	if (!err)
 		err = read_netstat(&ns->now);
@@ -679,6 +682,7 @@ struct ctx {
 	struct recs recs;
 	int orig_netns;
 	int refresh;         /* 0: the baseline walk */
+	size_t ns_skipped;   /* namespaces that could not be walked this refresh */
 	struct timespec last;
 	double interval_s;
 };
@@ -715,6 +719,7 @@ static void merge_record(struct ctx *c, const struct listen_rec *r, struct track
 	l->syn_queue = r->syn_qlen;
 	l->somaxconn = ns->somaxconn;
 	l->tcp_max_syn_backlog = ns->max_syn_backlog;
+	l->tcp_syncookies = ns->syncookies;
 	l->full_now = r->ack_backlog > r->max_ack_backlog;
 	l->full_streak = l->full_now ? (old ? old->l.full_streak : 0) + 1 : 0;
 	l->cookies_interval = old && r->synq_overflow_ts != old->prev_stamp;
@@ -859,10 +864,12 @@ static int refresh(struct ctx *c)
 	}
 
 	c->recs.n = 0;
+	c->ns_skipped = 0;
 	for (i = 0; i < c->ns.n; i++) {
 		err = walk_netns(&c->ns.v[i], c->orig_netns, link_fd, &c->recs);
 		if (err == -ENOTRECOVERABLE)
 			return err;
+		c->ns_skipped += err != 0;
 		if (err)
 			vlog("netns %" PRIu64 ": skipped this refresh: %s", c->ns.v[i].ino,
 			     strerror(-err));
@@ -980,6 +987,7 @@ static void print_refresh(struct ctx *c, struct json *j)
 			json_kstr(j, "name", ns->name);
 			json_ku64(j, "somaxconn", ns->somaxconn);
 			json_ku64(j, "tcp_max_syn_backlog", ns->max_syn_backlog);
+			json_ku64(j, "tcp_syncookies", ns->syncookies);
 			json_ku64(j, "listeners", cnt);
 			json_ku64(j, "listen_overflows", ns->now.listen_overflows);
 			json_ku64(j, "listen_drops", ns->now.listen_drops);
@@ -992,11 +1000,13 @@ static void print_refresh(struct ctx *c, struct json *j)
 		}
 		for (i = 0; i < n; i++)
 			listen_json_listener(j, &rows[i], ts);
-		if (c->skel->bss->lost.stats_map_full || c->skel->bss->lost.pending_map_full) {
+		if (c->skel->bss->lost.stats_map_full || c->skel->bss->lost.pending_map_full ||
+		    c->ns_skipped) {
 			json_obj_begin(j);
 			json_kstr(j, "type", "listen_lost");
 			json_ku64(j, "stats_map_full", c->skel->bss->lost.stats_map_full);
 			json_ku64(j, "pending_map_full", c->skel->bss->lost.pending_map_full);
+			json_ku64(j, "netns_skipped", c->ns_skipped);
 			json_obj_end(j);
 			json_eol(j);
 		}
@@ -1014,8 +1024,11 @@ static void print_refresh(struct ctx *c, struct json *j)
 			fputs("\033[H\033[2J", stdout); /* redraw in place, top-like */
 		else if (c->refresh > 2)
 			fputc('\n', stdout); /* plain lines when piped: one block each */
-		printf("conntrace listen %s  every %.1fs  %zu of %zu listeners, %zu netns\n",
+		printf("conntrace listen %s  every %.1fs  %zu of %zu listeners, %zu netns",
 		       when, env.interval, n, c->st.n, nns);
+		if (c->ns_skipped)
+			printf(" (%zu more not walkable: -v says why)", c->ns_skipped);
+		putchar('\n');
 		printf("%s\n", method_summary());
 		if (c->skel->bss->lost.stats_map_full || c->skel->bss->lost.pending_map_full)
 			printf("lost: %llu listener entries (BPF map full), %llu listen() backlogs\n",

@@ -74,6 +74,7 @@ struct listener {
 	enum listen_backlog_source backlog_source;
 	uint32_t somaxconn;         /* of its netns, now */
 	uint32_t tcp_max_syn_backlog;
+	uint32_t tcp_syncookies;    /* net.ipv4.tcp_syncookies of its netns */
 	bool full_now;              /* accept_queue > accept_queue_max */
 	int full_streak;            /* consecutive refreshes found full */
 	bool cookies_interval;      /* its SYN-cookie stamp moved */

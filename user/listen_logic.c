@@ -141,7 +141,8 @@ unsigned listen_advise(struct listener *l)
 	    l->backlog_requested > (int64_t)l->accept_queue_max &&
 	    (pressure || l->backlog_requested < LISTEN_BACKLOG_IDIOM))
 		a |= LISTEN_ADVICE_SOMAXCONN;
-	if (l->cookies_interval)
+	/* With tcp_syncookies=2 every SYN gets a cookie: no sign of a full queue. */
+	if (l->cookies_interval && l->tcp_syncookies == 1)
 		a |= LISTEN_ADVICE_SYN_COOKIES;
 	l->advice = a;
 	return a;

@@ -220,9 +220,13 @@ static void advice_syn_cookies(void **state)
 
 	(void)state;
 	l.cookies_interval = true;
+	l.tcp_syncookies = 1;
 	assert_int_equal(listen_advise(&l), LISTEN_ADVICE_SYN_COOKIES);
 	listen_advice_text(&l, LISTEN_ADVICE_SYN_COOKIES, text, sizeof(text));
 	assert_non_null(strstr(text, "tcp_max_syn_backlog"));
+	/* tcp_syncookies=2: cookies for every SYN, whatever the queue */
+	l.tcp_syncookies = 2;
+	assert_int_equal(listen_advise(&l), 0);
 }
 
 static void advice_text_escapes_comm(void **state)
