@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -923,12 +924,12 @@ static bool selected(const struct listener *l)
 	return (env.port < 0 || l->lport == env.port) && (env.pid < 0 || l->pid == env.pid);
 }
 
+/* Short enough for an 80-column terminal: the table's budget counts on it. */
 static const char *method_summary(void)
 {
 	return fentry_active
-		? "overflows counted by fentry/fexit on tcp_conn_request and tcp_v4/v6_syn_recv_sock (exact)"
-		: "overflows from each listener's sk_drops (exact while its netns's ListenOverflows "
-		  "== ListenDrops; \"~\": attributed from ListenOverflows)";
+		? "overflows: fentry/fexit on tcp_conn_request, tcp_v4/v6_syn_recv_sock (exact)"
+		: "overflows: per-listener sk_drops, exact (~: attributed from ListenOverflows)";
 }
 
 static void print_start_json(struct json *j)
@@ -1020,6 +1021,15 @@ static void print_refresh(struct ctx *c, struct json *j)
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
 		for (k = 0; k < c->ns.n; k++)
 			nns += c->ns.v[k].walked;
+		if (tty) {
+			struct winsize ws;
+
+			if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row) {
+				o.width = ws.ws_col;
+				/* the two summary lines, and the cursor's line */
+				o.max_lines = env.once ? 0 : (ws.ws_row > 5 ? ws.ws_row - 3 : 2);
+			}
+		}
 		if (tty && !env.once)
 			fputs("\033[H\033[2J", stdout); /* redraw in place, top-like */
 		else if (c->refresh > 2)

@@ -140,8 +140,11 @@ size_t listen_format_sparkline(const struct listener *l, bool utf8, char *buf, s
 struct listen_table_opts {
 	bool utf8;
 	bool show_advice;
+	int width;     /* wrap advice at this many columns; 0: never */
+	int max_lines; /* stop (saying how many are left out) past this; 0: no limit */
 };
-void listen_print_table(FILE *f, const struct listener *rows, size_t n,
+/* Returns the number of listeners printed. */
+size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 			const struct listen_table_opts *o);
 
 /* One {"type":"listener",...} line. */

@@ -316,11 +316,52 @@ static void row_text(const struct listener *l, bool utf8, struct row_text *t)
 
 static int maxi(int a, int b) { return a > b ? a : b; }
 
-void listen_print_table(FILE *f, const struct listener *rows, size_t n,
-			const struct listen_table_opts *o)
+/*
+ * Word-wrap `text` into lines of at most `width` columns after an indent of
+ * `indent` columns (the first line starts with `lead`); into `out` if not
+ * NULL. Returns the number of lines. Advice text is ASCII (comm is escaped).
+ */
+static int wrap(FILE *out, const char *lead, const char *text, int indent, int width)
 {
-	int w_addr = 6, w_comm = 4, w_pid = 3, w_ovf = 3, w_rate = 5;
+	int room = width > indent + 20 ? width - indent : 0, lines = 0;
+	const char *p = text;
+
+	while (*p) {
+		int len = (int)strlen(p), cut = len;
+
+		if (room && len > room) {
+			for (cut = room; cut > 0 && p[cut] != ' '; cut--)
+				;
+			if (cut == 0)
+				cut = room; /* one long word: break it */
+		}
+		if (out)
+			fprintf(out, "%*s%s%.*s\n", lines ? indent : 0, "", lines ? "" : lead,
+				cut, p);
+		lines++;
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+	return lines;
+}
+
+/* Lines a terminal `width` columns wide takes for s (UTF-8: count lead bytes). */
+static int screen_lines(const char *s, int width)
+{
+	int cols = 0;
+
+	for (; *s; s++)
+		cols += ((unsigned char)*s & 0xc0) != 0x80;
+	return width > 0 && cols > width ? (cols + width - 1) / width : 1;
+}
+
+size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
+			  const struct listen_table_opts *o)
+{
+	int w_addr = 6, w_comm = 4, w_pid = 3, w_ovf = 3, w_rate = 5, used;
 	struct row_text t;
+	char text[512], line[512];
 	size_t i;
 	unsigned bit;
 
@@ -332,31 +373,57 @@ void listen_print_table(FILE *f, const struct listener *rows, size_t n,
 		w_ovf = maxi(w_ovf, (int)strlen(t.ovf));
 		w_rate = maxi(w_rate, (int)strlen(t.rate));
 	}
-	fprintf(f, "%-10s %-*s %*s %-*s %5s %5s %5s %7s %9s %5s %*s %*s %6s %5s %s\n",
-		"NETNS", w_addr, "LISTEN", w_pid, "PID", w_comm, "COMM", "ACCQ", "PEAK",
-		"MAX", "BACKLOG", "SOMAXCONN", "SYNQ", w_rate, "OVF/s", w_ovf, "OVF",
-		"SYNRTX", "RST", "FILL");
+	snprintf(line, sizeof(line),
+		 "%-10s %-*s %*s %-*s %5s %5s %5s %7s %9s %5s %*s %*s %6s %5s %s",
+		 "NETNS", w_addr, "LISTEN", w_pid, "PID", w_comm, "COMM", "ACCQ", "PEAK",
+		 "MAX", "BACKLOG", "SOMAXCONN", "SYNQ", w_rate, "OVF/s", w_ovf, "OVF",
+		 "SYNRTX", "RST", "FILL");
+	fprintf(f, "%s\n", line);
+	used = screen_lines(line, o->width);
 	for (i = 0; i < n; i++) {
 		const struct listener *l = &rows[i];
+		int need;
 
 		row_text(l, o->utf8, &t);
-		fprintf(f, "%-10" PRIu64 " %-*s %*s %-*s %5" PRIu32 " %5" PRIu32 " %5" PRIu32
-			" %7s %9" PRIu32 " %5" PRIu32 " %*s %*s %6" PRIu64 " %5" PRIu64 " %s\n",
-			l->netns_ino, w_addr, t.addr, w_pid, t.pid, w_comm, t.comm,
-			l->accept_queue, l->accept_queue_peak, l->accept_queue_max, t.backlog,
-			l->somaxconn, l->syn_queue, w_rate, t.rate, w_ovf, t.ovf,
-			l->synack_retrans, l->resets_sent, t.spark);
+		snprintf(line, sizeof(line),
+			 "%-10" PRIu64 " %-*s %*s %-*s %5" PRIu32 " %5" PRIu32 " %5" PRIu32
+			 " %7s %9" PRIu32 " %5" PRIu32 " %*s %*s %6" PRIu64 " %5" PRIu64 " %s",
+			 l->netns_ino, w_addr, t.addr, w_pid, t.pid, w_comm, t.comm,
+			 l->accept_queue, l->accept_queue_peak, l->accept_queue_max, t.backlog,
+			 l->somaxconn, l->syn_queue, w_rate, t.rate, w_ovf, t.ovf,
+			 l->synack_retrans, l->resets_sent, t.spark);
+		need = screen_lines(line, o->width);
+
+		if (o->show_advice) {
+			for (bit = 1; bit <= LISTEN_ADVICE_SYN_COOKIES; bit <<= 1) {
+				if (!(l->advice & bit))
+					continue;
+				listen_advice_text(l, bit, text, sizeof(text));
+				need += wrap(NULL, "", text, 13, o->width);
+			}
+		}
+		/* keep one line to say what did not fit */
+		if (o->max_lines && used + need > o->max_lines - (i + 1 < n)) {
+			fprintf(f, "(%zu more listeners: a taller terminal, --port, --pid or -j "
+				"shows them)\n", n - i);
+			return i;
+		}
+		used += need;
+		fprintf(f, "%s\n", line);
 		if (!o->show_advice)
 			continue;
 		for (bit = 1; bit <= LISTEN_ADVICE_SYN_COOKIES; bit <<= 1) {
-			char text[512];
+			char lead[32];
 
 			if (!(l->advice & bit))
 				continue;
 			listen_advice_text(l, bit, text, sizeof(text));
-			fprintf(f, "%10s %s %s\n", "", o->utf8 ? "\u2192" : "->", text);
+			/* the arrow takes one column either way: 13 before the text */
+			snprintf(lead, sizeof(lead), "%10s %s ", "", o->utf8 ? "\u2192" : ">");
+			wrap(f, lead, text, 13, o->width);
 		}
 	}
+	return n;
 }
 
 void listen_json_listener(struct json *j, const struct listener *l, double ts)

@@ -333,6 +333,54 @@ static void table_columns_align(void **state)
 	free(buf);
 }
 
+/* On a terminal: advice wraps at its width, rows stop at its height. */
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void table_fits_the_terminal(void **state)
+{
+	struct listener v[4] = { mk("127.0.0.1", 80, 2, 1), mk("127.0.0.1", 81, 0, 1),
+				 mk("127.0.0.1", 82, 0, 1), mk("127.0.0.1", 83, 0, 1) };
+	struct listen_table_opts o = { .show_advice = true, .width = 120 };
+	char *buf = NULL, *line, *save;
+	size_t len = 0, shown;
+	FILE *f = open_memstream(&buf, &len);
+	int first_block, advice_lines = 0;
+
+	(void)state;
+	v[0].full_streak = 2;
+	listen_advise(&v[0]);
+	/* header and the first listener with its wrapped advice */
+	listen_print_table(f, v, 1, &o);
+	fclose(f);
+	first_block = count_lines(buf);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] != ' ')
+			continue;
+		advice_lines++;
+		assert_true(strlen(line) <= 120);
+	}
+	assert_true(advice_lines > 2); /* two rules, at least one wrapped */
+	free(buf);
+
+	/* room for that block and one line more: the rest is announced */
+	o.max_lines = first_block + 1;
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	shown = listen_print_table(f, v, 4, &o);
+	fclose(f);
+	assert_int_equal(shown, 1);
+	assert_int_equal(count_lines(buf), o.max_lines);
+	assert_non_null(strstr(buf, "3 more listeners"));
+	free(buf);
+}
+
 static void json_listener_has_the_fields(void **state)
 {
 	struct listener l = mk("127.0.0.1", 9000, 2, 1);
@@ -388,6 +436,7 @@ int main(void)
 		cmocka_unit_test(history_keeps_the_last_samples),
 		cmocka_unit_test(addresses_format_like_ss),
 		cmocka_unit_test(table_columns_align),
+		cmocka_unit_test(table_fits_the_terminal),
 		cmocka_unit_test(json_listener_has_the_fields),
 	};
 
