@@ -9,8 +9,8 @@
  *   and the owner and listen() backlog caught at CLOSE -> LISTEN.
  * - syscalls/sys_enter_listen (classic) remembers the backlog argument,
  *   which the kernel does not keep (it stores min(backlog, somaxconn)).
- * - fentry/fexit on tcp_conn_request and tcp_v{4,6}_syn_recv_sock count
- *   accept-queue overflows exactly; the loader enables them only where a
+ * - fentry/fexit on tcp_conn_request and tcp_check_req count accept-queue
+ *   overflows exactly; the loader enables them only where a
  *   real load succeeds (refused on the tracepoint-only kernels).
  */
 #include "vmlinux.h"
@@ -43,8 +43,8 @@ struct {
 	__type(value, __s32);
 } pending_backlog SEC(".maps");
 
-/* Entry state of tcp_conn_request, read back at fexit on the same CPU. */
-struct conn_req_stash {
+/* Entry state of an overflow site, read back at its fexit on the same CPU. */
+struct overflow_stash {
 	__u64 cookie;
 	__u32 drops;
 	__u32 overflow_candidate;
@@ -52,15 +52,18 @@ struct conn_req_stash {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2); /* STASH_NR */
 	__type(key, __u32);
-	__type(value, struct conn_req_stash);
-} conn_req SEC(".maps");
+	__type(value, struct overflow_stash);
+} overflow_stash SEC(".maps");
 
 /*
- * sk_drops is what tcp_listendrop() increments for every SYN or ACK the
- * listener drops (full accept queue included). Kernels from 6.18 may split
- * it into NUMA counters (sk_drop_counters, used by UDP/raw): add those too.
+ * sk_drops: tcp_listendrop() increments it for every SYN or ACK the listener
+ * drops (full accept queue included), next to the namespace's ListenDrops;
+ * tcp_v4_rcv() also adds to it when it discards a segment for the listener
+ * (an ACK whose request did not become a child, so an ACK-time overflow
+ * counts twice here). Kernels from 6.18 may split it into NUMA counters
+ * (sk_drop_counters, used by UDP/raw): add those too.
  */
 static __always_inline __u32 read_drops(const struct sock *sk)
 {
@@ -261,30 +264,65 @@ int BPF_PROG(on_send_reset, const struct sock *sk)
 }
 
 /*
- * Exact overflow counting where fentry is allowed. tcp_conn_request()
- * drops a SYN as an overflow when the accept queue is full, unless it
- * already dropped it because the SYN queue is full and SYN cookies are off;
- * the drop itself shows as sk_drops moving between entry and exit.
+ * Exact overflow counting where fentry is allowed. An overflow is a
+ * tcp_listendrop() on a full accept queue, in one of two places:
+ * - tcp_conn_request(), for a SYN (unless the SYN was already dropped
+ *   because the SYN queue is full and SYN cookies are off);
+ * - tcp_vX_syn_recv_sock(), for the handshake's last ACK, reached through
+ *   tcp_check_req(). syn_recv_sock itself takes 7 arguments on 6.18 and on
+ *   Debian's 6.1 (a backport), one more than x86 trampolines of 6.1 allow,
+ *   so its caller tcp_check_req() (5 or 6 arguments) is traced instead.
+ * Entry notes whether the queue is full and the listener's sk_drops; exit
+ * counts an overflow when sk_drops moved in between (and, for
+ * tcp_check_req, no child came back). Softirq does not nest on a CPU, so
+ * one per-CPU slot per function is enough.
  */
+enum { STASH_CONN_REQUEST, STASH_CHECK_REQ, STASH_NR };
+
+static __always_inline void stash_enter(__u32 slot, struct sock *sk, bool candidate)
+{
+	struct overflow_stash *st = bpf_map_lookup_elem(&overflow_stash, &slot);
+
+	if (!st)
+		return;
+	st->cookie = bpf_get_socket_cookie(sk);
+	st->drops = read_drops(sk);
+	st->overflow_candidate = candidate;
+}
+
+static __always_inline void stash_exit(__u32 slot, struct sock *sk)
+{
+	struct overflow_stash *st = bpf_map_lookup_elem(&overflow_stash, &slot);
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct listen_stats *s;
+
+	if (!st || st->cookie != cookie || !st->overflow_candidate)
+		return;
+	st->overflow_candidate = 0;
+	if (read_drops(sk) == st->drops)
+		return;
+	s = stats_of(cookie);
+	if (s)
+		__sync_fetch_and_add(&s->overflows, 1);
+}
+
+static __always_inline bool acceptq_full(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
+}
+
 SEC("fentry/tcp_conn_request")
 int BPF_PROG(conn_request_enter, struct request_sock_ops *rsk_ops,
 	     const struct tcp_request_sock_ops *af_ops, struct sock *sk,
 	     struct sk_buff *skb)
 {
-	struct conn_req_stash *st;
-	__u32 zero = 0, max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk,
 				   icsk_accept_queue.qlen.counter);
 	__u8 syncookies = BPF_CORE_READ(sk, __sk_common.skc_net.net,
 					ipv4.sysctl_tcp_syncookies);
 
-	st = bpf_map_lookup_elem(&conn_req, &zero);
-	if (!st)
-		return 0;
-	st->cookie = bpf_get_socket_cookie(sk);
-	st->drops = read_drops(sk);
-	st->overflow_candidate = BPF_CORE_READ(sk, sk_ack_backlog) > max &&
-				 !(qlen > max && !syncookies);
+	stash_enter(STASH_CONN_REQUEST, sk, acceptq_full(sk) && !(qlen > max && !syncookies));
 	return 0;
 }
 
@@ -293,54 +331,29 @@ int BPF_PROG(conn_request_exit, struct request_sock_ops *rsk_ops,
 	     const struct tcp_request_sock_ops *af_ops, struct sock *sk,
 	     struct sk_buff *skb)
 {
-	struct conn_req_stash *st;
-	struct listen_stats *s;
-	__u32 zero = 0;
-	__u64 cookie = bpf_get_socket_cookie(sk);
-
-	st = bpf_map_lookup_elem(&conn_req, &zero);
-	if (!st || st->cookie != cookie || !st->overflow_candidate)
-		return 0;
-	st->overflow_candidate = 0;
-	if (read_drops(sk) == st->drops)
-		return 0;
-	s = stats_of(cookie);
-	if (s)
-		__sync_fetch_and_add(&s->overflows, 1);
+	stash_exit(STASH_CONN_REQUEST, sk);
 	return 0;
 }
 
-/*
- * syn_recv_sock returns NULL after "exit_overflow" when the accept queue is
- * full as the handshake's ACK arrives. Its argument count differs between
- * kernels (6.18 added one), so the return value is read with
- * bpf_get_func_ret() rather than from a fixed argument slot.
- */
-static __always_inline int syn_recv_exit(void *ctx, const struct sock *sk)
+/* With TCP Fast Open, tcp_check_req() also runs on the child: skip it. */
+SEC("fentry/tcp_check_req")
+int BPF_PROG(check_req_enter, struct sock *sk)
 {
-	struct listen_stats *s;
-	__u64 ret = 1;
-
-	if (bpf_get_func_ret(ctx, &ret) || ret)
-		return 0;
-	if (BPF_CORE_READ(sk, sk_ack_backlog) <= BPF_CORE_READ(sk, sk_max_ack_backlog))
-		return 0;
-	s = stats_of(bpf_get_socket_cookie((void *)sk));
-	if (s)
-		__sync_fetch_and_add(&s->overflows, 1);
+	if (is_tcp_listener(sk))
+		stash_enter(STASH_CHECK_REQ, sk, acceptq_full(sk));
 	return 0;
 }
 
-SEC("fexit/tcp_v4_syn_recv_sock")
-int BPF_PROG(syn_recv_v4_exit, const struct sock *sk)
+/* The return value is read with bpf_get_func_ret(): its slot moved in 6.x. */
+SEC("fexit/tcp_check_req")
+int BPF_PROG(check_req_exit, struct sock *sk)
 {
-	return syn_recv_exit(ctx, sk);
-}
+	__u64 child = 1;
 
-SEC("fexit/tcp_v6_syn_recv_sock")
-int BPF_PROG(syn_recv_v6_exit, const struct sock *sk)
-{
-	return syn_recv_exit(ctx, sk);
+	if (bpf_get_func_ret(ctx, &child) || child || !is_tcp_listener(sk))
+		return 0;
+	stash_exit(STASH_CHECK_REQ, sk);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

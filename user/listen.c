@@ -180,7 +180,7 @@ struct hook {
 #define P(name) static struct bpf_program *p_##name(struct listen_bpf *s) { return s->progs.name; }
 P(dump_listeners) P(on_sys_enter_listen) P(on_sys_exit_listen) P(on_set_state)
 P(on_data_ready) P(on_synack_retrans) P(on_send_reset) P(conn_request_enter)
-P(conn_request_exit) P(syn_recv_v4_exit) P(syn_recv_v6_exit)
+P(conn_request_exit) P(check_req_enter) P(check_req_exit)
 #undef P
 
 static struct hook hooks[] = {
@@ -196,8 +196,8 @@ static struct hook hooks[] = {
 	{ "resets sent (tcp_send_reset)", p_on_send_reset, .btf_tp = "tcp_send_reset" },
 	{ "overflows (fentry/tcp_conn_request)", p_conn_request_enter, .fentry = true },
 	{ "overflows (fexit/tcp_conn_request)", p_conn_request_exit, .fentry = true },
-	{ "overflows (fexit/tcp_v4_syn_recv_sock)", p_syn_recv_v4_exit, .fentry = true },
-	{ "overflows (fexit/tcp_v6_syn_recv_sock)", p_syn_recv_v6_exit, .fentry = true },
+	{ "overflows (fentry/tcp_check_req)", p_check_req_enter, .fentry = true },
+	{ "overflows (fexit/tcp_check_req)", p_check_req_exit, .fentry = true },
 };
 #define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
@@ -807,7 +807,9 @@ static void account_overflows(struct ctx *c, struct tracked *v, size_t n)
 			} else {
 				/* the sk_drops share; at first sight it covers since listen() */
 				l->overflows_interval = sh[i].overflows;
-				l->method_interval = m;
+				/* nothing to share: fentry's zero is the exact one */
+				l->method_interval = fentry_active && m == LISTEN_METHOD_NONE
+							     ? LISTEN_METHOD_FENTRY : m;
 				if (have_stats)
 					t->prev_fentry = s.overflows; /* already inside sk_drops */
 			}
@@ -928,7 +930,7 @@ static bool selected(const struct listener *l)
 static const char *method_summary(void)
 {
 	return fentry_active
-		? "overflows: fentry/fexit on tcp_conn_request, tcp_v4/v6_syn_recv_sock (exact)"
+		? "overflows: fentry/fexit on tcp_conn_request and tcp_check_req (exact)"
 		: "overflows: per-listener sk_drops, exact (~: attributed from ListenOverflows)";
 }
 

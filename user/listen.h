@@ -28,7 +28,7 @@ enum listen_method {
 	LISTEN_METHOD_NONE,       /* no overflow anywhere in its netns: exact 0 */
 	LISTEN_METHOD_SK_DROPS,   /* sk_drops, all namespace drops were overflows */
 	LISTEN_METHOD_ATTRIBUTED, /* namespace overflows shared among listeners */
-	LISTEN_METHOD_FENTRY,     /* counted in tcp_conn_request/syn_recv_sock */
+	LISTEN_METHOD_FENTRY,     /* counted in tcp_conn_request/tcp_check_req */
 };
 
 /* Where backlog_requested comes from. */

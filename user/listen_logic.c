@@ -34,15 +34,19 @@ const char *listen_backlog_source_name(enum listen_backlog_source s)
 	return "?";
 }
 
-/* Exactness order: NONE and SK_DROPS and FENTRY are exact, ATTRIBUTED is not. */
+/*
+ * The weaker method wins: ATTRIBUTED over the exact ones; among those,
+ * SK_DROPS over FENTRY (a total that includes drops from before fentry was
+ * attached says so), and NONE only when nothing else contributed.
+ */
 enum listen_method listen_method_merge(enum listen_method a, enum listen_method b)
 {
 	if (a == LISTEN_METHOD_ATTRIBUTED || b == LISTEN_METHOD_ATTRIBUTED)
 		return LISTEN_METHOD_ATTRIBUTED;
-	if (a == LISTEN_METHOD_FENTRY || b == LISTEN_METHOD_FENTRY)
-		return LISTEN_METHOD_FENTRY;
 	if (a == LISTEN_METHOD_SK_DROPS || b == LISTEN_METHOD_SK_DROPS)
 		return LISTEN_METHOD_SK_DROPS;
+	if (a == LISTEN_METHOD_FENTRY || b == LISTEN_METHOD_FENTRY)
+		return LISTEN_METHOD_FENTRY;
 	return LISTEN_METHOD_NONE;
 }
 

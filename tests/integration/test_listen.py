@@ -154,8 +154,9 @@ def test_full_queue_overflows_match_namespace_counter(ns):
     assert lst["comm"] == "lqlisten"
     assert lst["accept_queue_max"] == 1
     assert lst["accept_queue"] > lst["accept_queue_max"] and lst["accept_queue_full"]
-    if lst["method"] == "sk_drops":
-        # exact: each of this listener's sk_drops was an overflow
+    if lst["method"] in ("sk_drops", "fentry"):
+        # exact: each of this listener's sk_drops was an overflow (or fentry
+        # counted each one)
         assert lst["overflows"] == delta
     else:
         assert lst["method"] == "attributed"
@@ -165,6 +166,58 @@ def test_full_queue_overflows_match_namespace_counter(ns):
     [nsobj] = [o for o in objs if o["type"] == "netns" and o["netns"] == ns.ino]
     assert nsobj["listen_overflows"] == after["ListenOverflows"]
     assert nsobj["listener_overflows"] == lst["overflows"]
+
+
+def complete_lines(path):
+    """The JSON objects of the lines written so far (not a partial last one)."""
+    text = path.read_text()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
+
+
+def test_live_overflows_match_namespace_counter(ns, tmp_path):
+    """The same, with conntrace running before the listener and the clients:
+    the overflows are counted refresh by refresh (by fentry where it loads)."""
+    out_path = tmp_path / "out.jsonl"
+    with open(out_path, "w") as out:
+        ct = subprocess.Popen([CONNTRACE, "listen", "-j", "-i", "0.5"], stdout=out,
+                              stderr=subprocess.PIPE, text=True)
+        ns.procs.append(ct)
+        deadline = time.monotonic() + 60
+        while not complete_lines(out_path) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the start line: every hook is attached
+        start = complete_lines(out_path)[0]
+        assert start["type"] == "listen_start"
+        _, port = ns.listener(backlog=1)
+        ns.clients(port, 8, 3).wait(timeout=60)
+        after = ns.tcpext()
+        done = time.time()
+
+        def ours():
+            return [o for o in complete_lines(out_path)
+                    if o["type"] == "listener" and o["netns"] == ns.ino
+                    and o["time"] > done]
+        # two refreshes printed after the clients finished: the second one
+        # walked after they did
+        while len(ours()) < 2 and time.monotonic() < deadline + 60:
+            time.sleep(0.2)
+        ct.send_signal(signal.SIGINT)
+        ct.wait(timeout=30)
+    assert ct.returncode == 0, ct.stderr.read()
+    assert ns.tcpext()["ListenOverflows"] == after["ListenOverflows"]
+    lst = ours()[-1]
+    print("live: overflows reported %d, TcpExtListenOverflows %d, ListenDrops %d, method %s"
+          " (start: %s)" % (lst["overflows"], after["ListenOverflows"],
+                            after["ListenDrops"], lst["method"], start["method"]))
+    assert after["ListenOverflows"] > 0
+    assert lst["backlog_requested"] == 1 and lst["backlog_source"] == "listen"
+    if lst["method"] in ("sk_drops", "fentry"):
+        assert lst["overflows"] == after["ListenOverflows"]
+    else:
+        assert lst["method"] == "attributed"
+        assert 0 < lst["overflows"] <= after["ListenOverflows"]
+    if start["method"] == "fentry":
+        assert lst["method"] == "fentry"
+    assert lst["accept_queue_peak"] >= 2
 
 
 def test_somaxconn_caps_the_backlog(ns):

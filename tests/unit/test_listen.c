@@ -145,6 +145,9 @@ static void method_merge_keeps_the_weaker(void **state)
 			 LISTEN_METHOD_ATTRIBUTED);
 	assert_int_equal(listen_method_merge(LISTEN_METHOD_FENTRY, LISTEN_METHOD_NONE),
 			 LISTEN_METHOD_FENTRY);
+	/* drops from before fentry was attached came from sk_drops: say so */
+	assert_int_equal(listen_method_merge(LISTEN_METHOD_FENTRY, LISTEN_METHOD_SK_DROPS),
+			 LISTEN_METHOD_SK_DROPS);
 	assert_string_equal(listen_method_name(LISTEN_METHOD_ATTRIBUTED), "attributed");
 	assert_string_equal(listen_method_name(LISTEN_METHOD_SK_DROPS), "sk_drops");
 }
