@@ -52,7 +52,7 @@ struct overflow_stash {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2); /* STASH_NR */
+	__uint(max_entries, 3); /* STASH_NR */
 	__type(key, __u32);
 	__type(value, struct overflow_stash);
 } overflow_stash SEC(".maps");
@@ -269,15 +269,16 @@ int BPF_PROG(on_send_reset, const struct sock *sk)
  * - tcp_conn_request(), for a SYN (unless the SYN was already dropped
  *   because the SYN queue is full and SYN cookies are off);
  * - tcp_vX_syn_recv_sock(), for the handshake's last ACK, reached through
- *   tcp_check_req(). syn_recv_sock itself takes 7 arguments on 6.18 and on
- *   Debian's 6.1 (a backport), one more than x86 trampolines of 6.1 allow,
- *   so its caller tcp_check_req() (5 or 6 arguments) is traced instead.
+ *   tcp_check_req(), or through cookie_vX_check() when the SYN got a SYN
+ *   cookie. syn_recv_sock itself takes 7 arguments on 6.18 and on Debian's
+ *   6.1 (a backport), one more than x86 trampolines of 6.1 allow, so its
+ *   callers (2 to 6 arguments) are traced instead.
  * Entry notes whether the queue is full and the listener's sk_drops; exit
  * counts an overflow when sk_drops moved in between (and, for
  * tcp_check_req, no child came back). Softirq does not nest on a CPU, so
  * one per-CPU slot per function is enough.
  */
-enum { STASH_CONN_REQUEST, STASH_CHECK_REQ, STASH_NR };
+enum { STASH_CONN_REQUEST, STASH_CHECK_REQ, STASH_COOKIE, STASH_NR };
 
 static __always_inline void stash_enter(__u32 slot, struct sock *sk, bool candidate)
 {
@@ -354,6 +355,43 @@ int BPF_PROG(check_req_exit, struct sock *sk)
 		return 0;
 	stash_exit(STASH_CHECK_REQ, sk);
 	return 0;
+}
+
+/* The ACK (or data) that completes a SYN-cookie handshake. */
+static __always_inline int cookie_check_exit(void *ctx, struct sock *sk)
+{
+	__u64 child = 1;
+
+	if (bpf_get_func_ret(ctx, &child) || child)
+		return 0;
+	stash_exit(STASH_COOKIE, sk);
+	return 0;
+}
+
+SEC("fentry/cookie_v4_check")
+int BPF_PROG(cookie_v4_enter, struct sock *sk)
+{
+	stash_enter(STASH_COOKIE, sk, acceptq_full(sk));
+	return 0;
+}
+
+SEC("fexit/cookie_v4_check")
+int BPF_PROG(cookie_v4_exit, struct sock *sk)
+{
+	return cookie_check_exit(ctx, sk);
+}
+
+SEC("fentry/cookie_v6_check")
+int BPF_PROG(cookie_v6_enter, struct sock *sk)
+{
+	stash_enter(STASH_COOKIE, sk, acceptq_full(sk));
+	return 0;
+}
+
+SEC("fexit/cookie_v6_check")
+int BPF_PROG(cookie_v6_exit, struct sock *sk)
+{
+	return cookie_check_exit(ctx, sk);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

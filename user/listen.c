@@ -173,6 +173,11 @@ struct hook {
 	bool required;
 	const char *btf_tp; /* tp_btf: the tracepoint must exist in this kernel */
 	const char *tracefs_event; /* classic: the event must exist in tracefs */
+	/* fentry on a function some kernels lack (no SYN cookies, IPv6 as a
+	 * module): without it there is nothing to count there, so it is left
+	 * out without breaking the set */
+	const char *btf_func;
+	bool absent;
 	const char *status; /* "attached" or why not */
 	struct bpf_link *link;
 };
@@ -181,6 +186,7 @@ struct hook {
 P(dump_listeners) P(on_sys_enter_listen) P(on_sys_exit_listen) P(on_set_state)
 P(on_data_ready) P(on_synack_retrans) P(on_send_reset) P(conn_request_enter)
 P(conn_request_exit) P(check_req_enter) P(check_req_exit)
+P(cookie_v4_enter) P(cookie_v4_exit) P(cookie_v6_enter) P(cookie_v6_exit)
 #undef P
 
 static struct hook hooks[] = {
@@ -198,6 +204,14 @@ static struct hook hooks[] = {
 	{ "overflows (fexit/tcp_conn_request)", p_conn_request_exit, .fentry = true },
 	{ "overflows (fentry/tcp_check_req)", p_check_req_enter, .fentry = true },
 	{ "overflows (fexit/tcp_check_req)", p_check_req_exit, .fentry = true },
+	{ "overflows (fentry/cookie_v4_check)", p_cookie_v4_enter, .fentry = true,
+	  .btf_func = "cookie_v4_check" },
+	{ "overflows (fexit/cookie_v4_check)", p_cookie_v4_exit, .fentry = true,
+	  .btf_func = "cookie_v4_check" },
+	{ "overflows (fentry/cookie_v6_check)", p_cookie_v6_enter, .fentry = true,
+	  .btf_func = "cookie_v6_check" },
+	{ "overflows (fexit/cookie_v6_check)", p_cookie_v6_exit, .fentry = true,
+	  .btf_func = "cookie_v6_check" },
 };
 #define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
@@ -253,6 +267,13 @@ static int open_and_load(struct listen_bpf **out, bool with_fentry, struct btf *
 			load = with_fentry;
 			h->status = with_fentry ? NULL : (env.no_fentry ? "disabled (--no-fentry)"
 								       : "not available: load refused");
+			h->absent = h->btf_func &&
+				    (!vmlinux || btf__find_by_name_kind(vmlinux, h->btf_func,
+									BTF_KIND_FUNC) < 0);
+			if (load && h->absent) {
+				load = false;
+				h->status = "not needed: no such function in this kernel";
+			}
 		} else if (h->btf_tp) {
 			snprintf(name, sizeof(name), "btf_trace_%s", h->btf_tp);
 			if (!vmlinux || btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) < 0) {
@@ -311,7 +332,7 @@ static int load_and_attach(struct listen_bpf **out)
 		struct bpf_program *p = h->prog(skel);
 
 		if (!bpf_program__autoload(p)) {
-			if (h->fentry)
+			if (h->fentry && !h->absent)
 				fentry_active = false;
 			continue;
 		}
@@ -723,7 +744,15 @@ static void merge_record(struct ctx *c, const struct listen_rec *r, struct track
 	l->tcp_syncookies = ns->syncookies;
 	l->full_now = r->ack_backlog > r->max_ack_backlog;
 	l->full_streak = l->full_now ? (old ? old->l.full_streak : 0) + 1 : 0;
-	l->cookies_interval = old && r->synq_overflow_ts != old->prev_stamp;
+	/*
+	 * The stamp moves when the listener sends SYN cookies (at most once a
+	 * second). A socket starts zeroed, so a listener born since the last
+	 * refresh with a stamp has sent them in this interval.
+	 */
+	if (old)
+		l->cookies_interval = r->synq_overflow_ts != old->prev_stamp;
+	else
+		l->cookies_interval = c->refresh && ns->have_prev && r->synq_overflow_ts;
 	t->prev_stamp = r->synq_overflow_ts;
 	l->drops_interval = r->drops - (old ? (uint32_t)old->l.drops : 0);
 	l->drops = r->drops;
@@ -930,7 +959,7 @@ static bool selected(const struct listener *l)
 static const char *method_summary(void)
 {
 	return fentry_active
-		? "overflows: fentry/fexit on tcp_conn_request and tcp_check_req (exact)"
+		? "overflows: fentry/fexit on tcp_conn_request, tcp_check_req, cookie_check (exact)"
 		: "overflows: per-listener sk_drops, exact (~: attributed from ListenOverflows)";
 }
 
