@@ -78,8 +78,8 @@ class Netns:
     def sysctl(self, key, value):
         self.run("sysctl", "-qw", "%s=%s" % (key, value))
 
-    def listener(self, backlog, port=0):
-        p = self.spawn(LQLISTEN, "-b", str(backlog), "-p", str(port),
+    def listener(self, backlog, port=0, addr="127.0.0.1"):
+        p = self.spawn(LQLISTEN, "-a", addr, "-b", str(backlog), "-p", str(port),
                        stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline()
         assert line.strip().isdigit(), "lqlisten did not start"
@@ -332,13 +332,17 @@ def test_somaxconn_caps_the_backlog(ns):
 
 def test_idle_listener_has_no_overflow_and_no_advice(ns):
     _, port = ns.listener(backlog=16)
-    objs = run_once("-i", "0.5", "--port", str(port))
-    [lst] = listeners_in(objs, ns, port)
-    assert lst["accept_queue_max"] == 16
-    assert lst["backlog_requested"] == 16  # inferred: 16 < somaxconn
-    assert lst["accept_queue"] == 0
-    assert lst["overflows"] == 0 and lst["overflows_interval"] == 0
-    assert lst["advice"] == []
+    _, port6 = ns.listener(backlog=16, addr="::1")
+    objs = run_once("-i", "0.5")
+    for p, addr, family in ((port, "127.0.0.1", "ipv4"), (port6, "::1", "ipv6")):
+        [lst] = listeners_in(objs, ns, p)
+        assert (lst["laddr"], lst["family"]) == (addr, family)
+        assert lst["accept_queue_max"] == 16
+        assert lst["backlog_requested"] == 16  # inferred: 16 < somaxconn
+        assert lst["backlog_source"] == "inferred"
+        assert lst["accept_queue"] == 0
+        assert lst["overflows"] == 0 and lst["overflows_interval"] == 0
+        assert lst["advice"] == []
 
 
 def test_survives_listeners_coming_and_going(ns, tmp_path):
@@ -377,7 +381,7 @@ def test_survives_listeners_coming_and_going(ns, tmp_path):
 
 
 def test_text_view_and_bad_option(ns):
-    _, port = ns.listener(backlog=1)
+    owner, port = ns.listener(backlog=1)
     r = subprocess.run([CONNTRACE, "listen", "--once", "-i", "0.3", "--port", str(port)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -389,6 +393,14 @@ def test_text_view_and_bad_option(ns):
     # the MAX column ends where its header does
     end = lines[hdr].index(" MAX") + 4
     assert row[end - 1] == "1" and row[end] == " "
+
+    # --pid keeps the owner's listeners only (ip netns exec execs lqlisten)
+    r = subprocess.run([CONNTRACE, "listen", "--once", "-j", "-i", "0.3", "--pid",
+                        str(owner.pid)],
+                       capture_output=True, text=True, timeout=120)
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    listed = [o for o in objs if o["type"] == "listener"]
+    assert listed and all(o["lport"] == port and o["comm"] == "lqlisten" for o in listed)
 
     r = subprocess.run([CONNTRACE, "listen", "--interval", "zero"],
                        capture_output=True, text=True, timeout=30)
