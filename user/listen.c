@@ -632,6 +632,13 @@ static int cmp_tracked(const void *a, const void *b)
 	return x->l.cookie < y->l.cookie ? -1 : x->l.cookie > y->l.cookie;
 }
 
+static int cmp_rec(const void *a, const void *b)
+{
+	const struct listen_rec *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
 static struct tracked *state_find(struct state *s, uint64_t cookie)
 {
 	struct tracked key = { .l.cookie = cookie };
@@ -708,12 +715,6 @@ struct ctx {
 	struct timespec last;
 	double interval_s;
 };
-
-static double now_s(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	return ts->tv_sec + ts->tv_nsec / 1e9;
-}
 
 static void merge_record(struct ctx *c, const struct listen_rec *r, struct tracked *t,
 			 const struct tracked *old, const struct netns *ns)
@@ -865,14 +866,13 @@ static int refresh(struct ctx *c)
 	int link_fd = bpf_link__fd(hooks[0].link);
 	struct state next = { 0 };
 	struct timespec ts;
-	double t = now_s(&ts);
 	size_t i;
 	int err;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	c->interval_s = c->refresh ? (ts.tv_sec - c->last.tv_sec) +
 				     (ts.tv_nsec - c->last.tv_nsec) / 1e9 : 0;
 	c->last = ts;
-	(void)t;
 
 	/* Namespaces come and go: reopen them all at every refresh. */
 	for (i = 0; i < c->ns.n; i++) {
@@ -907,21 +907,29 @@ static int refresh(struct ctx *c)
 			     strerror(-err));
 	}
 
-	next.v = calloc(c->recs.n ? c->recs.n : 1, sizeof(*next.v));
+	next.v = calloc(c->recs.n + c->st.n + 1, sizeof(*next.v));
 	if (!next.v)
 		return -ENOMEM;
+	/* by cookie: a socket seen twice (it should not be) is merged once */
+	qsort(c->recs.v, c->recs.n, sizeof(*c->recs.v), cmp_rec);
 	for (i = 0; i < c->recs.n; i++) {
 		const struct listen_rec *r = &c->recs.v[i];
 		struct netns *ns = netns_find(&c->ns, r->netns_ino);
-		size_t j;
-		bool dup = false;
 
-		for (j = 0; j < next.n && !dup; j++)
-			dup = next.v[j].l.cookie == r->cookie;
-		if (!ns || dup)
+		if (!ns || (i && r->cookie == c->recs.v[i - 1].cookie))
 			continue;
 		merge_record(c, r, &next.v[next.n], state_find(&c->st, r->cookie), ns);
 		next.n++;
+	}
+	/*
+	 * A namespace that could not be walked this time keeps its listeners
+	 * as they were, rather than losing their history and totals.
+	 */
+	for (i = 0; i < c->st.n; i++) {
+		struct netns *ns = netns_find(&c->ns, c->st.v[i].l.netns_ino);
+
+		if (ns && !ns->walked)
+			next.v[next.n++] = c->st.v[i];
 	}
 	qsort(next.v, next.n, sizeof(*next.v), cmp_tracked);
 	account_overflows(c, next.v, next.n);
