@@ -591,13 +591,18 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 		flow_delete(key);
 		return;
 	}
-	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
-		return;
 	if (!sk || !is_tcp(sk))
 		return;
 	key = (__u64)sk;
-	if (bpf_map_lookup_elem(&flows, &key))
-		return;	/* it reached SYN_SENT: the state change will report it */
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f) {
+		/* the first SYN is out and the port bound: record the tuple now, so
+		 * a flow still connecting when conntrace stops has it too */
+		read_tuple(f, sk);
+		return;
+	}
+	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
+		return;
 	f = bpf_map_lookup_elem(&scratch, &zero);
 	if (!f)
 		return;
@@ -750,7 +755,7 @@ int sys_exit_connect(struct sys_exit_ctx *ctx)
 	if (!in)
 		return 0;
 	if (!in->deferred && (ret == -ENETUNREACH || ret == -EHOSTUNREACH ||
-			      ret == -EADDRNOTAVAIL))
+			      ret == -EADDRNOTAVAIL || ret == -EINPROGRESS))
 		sk = fd_to_sock(in->fd);
 	connect_return(sk, in, (const void *)in->uaddr, true, ret);
 	bpf_map_delete_elem(&inflight, &tid);

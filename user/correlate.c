@@ -7,6 +7,7 @@
  * a full accept queue) arrives as separate records and waits here, indexed by
  * its addresses, until a flow claims it or it expires.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,26 +122,8 @@ int ct_verdict_parse(const char *s)
 
 const char *ct_errno_name(int err)
 {
-	switch (err) {
-	case ETIMEDOUT: return "ETIMEDOUT";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	case ECONNRESET: return "ECONNRESET";
-	case EHOSTUNREACH: return "EHOSTUNREACH";
-	case ENETUNREACH: return "ENETUNREACH";
-	case EHOSTDOWN: return "EHOSTDOWN";
-	case ENETDOWN: return "ENETDOWN";
-	case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-	case EADDRINUSE: return "EADDRINUSE";
-	case ENOBUFS: return "ENOBUFS";
-	case ENOMEM: return "ENOMEM";
-	case EPERM: return "EPERM";
-	case EACCES: return "EACCES";
-	case EPROTO: return "EPROTO";
-	case EINTR: return "EINTR";
-	case ENONET: return "ENONET";
-	case EPIPE: return "EPIPE";
-	default: return NULL;
-	}
+	/* glibc knows every name; NULL for 0 and numbers it does not know */
+	return err > 0 ? strerrorname_np(err) : NULL;
 }
 
 struct correlator *corr_new(const struct corr_config *cfg)
@@ -202,6 +185,36 @@ static bool is_loopback(__u8 family, const __u8 *a)
 	if (family == CT_AF_INET)
 		return a[0] == 127;
 	return !memcmp(a, v6_lo, 16) || (!memcmp(a, v4_mapped, 12) && a[12] == 127);
+}
+
+static bool is_v4_mapped(const __u8 *a)
+{
+	static const __u8 prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	return !memcmp(a, prefix, 12);
+}
+
+/*
+ * The addresses a flow's packets carry: an IPv6 socket connected to an
+ * IPv4-mapped address sends IPv4 packets.
+ */
+struct flow_view {
+	__u8 family;
+	__u8 saddr[16], daddr[16];
+};
+
+static void flow_view(struct flow_view *v, const struct ct_flow *f)
+{
+	memset(v, 0, sizeof(*v));
+	if (f->family == CT_AF_INET6 && is_v4_mapped(f->saddr) && is_v4_mapped(f->daddr)) {
+		v->family = CT_AF_INET;
+		memcpy(v->saddr, f->saddr + 12, 4);
+		memcpy(v->daddr, f->daddr + 12, 4);
+	} else {
+		v->family = f->family;
+		memcpy(v->saddr, f->saddr, 16);
+		memcpy(v->daddr, f->daddr, 16);
+	}
 }
 
 static bool is_any(__u8 family, const __u8 *a)
@@ -331,21 +344,35 @@ static void listener_update(struct correlator *c, const struct ct_evidence *e)
 	l->seen = e->ts;
 }
 
-/* A local listener for the flow's destination that was full while it tried. */
+/*
+ * A listener on this host for the flow's destination that was full while it
+ * tried. A wildcard listener (0.0.0.0, or :: which takes IPv4 too) only
+ * answers for its own namespace; so does a loopback one, since loopback
+ * addresses repeat in every namespace.
+ */
 static const struct listener *listener_full_for(const struct correlator *c,
 						const struct ct_flow *f)
 {
+	struct flow_view v;
+
+	flow_view(&v, f);
 	for (size_t i = 0; i < c->nr_listeners; i++) {
 		const struct listener *l = &c->listeners[i];
+		bool any = is_any(l->family, l->addr);
 
-		if (l->family != f->family || l->port != f->dport)
+		if (l->port != f->dport)
 			continue;
-		if (memcmp(l->addr, f->daddr, addr_len(f->family)) &&
-		    !is_any(l->family, l->addr))
-			continue;
-		/* loopback addresses repeat in every namespace */
-		if (l->netns != f->netns && is_loopback(f->family, f->daddr))
-			continue;
+		if (any) {
+			if (l->family != v.family && !(l->family == CT_AF_INET6 && v.family == CT_AF_INET))
+				continue;
+			if (l->netns != f->netns)
+				continue;
+		} else {
+			if (l->family != v.family || memcmp(l->addr, v.daddr, addr_len(v.family)))
+				continue;
+			if (l->netns != f->netns && is_loopback(v.family, v.daddr))
+				continue;
+		}
 		if (!l->full_since || l->full_since > f->ts_end)
 			continue;
 		if (!l->full && l->full_until < f->ts_start)
@@ -357,16 +384,24 @@ static const struct listener *listener_full_for(const struct correlator *c,
 
 /* ---- verdicts ---- */
 
-static void add_ev(struct ct_result *r, int64_t t_us, enum ct_ev_kind kind)
+/*
+ * Appends an evidence item, or returns NULL and counts it when the list is
+ * full. The last slot is kept for the end (established or closed).
+ */
+static struct ct_ev_item *add_ev(struct ct_result *r, int64_t t_us, enum ct_ev_kind kind)
 {
+	bool end = kind == CT_EV_ESTABLISHED || kind == CT_EV_CLOSED;
 	struct ct_ev_item *it;
 
-	if (r->nr_ev >= CT_MAX_EV)
-		return;
+	if (r->nr_ev >= CT_MAX_EV - (end ? 0 : 1)) {
+		r->ev_omitted++;
+		return NULL;
+	}
 	it = &r->ev[r->nr_ev++];
 	memset(it, 0, sizeof(*it));
 	it->t_us = t_us;
 	it->kind = kind;
+	return it;
 }
 
 static int64_t rel_us(const struct ct_flow *f, __u64 ts)
@@ -376,23 +411,23 @@ static int64_t rel_us(const struct ct_flow *f, __u64 ts)
 	return ((int64_t)ts - (int64_t)f->ts_start) / (int64_t)NS_PER_US;
 }
 
-static bool ev_matches(const struct ct_flow *f, const struct ct_evidence *e, uint64_t hold,
-		       bool *reply)
+static bool ev_matches(const struct ct_flow *f, const struct flow_view *v,
+		       const struct ct_evidence *e, uint64_t hold, bool *reply)
 {
-	size_t n = addr_len(f->family);
+	size_t n = addr_len(v->family);
 	__u64 lo = f->ts_start, hi = f->ts_end + hold;
 
-	if (e->family != f->family)
+	if (e->family != v->family)
 		return false;
 	if (e->sport == f->sport && e->dport == f->dport &&
-	    !memcmp(e->saddr, f->saddr, n) && !memcmp(e->daddr, f->daddr, n))
+	    !memcmp(e->saddr, v->saddr, n) && !memcmp(e->daddr, v->daddr, n))
 		*reply = false;
 	else if (e->sport == f->dport && e->dport == f->sport &&
-		 !memcmp(e->saddr, f->daddr, n) && !memcmp(e->daddr, f->saddr, n))
+		 !memcmp(e->saddr, v->daddr, n) && !memcmp(e->daddr, v->saddr, n))
 		*reply = true;
 	else
 		return false;
-	if (e->netns && e->netns != f->netns && is_loopback(f->family, f->daddr))
+	if (e->netns && e->netns != f->netns && is_loopback(v->family, v->daddr))
 		return false;
 	if (f->flags & CT_F_NO_HISTORY)	/* start unknown: the longest SYN timeout */
 		lo = f->ts_end > 300 * NS_PER_SEC ? f->ts_end - 300 * NS_PER_SEC : 0;
@@ -439,31 +474,36 @@ static void claim_evidence(struct correlator *c, struct ct_result *r, struct fac
 {
 	const struct ct_flow *f = &r->flow;
 	struct ev_node *n, *next;
+	struct flow_view v;
 	size_t b;
 
 	if (f->flags & CT_F_CONNECT_ERR && !f->sport)
 		return;	/* no packet ever left */
-	b = tuple_bucket(f->family, f->saddr, f->sport, f->daddr, f->dport);
+	flow_view(&v, f);
+	b = tuple_bucket(v.family, v.saddr, f->sport, v.daddr, f->dport);
 	for (n = c->buckets[b]; n; n = next) {
 		const struct ct_evidence *e = &n->e;
+		const char *reason = NULL;
 		struct ct_ev_item *it;
 		bool reply;
 
 		next = n->hnext;
-		if (!ev_matches(f, e, c->cfg.hold_ns, &reply))
+		if (!ev_matches(f, &v, e, c->cfg.hold_ns, &reply))
 			continue;
-		add_ev(r, rel_us(f, e->ts), e->type == CT_REC_DROP ? CT_EV_DROP : CT_EV_RST_SENT);
-		it = &r->ev[r->nr_ev - 1];
-		it->synack = reply;
-		it->n = 1;
 		if (e->type == CT_REC_DROP) {
-			it->reason = drop_name(c, e->reason);
-			note_drop(fx, it->reason, 1, reply);
+			reason = drop_name(c, e->reason);
+			note_drop(fx, reason, 1, reply);
 		} else {
 			if (e->has_reason && c->cfg.rst_reason_name)
-				it->reason = c->cfg.rst_reason_name(e->reason, c->cfg.rst_names);
+				reason = c->cfg.rst_reason_name(e->reason, c->cfg.rst_names);
 			fx->local_rst = true;
-			fx->rst_reason = it->reason;
+			fx->rst_reason = reason;
+		}
+		it = add_ev(r, rel_us(f, e->ts), e->type == CT_REC_DROP ? CT_EV_DROP : CT_EV_RST_SENT);
+		if (it) {
+			it->synack = reply;
+			it->n = 1;
+			it->reason = reason;
 		}
 		ev_unlink(c, n);
 	}
@@ -501,20 +541,10 @@ static void fmt_secs(char *buf, size_t sz, uint64_t ns)
 
 static void fmt_dest(char *buf, size_t sz, const struct ct_flow *f)
 {
-	char a[64] = "";
-	size_t n = 0;
+	char a[INET6_ADDRSTRLEN];
 
-	if (f->family == CT_AF_INET) {
-		snprintf(a, sizeof(a), "%u.%u.%u.%u", f->daddr[0], f->daddr[1], f->daddr[2],
-			 f->daddr[3]);
-	} else {
-		/* plain hex groups: enough for a sentence, the JSON has the canonical form */
-		for (int i = 0; i < 16; i += 2)
-			n += snprintf(a + n, sizeof(a) - n, "%s%x", i ? ":" : "",
-				      (f->daddr[i] << 8) | f->daddr[i + 1]);
-		if (is_loopback(f->family, f->daddr))
-			snprintf(a, sizeof(a), "::1");
-	}
+	if (!inet_ntop(f->family == CT_AF_INET ? AF_INET : AF_INET6, f->daddr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
 	snprintf(buf, sz, f->family == CT_AF_INET ? "%s:%u" : "[%s]:%u", a, f->dport);
 }
 
@@ -578,6 +608,7 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 	struct ct_result *r = &c->res;
 	const struct ct_flow *f = &r->flow;
 	struct facts fx = { 0 };
+	struct ct_ev_item *it;
 	char dest[80], t1[32], t2[32];
 	int err;
 
@@ -590,43 +621,45 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 
 	/* evidence the kernel attached to the socket */
 	if (f->flags & CT_F_CONNECT_ERR && !f->sport) {
-		add_ev(r, 0, CT_EV_CONNECT_ERROR);
-		r->ev[0].err = err;
+		if ((it = add_ev(r, 0, CT_EV_CONNECT_ERROR)))
+			it->err = err;
 	} else if (!(f->flags & CT_F_NO_HISTORY)) {
 		add_ev(r, 0, CT_EV_CONNECT);
 	}
 	for (unsigned i = 0; i < f->syn_retrans && i < CT_MAX_RETRANS; i++) {
-		add_ev(r, f->flags & CT_F_NO_HISTORY ? INT64_MIN : (int64_t)f->retrans_us[i],
-		       CT_EV_SYN_RETRANS);
-		r->ev[r->nr_ev - 1].n = i + 1;
+		it = add_ev(r, f->flags & CT_F_NO_HISTORY ? INT64_MIN : (int64_t)f->retrans_us[i],
+			    CT_EV_SYN_RETRANS);
+		if (it)
+			it->n = i + 1;
 	}
 	if (f->drops) {
-		add_ev(r, INT64_MIN, CT_EV_DROP);
-		r->ev[r->nr_ev - 1].n = f->drops;
-		r->ev[r->nr_ev - 1].reason = drop_name(c, f->drop_reason);
-		note_drop(&fx, r->ev[r->nr_ev - 1].reason, f->drops, false);
+		const char *reason = drop_name(c, f->drop_reason);
+
+		note_drop(&fx, reason, f->drops, false);
+		if ((it = add_ev(r, INT64_MIN, CT_EV_DROP))) {
+			it->n = f->drops;
+			it->reason = reason;
+		}
 	}
 	if (f->flags & CT_F_RST_RCVD)
 		add_ev(r, rel_us(f, f->ts_rst), CT_EV_RST_RECEIVED);
-	if (f->err_report) {
-		add_ev(r, rel_us(f, f->ts_err), CT_EV_ERROR);
-		r->ev[r->nr_ev - 1].err = f->err_report;
-	}
+	if (f->err_report && (it = add_ev(r, rel_us(f, f->ts_err), CT_EV_ERROR)))
+		it->err = f->err_report;
 	claim_evidence(c, r, &fx);
 	fx.full_listener = listener_full_for(c, f);
 	if (fx.full_listener && f->syn_retrans) {
-		add_ev(r, INT64_MIN, CT_EV_LISTEN_FULL);
-		r->ev[r->nr_ev - 1].queue = fx.full_listener->queue;
-		r->ev[r->nr_ev - 1].queue_max = fx.full_listener->queue_max;
+		if ((it = add_ev(r, INT64_MIN, CT_EV_LISTEN_FULL))) {
+			it->queue = fx.full_listener->queue;
+			it->queue_max = fx.full_listener->queue_max;
+		}
 	} else {
 		fx.full_listener = NULL;	/* a full queue costs only retransmits */
 	}
 	if (f->state == CT_TCP_ESTABLISHED)
 		add_ev(r, rel_us(f, f->ts_end), CT_EV_ESTABLISHED);
-	else if (!(f->flags & CT_F_PENDING) && !(f->flags & CT_F_CONNECT_ERR && !f->sport)) {
-		add_ev(r, rel_us(f, f->ts_end), CT_EV_CLOSED);
-		r->ev[r->nr_ev - 1].err = err;
-	}
+	else if (!(f->flags & CT_F_PENDING) && !(f->flags & CT_F_CONNECT_ERR && !f->sport) &&
+		 (it = add_ev(r, rel_us(f, f->ts_end), CT_EV_CLOSED)))
+		it->err = err;
 	sort_ev(r);
 
 	fmt_secs(t1, sizeof(t1), r->duration_ns);

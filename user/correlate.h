@@ -76,6 +76,7 @@ struct ct_result {
 	struct ct_flow flow;
 	uint64_t duration_ns;	/* 0 when unknown (evicted) */
 	unsigned int nr_ev;
+	unsigned int ev_omitted;	/* evidence items that did not fit */
 	struct ct_ev_item ev[CT_MAX_EV];
 };
 

@@ -58,9 +58,9 @@ static void json_sep(struct json *j)
 		return;
 	}
 	if (j->depth > 0) {
-		if (!j->first[j->depth])
+		if (!j->first)
 			fputc(',', j->f);
-		j->first[j->depth] = false;
+		j->first = false;
 	}
 }
 
@@ -74,9 +74,8 @@ static void open_level(struct json *j, int ch)
 {
 	json_sep(j);
 	fputc(ch, j->f);
-	if (j->depth < JSON_MAX_DEPTH - 1)
-		j->depth++;
-	j->first[j->depth] = true;
+	j->depth++;
+	j->first = true;
 }
 
 void json_obj_begin(struct json *j)
@@ -89,18 +88,23 @@ void json_arr_begin(struct json *j)
 	open_level(j, '[');
 }
 
-void json_obj_end(struct json *j)
+static void close_level(struct json *j, int ch)
 {
-	fputc('}', j->f);
+	fputc(ch, j->f);
 	if (j->depth > 0)
 		j->depth--;
+	j->first = false;	/* the level returned to has just written this member */
+	j->after_key = false;
+}
+
+void json_obj_end(struct json *j)
+{
+	close_level(j, '}');
 }
 
 void json_arr_end(struct json *j)
 {
-	fputc(']', j->f);
-	if (j->depth > 0)
-		j->depth--;
+	close_level(j, ']');
 }
 
 static void put_escaped(FILE *f, const char *str, size_t n)

@@ -15,13 +15,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define JSON_MAX_DEPTH 16
-
+/*
+ * Nesting has no limit: only the current level's state is needed, since a
+ * level that is returned to has just written its nested member.
+ */
 struct json {
 	FILE *f;
-	int depth;
-	bool first[JSON_MAX_DEPTH]; /* no member written yet at this level */
-	bool after_key;             /* a key was just written: no comma */
+	unsigned depth;
+	bool first;	/* no member written yet at the current level */
+	bool after_key;	/* a key was just written: no comma */
 };
 
 void json_init(struct json *j, FILE *f);

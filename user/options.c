@@ -5,12 +5,14 @@
  * off, so an unknown option is named here too.
  */
 #include <argp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "correlate.h"
+#include "json.h"
 #include "options.h"
 
 const char *argp_program_version = "conntrace " CONNTRACE_VERSION;
@@ -34,12 +36,12 @@ static const char doc[] =
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR,
+	OPT_COLOR, OPT_USAGE,
 };
 
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Which attempts:", 1 },
-	{ "all", 'a', NULL, 0, "Also print OK verdicts", 1 },
+	{ "all", 'a', NULL, 0, "Also print OK verdicts (with --verdict, the list decides)", 1 },
 	{ "pid", 'p', "PID", 0, "Only attempts made by this process", 1 },
 	{ "port", OPT_PORT, "PORT", 0, "Only attempts with this port at either end", 1 },
 	{ "verdict", OPT_VERDICT, "LIST", 0,
@@ -61,6 +63,10 @@ static const struct argp_option options[] = {
 	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
 	{ "verbose", 'v', NULL, 0, "libbpf's messages (the verifier's log on failure)", 3 },
 	{ NULL, 0, NULL, 0, "Other:", -1 },
+	/* argp's own are off (ARGP_NO_HELP): its error path would be silent */
+	{ "help", '?', NULL, 0, "Give this help list", -1 },
+	{ "usage", OPT_USAGE, NULL, 0, "Give a short usage message", -1 },
+	{ "version", 'V', NULL, 0, "Print program version", -1 },
 	{},
 };
 
@@ -87,6 +93,15 @@ static int fail(struct parse_state *ps, const char *fmt, ...)
 	return EINVAL;
 }
 
+/* A user's value made safe to echo in a one-line message. */
+static char escaped_last[64];
+
+static const char *esc(const char *arg)
+{
+	escape_text(escaped_last, sizeof(escaped_last), arg, strlen(arg));
+	return escaped_last;
+}
+
 /* A whole decimal number in [min, max]. */
 static int parse_num(struct parse_state *ps, const char *opt, const char *arg,
 		     unsigned long long min, unsigned long long max, const char *unit,
@@ -95,14 +110,14 @@ static int parse_num(struct parse_state *ps, const char *opt, const char *arg,
 	unsigned long long v;
 	char *end;
 
-	if (!*arg || *arg == '-' || *arg == '+' || *arg == ' ')
-		return fail(ps, "%s: '%s' is not %s", opt, arg, unit);
+	if (!isdigit((unsigned char)*arg))	/* strtoull would take spaces and signs */
+		return fail(ps, "%s: '%s' is not %s", opt, esc(arg), unit);
 	errno = 0;
 	v = strtoull(arg, &end, 10);
 	if (*end)
-		return fail(ps, "%s: '%s' is not %s", opt, arg, unit);
+		return fail(ps, "%s: '%s' is not %s", opt, esc(arg), unit);
 	if (errno == ERANGE || v < min || v > max)
-		return fail(ps, "%s: %s is out of range (%llu to %llu)", opt, arg, min, max);
+		return fail(ps, "%s: %s is out of range (%llu to %llu)", opt, esc(arg), min, max);
 	*out = v;
 	return 0;
 }
@@ -114,12 +129,12 @@ static int parse_size(struct parse_state *ps, const char *opt, const char *arg,
 	unsigned long long v, mult = 1;
 	char *end;
 
-	if (!*arg || *arg == '-' || *arg == '+' || *arg == ' ')
-		return fail(ps, "%s: '%s' is not a size", opt, arg);
+	if (!isdigit((unsigned char)*arg))
+		return fail(ps, "%s: '%s' is not a size", opt, esc(arg));
 	errno = 0;
 	v = strtoull(arg, &end, 10);
 	if (end == arg)
-		return fail(ps, "%s: '%s' is not a size", opt, arg);
+		return fail(ps, "%s: '%s' is not a size", opt, esc(arg));
 	if (*end == 'K' || *end == 'k')
 		mult = 1ULL << 10, end++;
 	else if (*end == 'M' || *end == 'm')
@@ -127,10 +142,10 @@ static int parse_size(struct parse_state *ps, const char *opt, const char *arg,
 	else if (*end == 'G' || *end == 'g')
 		mult = 1ULL << 30, end++;
 	if (*end)
-		return fail(ps, "%s: '%s' is not a size", opt, arg);
+		return fail(ps, "%s: '%s' is not a size", opt, esc(arg));
 	if (errno == ERANGE || v > (1ULL << 30) / mult || v * mult < 4096 ||
 	    ((v * mult) & (v * mult - 1)))
-		return fail(ps, "%s: %s is not a power of two from 4K to 1G", opt, arg);
+		return fail(ps, "%s: %s is not a power of two from 4K to 1G", opt, esc(arg));
 	*out = v * mult;
 	return 0;
 }
@@ -146,16 +161,20 @@ static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mas
 		char name[16];
 		int v = -1;
 
-		if (n && n < sizeof(name)) {
+		if (!n)
+			return fail(ps, "--verdict: empty name in '%s'", esc(arg));
+		if (n < sizeof(name)) {
 			memcpy(name, p, n);
 			name[n] = '\0';
 			v = ct_verdict_parse(name);
 		}
 		if (v < 0)
-			return fail(ps, "--verdict: unknown verdict '%.*s' (ok, slow, timeout, "
-				    "refused, unreachable, abandoned, pending)", (int)n, p);
+			return fail(ps, "--verdict: unknown verdict in '%s' (ok, slow, timeout, "
+				    "refused, unreachable, abandoned, pending)", esc(arg));
 		*mask |= 1u << v;
-		p += n + (comma != NULL);
+		p += n;
+		if (comma && !*++p)
+			return fail(ps, "--verdict: empty name in '%s'", esc(arg));
 	}
 	if (!*mask)
 		return fail(ps, "--verdict: empty list");
@@ -202,7 +221,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		else if (!strcmp(arg, "never"))
 			o->color = 0;
 		else
-			err = fail(ps, "--color: '%s' is not auto, always or never", arg);
+			err = fail(ps, "--color: '%s' is not auto, always or never", esc(arg));
 		break;
 	case OPT_PROBES:
 		o->probes = true;
@@ -218,8 +237,17 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case 'v':
 		o->tc.verbose = true;
 		break;
+	case '?':
+		argp_help(state->root_argp, stdout, ARGP_HELP_STD_HELP, state->name);
+		exit(0);
+	case OPT_USAGE:
+		argp_help(state->root_argp, stdout, ARGP_HELP_USAGE, state->name);
+		exit(0);
+	case 'V':
+		printf("%s\n", argp_program_version);
+		exit(0);
 	case ARGP_KEY_ARG:
-		return fail(ps, "unexpected argument '%s'", arg);
+		return fail(ps, "unexpected argument '%s'", esc(arg));
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
@@ -227,8 +255,28 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 }
 
 /*
+ * The long option that a (possibly abbreviated) name means: an exact match,
+ * or the only option it is a prefix of, as getopt_long takes them.
+ */
+static const struct argp_option *find_long(const char *name, size_t n)
+{
+	const struct argp_option *opt, *found = NULL;
+	int matches = 0;
+
+	for (opt = options; opt->name || opt->doc; opt++) {
+		if (!opt->name || strncmp(opt->name, name, n))
+			continue;
+		if (strlen(opt->name) == n)
+			return opt;
+		found = opt;
+		matches++;
+	}
+	return matches == 1 ? found : NULL;
+}
+
+/*
  * argp with ARGP_NO_ERRS says only that something was wrong: find the first
- * argument that is not a known option, or a known one missing its value.
+ * argument that is not a known option, or a known one used wrongly.
  */
 static void name_bad_option(struct parse_state *ps, int argc, char **argv)
 {
@@ -242,19 +290,22 @@ static void name_bad_option(struct parse_state *ps, int argc, char **argv)
 			continue;
 		if (a[1] == '-') {
 			size_t n = strcspn(a + 2, "=");
+			bool has_value = a[2 + n] == '=';
 
-			for (opt = options; opt->name || opt->doc; opt++)
-				if (opt->name && strlen(opt->name) == n && !strncmp(opt->name, a + 2, n))
-					break;
-			if (!opt->name && !opt->doc) {
-				fail(ps, "unrecognized option '%s'", a);
+			opt = find_long(a + 2, n);
+			if (!opt) {
+				fail(ps, "unrecognized option '%s'", esc(a));
 				return;
 			}
-			if (opt->arg && !a[2 + n] && i + 1 >= argc) {
+			if (!opt->arg && has_value) {
+				fail(ps, "option '--%s' doesn't allow an argument", opt->name);
+				return;
+			}
+			if (opt->arg && !has_value && i + 1 >= argc) {
 				fail(ps, "option '--%s' requires an argument", opt->name);
 				return;
 			}
-			if (opt->arg && !a[2 + n])
+			if (opt->arg && !has_value)
 				i++;
 			continue;
 		}
@@ -263,7 +314,7 @@ static void name_bad_option(struct parse_state *ps, int argc, char **argv)
 				if (opt->key == *c)
 					break;
 			if (!opt->name && !opt->doc) {
-				fail(ps, "invalid option -- '%c'", *c);
+				fail(ps, "invalid option -- '%s'", esc((char[2]){ *c, 0 }));
 				return;
 			}
 			if (opt->arg) {
@@ -292,7 +343,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	o->tc.max_flows = 65536;
 	o->color = -1;
 
-	rc = argp_parse(&argp, argc, argv, ARGP_NO_ERRS, NULL, &ps);
+	rc = argp_parse(&argp, argc, argv, ARGP_NO_ERRS | ARGP_NO_HELP, NULL, &ps);
 	if (rc && !ps.failed)
 		name_bad_option(&ps, argc, argv);
 	if (rc || ps.failed)

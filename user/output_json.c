@@ -129,6 +129,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	for (unsigned i = 0; i < r->nr_ev; i++)
 		ev_item(&j, &r->ev[i]);
 	json_arr_end(&j);
+	json_ku64(&j, "evidence_omitted", r->ev_omitted);
 	end(&j);
 }
 

@@ -90,7 +90,7 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		snprintf(comm, sizeof(comm), "?");
 	} else {
 		snprintf(pid, sizeof(pid), "%u", f->tgid);
-		escape_text(comm, sizeof(comm), f->comm, sizeof(f->comm));
+		escape_text(comm, COL_COMM + 1, f->comm, sizeof(f->comm));	/* cut to its column */
 	}
 	fmt_endpoint(src, sizeof(src), f->family, f->saddr, f->sport);
 	fmt_endpoint(dst, sizeof(dst), f->family, f->daddr, f->dport);

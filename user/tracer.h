@@ -6,6 +6,7 @@
 #ifndef CONNTRACE_TRACER_H
 #define CONNTRACE_TRACER_H
 
+#include <linux/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
