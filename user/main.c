@@ -24,7 +24,9 @@
 #include <linux/capability.h>
 #include "correlate.h"
 #include "options.h"
+#include "overflow.h"
 #include "kenum.h"
+#include "listen.h"
 #include "output.h"
 #include "tracer.h"
 
@@ -112,6 +114,7 @@ static const char *missing_privilege(void)
 
 struct app {
 	struct correlator *corr;
+	struct overflow_table *overflows;
 	struct writer w;
 	int64_t boot_to_real;	/* add to a CLOCK_BOOTTIME stamp for wall time */
 	unsigned verdict_mask;
@@ -141,6 +144,40 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	a->w.ops->verdict(&a->w, r, f->ts_end + a->boot_to_real);
 }
 
+/*
+ * A listener dropped SYNs on its full queue: say so (at most once a reading,
+ * so once a second), and tell the correlator it was full over the interval so
+ * the flows that lost SYNs to it get accept_queue_full.
+ */
+static void on_listener(void *ctx, const struct ct_listener *l)
+{
+	struct app *a = ctx;
+	struct overflow_report r;
+	struct ct_evidence e = {
+		.type = CT_REC_LISTEN_FULL,
+		.family = l->family,
+		.sport = l->port,
+		.netns = l->netns,
+		.queue_max = l->queue_max,
+	};
+
+	if (!overflow_update(a->overflows, l, &r))
+		return;
+	memcpy(e.saddr, l->addr, sizeof(e.saddr));
+	e.ts = r.since_ns;
+	e.queue = l->queue_max + 1;	/* full since the previous reading at least */
+	corr_feed(a->corr, &e, sizeof(e), r.since_ns);
+	if (l->queue <= l->queue_max) {
+		e.ts = clock_ns(CLOCK_BOOTTIME);
+		e.queue = l->queue;	/* and drained by now */
+		corr_feed(a->corr, &e, sizeof(e), e.ts);
+	}
+	if (opts.tc.tgid || (opts.tc.port && l->port != opts.tc.port))
+		return;	/* a listener's owner is not known here */
+	a->w.ops->listen_overflow(&a->w, &r, clock_ns(CLOCK_BOOTTIME) + a->boot_to_real,
+				  r.since_ns + a->boot_to_real);
+}
+
 static void print_probes(const struct probe_report *rep, int nr)
 {
 	printf("%-15s %-48s %s\n", "SIGNAL", "HOOK", "NOTE");
@@ -162,6 +199,8 @@ int main(int argc, char **argv)
 	int err, nr;
 	struct corr_config cc = { 0 };
 
+	if (argc > 1 && !strcmp(argv[1], "listen"))
+		return listen_main(argc - 1, argv + 1);
 	if (ct_options_parse(&opts, argc, argv, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "conntrace: %s (see --help)\n", errmsg);
 		return 2;
@@ -221,6 +260,13 @@ int main(int argc, char **argv)
 		corr_free(a.corr);
 		return 1;
 	}
+	a.overflows = overflow_new();
+	if (!a.overflows) {
+		fprintf(stderr, "conntrace: out of memory\n");
+		tracer_close(t);
+		corr_free(a.corr);
+		return 1;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (opts.json)
@@ -257,6 +303,11 @@ int main(int argc, char **argv)
 		}
 		now = clock_ns(CLOCK_BOOTTIME);
 		corr_tick(a.corr, now);
+		if (now - last_check >= LOSS_CHECK_NS) {
+			overflow_begin(a.overflows, now);
+			if (!tracer_listeners(t, on_listener, &a))
+				overflow_end(a.overflows);
+		}
 		if (now - last_check >= LOSS_CHECK_NS && !tracer_counters(t, cnt)) {
 			if (cnt[CT_CNT_RINGBUF_LOST] != last_lost ||
 			    cnt[CT_CNT_FLOW_EVICTED] != last_evicted) {
@@ -307,5 +358,6 @@ int main(int argc, char **argv)
 out:
 	tracer_close(t);
 	corr_free(a.corr);
+	overflow_free(a.overflows);
 	return 0;
 }
