@@ -702,13 +702,14 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 			r->verdict = CT_V_SLOW;
 			r->cause = CT_C_SYN_RETRANSMIT;
 			fmt_secs(t2, sizeof(t2), cost);
-			snprintf(r->detail, sizeof(r->detail), "%u SYN%s to %s lost (%s); connected "
-				 "after %s, %s of it waiting for retransmits",
+			/* the last retransmit is the SYN that got through: the losses cost its delay */
+			snprintf(r->detail, sizeof(r->detail), "%u SYN%s to %s lost (%s); SYN #%u, "
+				 "sent %s after the first, got through: connected after %s",
 				 f->syn_retrans, f->syn_retrans > 1 ? "s" : "", dest,
 				 fx.nf_drops ? "dropped by netfilter on this host" :
 				 fx.full_listener || fx.listen_drops ? "the listener's accept queue was full" :
 				 fx.other_drops ? "dropped on this host" :
-				 "no drop seen on this host: lost beyond it", t1, t2);
+				 "no drop seen on this host: lost beyond it", f->syn_retrans + 1, t2, t1);
 		} else if (r->duration_ns >= c->cfg.slow_ns && c->cfg.slow_ns) {
 			r->verdict = CT_V_SLOW;
 			r->cause = CT_C_SLOW_HANDSHAKE;
