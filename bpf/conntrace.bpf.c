@@ -533,12 +533,12 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 #define LISTENER_FULL	(1ULL << 63)
 
 /*
- * A child was queued on a listener: say when its accept queue turns full or
- * stops being full, and while full at most once a second, so the collector
- * knows which listeners drop SYNs without a record per packet.
+ * Listeners: say when an accept queue turns full or stops being full, and
+ * while full at most once a second, so the collector knows which listeners
+ * drop SYNs without a record per packet.
  */
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(handle_data_ready, const struct sock *sk)
+/* Report a listener whose accept queue turned full or stopped being full. */
+static __always_inline void listener_seen(const struct sock *sk)
 {
 	__u64 key = (__u64)sk, now, last;
 	struct listener_state *ls, fresh = {};
@@ -547,7 +547,7 @@ int BPF_PROG(handle_data_ready, const struct sock *sk)
 	bool full;
 
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN || !is_tcp(sk))
-		return 0;
+		return;
 	q = BPF_CORE_READ(sk, sk_ack_backlog);
 	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	full = q > max;
@@ -558,11 +558,11 @@ int BPF_PROG(handle_data_ready, const struct sock *sk)
 
 		last = ls->stamp & ~LISTENER_FULL;
 		if (full == was_full && (!full || now - last < 1000000000ULL))
-			return 0;
+			return;
 		ls->stamp = now | (full ? LISTENER_FULL : 0);
 	} else {
 		if (!full)
-			return 0;
+			return;
 		fresh.stamp = now | LISTENER_FULL;
 		fresh.drops_at_full = read_drops(sk);
 		bpf_map_update_elem(&listeners, &key, &fresh, BPF_ANY);
@@ -585,6 +585,25 @@ int BPF_PROG(handle_data_ready, const struct sock *sk)
 	e.queue_max = max;
 	e.ts = now;
 	emit(&e, sizeof(e));
+}
+
+/* A child was queued on a listener: its queue may have just turned full. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(handle_data_ready, const struct sock *sk)
+{
+	listener_seen(sk);
+	return 0;
+}
+
+/*
+ * A SYN reached a listener (kernels with trampolines): a full queue here
+ * means this SYN is about to be dropped. Kernels without sk_data_ready (6.1)
+ * see full listeners through this alone.
+ */
+SEC("fentry/tcp_conn_request")
+int BPF_PROG(fentry_conn_request, void *rsk_ops, void *af_ops, struct sock *sk)
+{
+	listener_seen(sk);
 	return 0;
 }
 

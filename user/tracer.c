@@ -57,6 +57,7 @@ static const struct prog_def progs[] = {
 	{ "handle_error_report", HK_TP_BTF, "inet_sk_error_report", SIG_SOCKET_ERROR },
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE },
+	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE },
 	/* read on demand, over the map of listeners found full */
 	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE },
 	/* connect() failing before any state change: one of the next two sets */
@@ -204,8 +205,6 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 		hook_name(r->hook, sizeof(r->hook), p);
 		r->ok = true;
 	}
-	/* the listener iterator is only fed by sk_data_ready */
-	bpf_program__set_autoload(t->skel->progs.dump_listeners, rep[SIG_LISTEN_QUEUE].ok);
 	if (!rep[SIG_CONNECT].ok) {
 		set_err(errmsg, errsz, "kernel: no tracepoint sock:inet_sock_set_state in BTF; "
 			"conntrace needs it to see connection attempts");
@@ -224,7 +223,7 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 		const struct prog_def *p = &progs[i];
 		struct bpf_program *prog = bpf_object__find_program_by_name(t->skel->obj, p->prog);
 
-		if (p->kind == HK_FENTRY || p->kind == HK_FEXIT)
+		if ((p->kind == HK_FENTRY || p->kind == HK_FEXIT) && p->signal == SIG_CONNECT_ERROR)
 			bpf_program__set_autoload(prog, fentry_ok);
 	}
 	if (fentry_ok) {
@@ -251,6 +250,25 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 		snprintf(rep[SIG_CONNECT_ERROR].note, sizeof(rep[SIG_CONNECT_ERROR].note),
 			 "fentry not available (%s)%s%s", strerror(-(err4 ? err4 : err6)),
 			 err ? ": " : "", err ? note : "");
+	}
+
+	/* full listeners: sk_data_ready (above) and, where trampolines work, every
+	 * SYN at tcp_conn_request; the iterator reads the listeners they found */
+	{
+		int err = probe_fentry(t->vmlinux, "tcp_conn_request");
+		struct probe_report *r = &rep[SIG_LISTEN_QUEUE];
+
+		bpf_program__set_autoload(t->skel->progs.fentry_conn_request, !err);
+		if (!err) {
+			snprintf(r->hook, sizeof(r->hook), "%sfentry/tcp_conn_request",
+				 r->ok ? "tp_btf/sk_data_ready+" : "");
+			r->ok = true;
+			r->note[0] = '\0';
+		} else if (r->ok) {
+			snprintf(r->note, sizeof(r->note), "fentry/tcp_conn_request not available "
+				 "(%s): full queues seen when a child is queued", strerror(-err));
+		}
+		bpf_program__set_autoload(t->skel->progs.dump_listeners, r->ok);
 	}
 	return 0;
 }
