@@ -231,9 +231,13 @@ static __always_inline void flow_start(const struct sock *sk)
 	}
 	{
 		struct dest_key dk = { .port = f->dport, .family = f->family };
+		__u64 *seen;
 
 		__builtin_memcpy(dk.addr, f->daddr, sizeof(dk.addr));
-		bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
+		/* a lookup is cheaper than an update: refresh the stamp once a second */
+		seen = bpf_map_lookup_elem(&dests, &dk);
+		if (!seen || f->ts_start - *seen > 1000000000ULL)
+			bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
 	}
 	__sync_fetch_and_add(&live_flows, 1);
 	count(CT_CNT_FLOWS);
