@@ -40,7 +40,7 @@ static const char doc[] =
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR, OPT_USAGE,
+	OPT_COLOR, OPT_USAGE, OPT_USER,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 };
 
@@ -67,6 +67,8 @@ static const struct argp_option options[] = {
 	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Connection attempts tracked at once in the "
 	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
 	{ "verbose", 'v', NULL, 0, "libbpf's messages (the verifier's log on failure)", 3 },
+	{ "user", OPT_USER, "NAME", 0, "Once attached, drop to this user, keeping no "
+	  "capabilities; tracing goes on through the open descriptors", 3 },
 	/* export: sink.c, metrics.c */
 	{ NULL, 0, NULL, 0, "Export:", 4 },
 	{ "output", 'o', "FILE", 0, "Append the records to FILE instead of standard output; "
@@ -252,6 +254,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case 'v':
 		o->tc.verbose = true;
+		break;
+	case OPT_USER:
+		if (!*arg)
+			return fail(ps, "--user: empty user name");
+		o->user = arg;
 		break;
 	/* export */
 	case 'o':

@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""One verdict per connection attempt, checked field by field.
+
+All scenarios run concurrently under one `conntrace -j -a` (see
+traced_outcomes in conftest.py), each in its own namespace; each test then
+checks its own attempt's verdict against what the client and the kernel
+saw (pid, comm, ports, errno, the namespace's TCPSynRetrans delta)."""
+
+import json
+
+import pytest
+
+from scenarios import SPECS, mismatches
+
+
+def test_start_record(ct):
+    rec = ct.start_record
+    assert rec["type"] == "start" and rec["schema"] == "1.0", rec
+    assert isinstance(rec["probes"], dict) and rec["probes"], rec
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_verdict(traced_outcomes, name):
+    out = traced_outcomes[name]
+    if isinstance(out, BaseException):
+        raise out
+    problems = mismatches(out)
+    assert not problems, (
+        f"{name}: {len(problems)} mismatches:\n  " + "\n  ".join(problems) +
+        f"\nrecord: {json.dumps(out.record)}\nclient: {json.dumps(out.client)}"
+        f"\nTCPSynRetrans delta: {out.syn_retrans_delta}")
