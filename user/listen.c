@@ -973,10 +973,11 @@ static const char *method_summary(void)
 
 static void print_start_json(struct json *j)
 {
+	struct timespec rt;
 	size_t i;
 
-	json_obj_begin(j);
-	json_kstr(j, "type", "listen_start");
+	clock_gettime(CLOCK_REALTIME, &rt);
+	listen_json_head(j, "listen_start", rt.tv_sec + rt.tv_nsec / 1e9);
 	json_kstr(j, "method", fentry_active ? "fentry" : "sk_drops");
 	json_key(j, "hooks");
 	json_obj_begin(j);
@@ -1019,8 +1020,7 @@ static void print_refresh(struct ctx *c, struct json *j)
 			}
 			if (!cnt && !ns->name[0])
 				continue; /* a namespace with nothing listening: noise */
-			json_obj_begin(j);
-			json_kstr(j, "type", "netns");
+			listen_json_head(j, "netns", ts);
 			json_key(j, "time");
 			json_double(j, ts, 3);
 			json_ku64(j, "netns", ns->ino);
@@ -1042,8 +1042,7 @@ static void print_refresh(struct ctx *c, struct json *j)
 			listen_json_listener(j, &rows[i], ts);
 		if (c->skel->bss->lost.stats_map_full || c->skel->bss->lost.pending_map_full ||
 		    c->ns_skipped) {
-			json_obj_begin(j);
-			json_kstr(j, "type", "listen_lost");
+			listen_json_head(j, "listen_lost", ts);
 			json_ku64(j, "stats_map_full", c->skel->bss->lost.stats_map_full);
 			json_ku64(j, "pending_map_full", c->skel->bss->lost.pending_map_full);
 			json_ku64(j, "netns_skipped", c->ns_skipped);

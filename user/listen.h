@@ -149,5 +149,7 @@ size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 
 /* One {"type":"listener",...} line. */
 void listen_json_listener(struct json *j, const struct listener *l, double ts);
+/* Opens a record: type, then schema and ts as every record has (docs/schema.md). */
+void listen_json_head(struct json *j, const char *type, double ts);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "listen.h"
+#include "output.h"
 
 const char *listen_method_name(enum listen_method m)
 {
@@ -430,6 +431,18 @@ size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 	return n;
 }
 
+void listen_json_head(struct json *j, const char *type, double ts)
+{
+	char when[48];
+
+	json_obj_begin(j);
+	json_kstr(j, "type", type);
+	json_kstr(j, "schema", CT_SCHEMA_VERSION);
+	/* a double carries microseconds faithfully, not nanoseconds */
+	fmt_rfc3339(when, sizeof(when), (uint64_t)(ts * 1e6 + 0.5) * 1000);
+	json_kstr(j, "ts", when);
+}
+
 void listen_json_listener(struct json *j, const struct listener *l, double ts)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -437,8 +450,7 @@ void listen_json_listener(struct json *j, const struct listener *l, double ts)
 	int i;
 
 	addr_text(l, addr, sizeof(addr));
-	json_obj_begin(j);
-	json_kstr(j, "type", "listener");
+	listen_json_head(j, "listener", ts);
 	json_key(j, "time");
 	json_double(j, ts, 3);
 	json_ku64(j, "netns", l->netns_ino);
