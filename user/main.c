@@ -167,7 +167,8 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 static void on_listener(void *ctx, const struct ct_listener *l)
 {
 	struct app *a = ctx;
-	struct overflow_report r;
+	struct overflow_report r = { 0 };
+	bool dropped = overflow_update(a->overflows, l, &r);
 	struct ct_evidence e = {
 		.type = CT_REC_LISTEN_FULL,
 		.family = l->family,
@@ -176,7 +177,17 @@ static void on_listener(void *ctx, const struct ct_listener *l)
 		.queue_max = l->queue_max,
 	};
 
-	if (!overflow_update(a->overflows, l, &r))
+	/* export: every listener of the reading to the metrics, dropping or not */
+	if (r.l && a->metrics && !opts.tc.tgid && (!opts.tc.port || l->port == opts.tc.port)) {
+		struct metrics_listener ml = {
+			.netns = l->netns, .lport = l->port, .overflows = r.total,
+			.accept_queue = l->queue, .accept_queue_max = l->queue_max,
+		};
+
+		fmt_addr(ml.laddr, sizeof(ml.laddr), l->family, l->addr);
+		metrics_listener_add(a->metrics, &ml);
+	}
+	if (!dropped)
 		return;
 	memcpy(e.saddr, l->addr, sizeof(e.saddr));
 	e.ts = r.since_ns;
@@ -393,8 +404,11 @@ int main(int argc, char **argv)
 		corr_tick(a.corr, now);
 		if (now - last_check >= LOSS_CHECK_NS) {
 			overflow_begin(a.overflows, now);
-			if (!tracer_listeners(t, on_listener, &a))
+			metrics_listeners_begin(a.metrics);
+			if (!tracer_listeners(t, on_listener, &a)) {
 				overflow_end(a.overflows);
+				metrics_listeners_end(a.metrics);
+			}
 		}
 		if (now - last_check >= LOSS_CHECK_NS && !tracer_counters(t, cnt)) {
 			report_loss(&a, cnt, now + a.boot_to_real);

@@ -56,6 +56,10 @@ struct metrics {
 	int fd;
 	uint16_t port;
 	struct MHD_Daemon *daemon;
+	/* a reading being collected (collector's thread only: no lock) */
+	struct metrics_listener *stage;
+	size_t nr_stage, stage_cap;
+	bool stage_failed;
 };
 
 struct metrics *metrics_new(void)
@@ -80,6 +84,7 @@ void metrics_free(struct metrics *m)
 	else if (m->fd >= 0)
 		close(m->fd);
 	pthread_mutex_destroy(&m->lock);
+	free(m->stage);
 	free(m);
 }
 
@@ -334,6 +339,38 @@ void metrics_set_listeners(struct metrics *m, const struct metrics_listener *v, 
 	m->st.listeners_omitted = n - keep;
 	pthread_mutex_unlock(&m->lock);
 	free(sorted);
+}
+
+void metrics_listeners_begin(struct metrics *m)
+{
+	if (!m)
+		return;
+	m->nr_stage = 0;
+	m->stage_failed = false;
+}
+
+void metrics_listener_add(struct metrics *m, const struct metrics_listener *l)
+{
+	if (!m || m->stage_failed)
+		return;
+	if (m->nr_stage == m->stage_cap) {
+		size_t cap = m->stage_cap ? m->stage_cap * 2 : 64;
+		struct metrics_listener *v = realloc(m->stage, cap * sizeof(*v));
+
+		if (!v) {
+			m->stage_failed = true;	/* a partial reading would be wrong */
+			return;
+		}
+		m->stage = v;
+		m->stage_cap = cap;
+	}
+	m->stage[m->nr_stage++] = *l;
+}
+
+void metrics_listeners_end(struct metrics *m)
+{
+	if (m && !m->stage_failed)
+		metrics_set_listeners(m, m->stage, m->nr_stage);
 }
 
 /* ---- exposition ---- */

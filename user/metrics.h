@@ -74,6 +74,13 @@ void metrics_output_counters(struct metrics *m, uint64_t write_errors, uint64_t 
  * exported as conntrace_listeners_omitted.
  */
 void metrics_set_listeners(struct metrics *m, const struct metrics_listener *v, size_t n);
+/*
+ * The same, a listener at a time: begin, one add per listener of a reading,
+ * end publishes them (all from the collector's thread).
+ */
+void metrics_listeners_begin(struct metrics *m);
+void metrics_listener_add(struct metrics *m, const struct metrics_listener *l);
+void metrics_listeners_end(struct metrics *m);
 
 /* The exposition text exactly as served; malloc'd, NULL on ENOMEM. */
 char *metrics_render(struct metrics *m, size_t *len);

@@ -377,6 +377,40 @@ static void test_listeners_bounded_top_n(void **state)
 	metrics_free(m);
 }
 
+static void test_listener_readings(void **state)
+{
+	struct metrics *m = metrics_new();
+	struct metrics_listener l = { .netns = 7, .laddr = "::1", .lport = 80, .overflows = 3,
+				      .accept_queue = 2, .accept_queue_max = 1 };
+	char *t;
+
+	(void)state;
+	metrics_listeners_begin(m);
+	metrics_listener_add(m, &l);
+	l.lport = 81;
+	l.overflows = 0;
+	metrics_listener_add(m, &l);
+	metrics_listeners_end(m);
+	t = render(m);
+	assert_true(sample(t, "conntrace_listen_overflows_total{netns=\"7\",laddr=\"::1\",lport=\"80\"}") == 3);
+	assert_true(sample(t, "conntrace_accept_queue_length{netns=\"7\",laddr=\"::1\",lport=\"81\"}") == 2);
+	free(t);
+	/* a reading that was not finished publishes nothing */
+	metrics_listeners_begin(m);
+	t = render(m);
+	assert_true(sample(t, "conntrace_listen_overflows_total{netns=\"7\",laddr=\"::1\",lport=\"80\"}") == 3);
+	free(t);
+	/* the next reading replaces it: a listener that closed is gone */
+	metrics_listeners_begin(m);
+	metrics_listener_add(m, &l);
+	metrics_listeners_end(m);
+	t = render(m);
+	assert_true(sample(t, "conntrace_listen_overflows_total{netns=\"7\",laddr=\"::1\",lport=\"80\"}") == -1);
+	assert_true(sample(t, "conntrace_listen_overflows_total{netns=\"7\",laddr=\"::1\",lport=\"81\"}") == 0);
+	free(t);
+	metrics_free(m);
+}
+
 static void test_null_metrics_is_a_no_op(void **state)
 {
 	struct ct_result r = result(CT_V_OK, CT_C_ESTABLISHED, 0.1, 0);
@@ -387,6 +421,9 @@ static void test_null_metrics_is_a_no_op(void **state)
 	metrics_kernel_counters(NULL, 1, 2);
 	metrics_output_counters(NULL, 1, 2);
 	metrics_set_listeners(NULL, NULL, 0);
+	metrics_listeners_begin(NULL);
+	metrics_listener_add(NULL, NULL);
+	metrics_listeners_end(NULL);
 	metrics_build_info(NULL, "v", "k", NULL, 0);
 	assert_int_equal(metrics_start(NULL, err, sizeof(err)), 0);
 	assert_int_equal(metrics_port(NULL), 0);
@@ -591,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_buckets_are_cumulative_and_sorted),
 		cmocka_unit_test(test_build_info_labels),
 		cmocka_unit_test(test_listeners_bounded_top_n),
+		cmocka_unit_test(test_listener_readings),
 		cmocka_unit_test(test_null_metrics_is_a_no_op),
 		cmocka_unit_test(test_http_ipv4),
 		cmocka_unit_test(test_http_ipv6),
