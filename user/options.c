@@ -74,7 +74,7 @@ static const struct argp_option options[] = {
 	{ "output", 'o', "FILE", 0, "Append the records to FILE instead of standard output; "
 	  "SIGHUP reopens it (after logrotate moved it)", 4 },
 	{ "rotate-size", OPT_ROTATE_SIZE, "SIZE", 0, "Rotate FILE before it passes SIZE "
-	  "(K, M, G, T suffixes; 4K to 1T): FILE becomes FILE.1, FILE.1 FILE.2, ...", 4 },
+	  "(K, M, G, T suffixes; 4K to 1T): FILE moves to FILE.1, FILE.1 to FILE.2, ...", 4 },
 	{ "rotate-keep", OPT_ROTATE_KEEP, "N", 0, "Rotated files kept, FILE.1 to FILE.N "
 	  "(1 to 1000, default 5)", 4 },
 	{ "metrics", OPT_METRICS, "ADDR:PORT", 0, "Serve Prometheus metrics at "
