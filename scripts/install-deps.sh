@@ -11,6 +11,7 @@ PKGS=(
 	iproute2 nftables jq                     # integration tests: netns, drops
 	python3 python3-pytest                   # integration test runner
 	qemu-system-x86 busybox-static cpio      # second kernel under qemu (make vmtest)
+	libmicrohttpd-dev prometheus python3-jsonschema # --metrics; export tests: Prometheus, schema
 )
 
 missing=()
