@@ -297,11 +297,14 @@ int main(int argc, char **argv)
 		a.metrics = metrics_new();
 		if (!a.metrics) {
 			fprintf(stderr, "conntrace: metrics: %s\n", strerror(errno));
+			sink_close(a.sink);
 			return 1;
 		}
 		if (metrics_bind(a.metrics, (struct sockaddr *)&opts.metrics_addr,
 				 opts.metrics_addrlen, errmsg, sizeof(errmsg))) {
 			fprintf(stderr, "conntrace: %s\n", errmsg);
+			metrics_free(a.metrics);
+			sink_close(a.sink);
 			return 2;
 		}
 	}

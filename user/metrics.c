@@ -21,6 +21,8 @@
 #define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 #define HTTP_CONN_LIMIT	16u	/* scrapers at once; more wait in the backlog */
 #define HTTP_TIMEOUT_S	10u	/* an idle connection is closed after this */
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
 
 /*
  * Histogram buckets (upper bounds, seconds): loopback connects take tens of
@@ -459,7 +461,7 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 		return;	/* no listener data source in this process: no empty families */
 	family(f, "conntrace_listen_overflows_total", "counter", "SYNs a listener dropped "
 	       "because its accept queue was full (the listeners with the most, at most "
-	       "64).");
+	       STR(METRICS_MAX_LISTENERS) ").");
 	for (size_t i = 0; i < st->nr_listeners; i++) {
 		const struct metrics_listener *l = &st->listeners[i];
 
@@ -486,7 +488,7 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 		fprintf(f, ",lport=\"%u\"} %u\n", l->lport, l->accept_queue_max);
 	}
 	family(f, "conntrace_listeners_omitted", "gauge", "Listeners left out of the listener "
-	       "metrics by the bound of 64.");
+	       "metrics by the bound of " STR(METRICS_MAX_LISTENERS) ".");
 	fprintf(f, "conntrace_listeners_omitted %llu\n",
 		(unsigned long long)st->listeners_omitted);
 }

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,8 +532,8 @@ static void test_server_thread_blocks_signals(void **state)
 
 struct counter_thread {
 	struct metrics *m;
-	volatile int stop;
-	unsigned long done;
+	atomic_int stop;
+	atomic_ulong done;
 	double max_call_s;	/* the slowest metrics_verdict() */
 };
 
@@ -549,11 +550,11 @@ static void *count_verdicts(void *arg)
 	struct counter_thread *c = arg;
 	struct ct_result r = result(CT_V_TIMEOUT, CT_C_NO_SYNACK, 2.0, 1);
 
-	while (!c->stop) {
+	while (!atomic_load(&c->stop)) {
 		double t0 = now_s(), dt;
 
 		metrics_verdict(c->m, &r);
-		c->done++;
+		atomic_fetch_add(&c->done, 1);
 		dt = now_s() - t0;
 		if (dt > c->max_call_s)
 			c->max_call_s = dt;
@@ -594,7 +595,7 @@ static void test_scrapes_race_with_updates(void **state)
 	assert_int_equal(connect(stall, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(write(stall, "GET /metr", 9), 9);
 	assert_int_equal(pthread_create(&th, NULL, count_verdicts, &c), 0);
-	while (!c.done)
+	while (!atomic_load(&c.done))
 		usleep(100);
 	/* at least 200 scrapes, and on until the counter was seen moving 5 times */
 	for (int i = 0; i < 200 || (moved < 5 && i < 20000); i++) {
@@ -606,12 +607,13 @@ static void test_scrapes_race_with_updates(void **state)
 		if (v > last)
 			last = v;
 	}
-	c.stop = 1;
+	atomic_store(&c.stop, 1);
 	pthread_join(th, NULL);
 	CHECK(moved >= 5, "the counter moved in only %u scrapes (last %g, done %lu)", moved, last,
-	      c.done);
+	      atomic_load(&c.done));
 	v = scrape(m, series, NULL);
-	CHECK(v == (double)c.done, "final scrape %g, %lu counted", v, c.done);
+	CHECK(v == (double)atomic_load(&c.done), "final scrape %g, %lu counted", v,
+	      atomic_load(&c.done));
 	/* generous: a lock held while formatting or sending would show as ms */
 	CHECK(c.max_call_s < 0.05, "metrics_verdict took %.3f s during scrapes", c.max_call_s);
 	close(stall);
