@@ -191,6 +191,20 @@ static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
 	}
 }
 
+/* A socket's own (bound) address, in the first 4 or all 16 bytes. */
+static __always_inline void local_addr(const struct sock *sk, __u16 family, __u8 *addr)
+{
+	if (family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(addr, &a, 4);
+	} else {
+		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+
+		__builtin_memcpy(addr, &a6, 16);
+	}
+}
+
 static __always_inline bool is_tcp(const struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -575,15 +589,7 @@ static __always_inline void listener_seen(const struct sock *sk)
 	e.type = CT_REC_LISTEN_FULL;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (e.family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-
-		__builtin_memcpy(e.saddr, &a, 4);
-	} else {
-		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-
-		__builtin_memcpy(e.saddr, &a6, 16);
-	}
+	local_addr(sk, e.family, e.saddr);
 	e.netns = sk_netns(sk);
 	e.queue = q;
 	e.queue_max = max;
@@ -633,15 +639,7 @@ int dump_listeners(struct bpf_iter__bpf_map_elem *ctx)
 	out.netns = sk_netns(sk);
 	out.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	out.port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (out.family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-
-		__builtin_memcpy(out.addr, &a, 4);
-	} else {
-		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-
-		__builtin_memcpy(out.addr, &a6, 16);
-	}
+	local_addr(sk, out.family, out.addr);
 	out.queue = BPF_CORE_READ(sk, sk_ack_backlog);
 	out.queue_max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	out.drops = read_drops(sk);
