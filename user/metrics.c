@@ -395,6 +395,14 @@ static void put_label(FILE *f, const char *name, const char *value, bool first)
 	fputc('"', f);
 }
 
+/* `name{netns="...",laddr="...",lport="..."} `: the value follows. */
+static void listener_series(FILE *f, const char *name, const struct metrics_listener *l)
+{
+	fprintf(f, "%s{netns=\"%llu\",", name, (unsigned long long)l->netns);
+	put_label(f, "laddr", l->laddr, true);
+	fprintf(f, ",lport=\"%u\"} ", l->lport);
+}
+
 static void family(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -463,29 +471,20 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	       "because its accept queue was full (the listeners with the most, at most "
 	       STR(METRICS_MAX_LISTENERS) ").");
 	for (size_t i = 0; i < st->nr_listeners; i++) {
-		const struct metrics_listener *l = &st->listeners[i];
-
-		fprintf(f, "conntrace_listen_overflows_total{netns=\"%llu\",", (unsigned long long)l->netns);
-		put_label(f, "laddr", l->laddr, true);
-		fprintf(f, ",lport=\"%u\"} %llu\n", l->lport, (unsigned long long)l->overflows);
+		listener_series(f, "conntrace_listen_overflows_total", &st->listeners[i]);
+		fprintf(f, "%llu\n", (unsigned long long)st->listeners[i].overflows);
 	}
 	family(f, "conntrace_accept_queue_length", "gauge",
 	       "Connections waiting in a listener's accept queue for accept().");
 	for (size_t i = 0; i < st->nr_listeners; i++) {
-		const struct metrics_listener *l = &st->listeners[i];
-
-		fprintf(f, "conntrace_accept_queue_length{netns=\"%llu\",", (unsigned long long)l->netns);
-		put_label(f, "laddr", l->laddr, true);
-		fprintf(f, ",lport=\"%u\"} %u\n", l->lport, l->accept_queue);
+		listener_series(f, "conntrace_accept_queue_length", &st->listeners[i]);
+		fprintf(f, "%u\n", st->listeners[i].accept_queue);
 	}
 	family(f, "conntrace_accept_queue_length_max", "gauge", "A listener's accept-queue "
 	       "limit: min(backlog given to listen(), net.core.somaxconn).");
 	for (size_t i = 0; i < st->nr_listeners; i++) {
-		const struct metrics_listener *l = &st->listeners[i];
-
-		fprintf(f, "conntrace_accept_queue_length_max{netns=\"%llu\",", (unsigned long long)l->netns);
-		put_label(f, "laddr", l->laddr, true);
-		fprintf(f, ",lport=\"%u\"} %u\n", l->lport, l->accept_queue_max);
+		listener_series(f, "conntrace_accept_queue_length_max", &st->listeners[i]);
+		fprintf(f, "%u\n", st->listeners[i].accept_queue_max);
 	}
 	family(f, "conntrace_listeners_omitted", "gauge", "Listeners left out of the listener "
 	       "metrics by the bound of " STR(METRICS_MAX_LISTENERS) ".");
