@@ -122,6 +122,7 @@ static const char *missing_privilege(void)
 
 struct app {
 	struct correlator *corr;
+	uint64_t verdicts[CT_V_MAX];	/* after -p/--port, before --verdict */
 	struct overflow_table *overflows;
 	struct writer w;
 	int64_t boot_to_real;	/* add to a CLOCK_BOOTTIME stamp for wall time */
@@ -153,6 +154,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 		return;
 	if (opts.tc.port && f->sport != opts.tc.port && f->dport != opts.tc.port)
 		return;
+	a->verdicts[r->verdict]++;	/* the summary counts what the filters let through */
 	metrics_verdict(a->metrics, r);	/* export: every verdict, printed or not */
 	if (!(a->verdict_mask & (1u << r->verdict)))
 		return;
@@ -257,7 +259,7 @@ int main(int argc, char **argv)
 	char errmsg[256];
 	const char *priv;
 	bool reader_left = false;
-	int err, nr;
+	int err, nr, rc = 1;
 	struct corr_config cc = { 0 };
 
 	if (argc > 1 && !strcmp(argv[1], "listen"))
@@ -280,8 +282,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* export: a bad --output or --metrics is a bad command line, found
-	 * before the kernel side is set up */
+	/* a bad --output or --metrics is a bad command line, found before the
+	 * kernel side is set up */
 	a.out = stdout;
 	if (!opts.probes && opts.output[0]) {
 		struct sink_config sc = { .path = opts.output, .rotate_size = opts.rotate_size,
@@ -289,7 +291,8 @@ int main(int argc, char **argv)
 
 		if (sink_open(&a.sink, &sc, errmsg, sizeof(errmsg))) {
 			fprintf(stderr, "conntrace: %s\n", errmsg);
-			return 2;
+			rc = 2;
+			goto cleanup;
 		}
 		a.out = sink_stream(a.sink);
 	}
@@ -297,65 +300,45 @@ int main(int argc, char **argv)
 		a.metrics = metrics_new();
 		if (!a.metrics) {
 			fprintf(stderr, "conntrace: metrics: %s\n", strerror(errno));
-			sink_close(a.sink);
-			return 1;
+			goto cleanup;
 		}
 		if (metrics_bind(a.metrics, (struct sockaddr *)&opts.metrics_addr,
 				 opts.metrics_addrlen, errmsg, sizeof(errmsg))) {
 			fprintf(stderr, "conntrace: %s\n", errmsg);
-			metrics_free(a.metrics);
-			sink_close(a.sink);
-			return 2;
+			rc = 2;
+			goto cleanup;
 		}
 	}
 
-	cc.slow_ns = opts.tc.slow_ns;
-	cc.emit = on_verdict;
-	cc.emit_ctx = &a;
-	a.corr = corr_new(&cc);
-	if (!a.corr) {
-		fprintf(stderr, "conntrace: correlator: %s\n", strerror(errno));
-		return 1;
-	}
 	err = tracer_open(&t, &opts.tc, on_record, &a, errmsg, sizeof(errmsg));
 	if (err) {
 		fprintf(stderr, "conntrace: %s\n", errmsg);
-		corr_free(a.corr);
-		return 1;
+		goto cleanup;
 	}
 	if (opts.probes) {
 		const struct probe_report *rep = tracer_report(t, &nr);
 
 		print_probes(rep, nr);
-		tracer_close(t);
-		corr_free(a.corr);
-		return 0;
+		rc = 0;
+		goto cleanup;
 	}
-	/* names from this kernel's BTF, now that the tracer has loaded it */
-	corr_free(a.corr);
-	cc.drop_reason_name = kenum_name;
+	/* records reach the correlator only from tracer_poll(), below */
+	cc.slow_ns = opts.tc.slow_ns;
+	cc.emit = on_verdict;
+	cc.emit_ctx = &a;
+	cc.drop_reason_name = kenum_name;	/* names from this kernel's BTF */
 	cc.drop_names = tracer_drop_names(t);
 	cc.rst_reason_name = kenum_name;
 	cc.rst_names = tracer_rst_names(t);
 	a.corr = corr_new(&cc);
-	if (!a.corr) {
-		fprintf(stderr, "conntrace: correlator: %s\n", strerror(errno));
-		tracer_close(t);
-		return 1;
+	a.overflows = overflow_new();
+	if (!a.corr || !a.overflows) {
+		fprintf(stderr, "conntrace: correlator: out of memory\n");
+		goto cleanup;
 	}
-
 	if (opts.user && drop_privileges(opts.user, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "conntrace: %s\n", errmsg);
-		tracer_close(t);
-		corr_free(a.corr);
-		return 1;
-	}
-	a.overflows = overflow_new();
-	if (!a.overflows) {
-		fprintf(stderr, "conntrace: out of memory\n");
-		tracer_close(t);
-		corr_free(a.corr);
-		return 1;
+		goto cleanup;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -385,11 +368,7 @@ int main(int argc, char **argv)
 		metrics_build_info(a.metrics, si.version, si.kernel, si.probes, si.nr_probes);
 		if (metrics_start(a.metrics, errmsg, sizeof(errmsg))) {
 			fprintf(stderr, "conntrace: %s\n", errmsg);
-			tracer_close(t);
-			corr_free(a.corr);
-			metrics_free(a.metrics);
-			sink_close(a.sink);
-			return 1;
+			goto cleanup;
 		}
 	}
 
@@ -427,8 +406,9 @@ int main(int argc, char **argv)
 		}
 	}
 
+	rc = 0;
 	if (reader_left)
-		goto out;
+		goto cleanup;
 	/* what is left in the ring, then the attempts still connecting */
 	tracer_poll(t, 0);
 	{
@@ -440,6 +420,7 @@ int main(int argc, char **argv)
 		corr_flush(a.corr);
 		tracer_counters(t, cnt);
 		si.stats = corr_stats(a.corr);
+		si.verdicts = a.verdicts;
 		si.lost_records = cnt[CT_CNT_RINGBUF_LOST];
 		si.flow_evictions = cnt[CT_CNT_FLOW_EVICTED];
 		si.flow_nospace = cnt[CT_CNT_FLOW_NOSPACE];
@@ -453,11 +434,11 @@ int main(int argc, char **argv)
 		a.w.ops->summary(&a.w, &si);
 		fflush(a.out);
 	}
-out:
-	tracer_close(t);
-	corr_free(a.corr);
+cleanup:
+	metrics_free(a.metrics);	/* stops its thread before the state it reads goes */
 	overflow_free(a.overflows);
-	metrics_free(a.metrics);
+	corr_free(a.corr);
+	tracer_close(t);
 	sink_close(a.sink);
-	return 0;
+	return rc;
 }

@@ -158,7 +158,7 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	json_key(&j, "verdicts");
 	json_obj_begin(&j);
 	for (int v = 0; v < CT_V_MAX; v++)
-		json_ku64(&j, ct_verdict_name(v), s->stats->verdicts[v]);
+		json_ku64(&j, ct_verdict_name(v), s->verdicts[v]);
 	json_obj_end(&j);
 	json_ku64(&j, "flows", s->flows);
 	json_ku64(&j, "lost_records", s->lost_records);

@@ -128,11 +128,11 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 	uint64_t total = 0;
 
 	for (int v = 0; v < CT_V_MAX; v++)
-		total += s->stats->verdicts[v];
+		total += s->verdicts[v];
 	fprintf(w->f, "-- %llu verdicts in %.1f s:", (unsigned long long)total, s->duration_s);
 	for (int v = 0; v < CT_V_MAX; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
-			(unsigned long long)s->stats->verdicts[v]);
+			(unsigned long long)s->verdicts[v]);
 	fprintf(w->f, "; lost records %llu, flow evictions %llu",
 		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions);
 	if (s->output_write_errors)	/* export */

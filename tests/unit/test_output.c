@@ -671,13 +671,15 @@ static void test_json_start_lost_and_summary_parse(void **state)
 		.stats = &stats, .lost_records = 10, .flow_evictions = 20, .flow_nospace = 3,
 		.flows_untracked = 4, .flows = 100, .duration_s = 12.3456, .ts_real_ns = TS_NS + 1,
 	};
+	uint64_t verdicts[CT_V_MAX];
 	struct record recs[4];
 	struct capture c;
 	char *text;
 
 	(void)state;
 	for (int v = 0; v < CT_V_MAX; v++)
-		stats.verdicts[v] = 10 + v;
+		verdicts[v] = 10 + v;
+	si.verdicts = verdicts;
 	cap_json(&c);
 	write_start(&c.w);
 	c.w.ops->loss(&c.w, &li);
