@@ -1,38 +1,39 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# The benchmark (issue 5), included by the main Makefile. Needs root.
+# The benchmark (issue 5); included by the main Makefile. Needs root.
 #
-#   make bench                  5 interleaved rounds (about 10 minutes); BENCHMARKS.md
-#   make bench BENCH_QUICK=1    smoke test: one short round
-#   make bench BENCH_ARGS="--rounds 7 --modes untraced,default"   see bench.py --help
+#   make bench                  5 interleaved rounds, about 10 minutes
+#   make bench BENCH_QUICK=1    smoke test: one short round, about a minute
+#   make bench BENCH_ARGS='--rounds 7 --modes untraced,default'   (bench.py --help)
 #
-# Prints PASS/FAIL per target and writes build/bench/run-*/{report.md,results.json};
-# a FAIL does not fail the build, a benchmark that cannot run does.
+# Prints a report with PASS/FAIL per target and writes it, with every raw
+# figure, to $(BENCH_OUT)/run-*/{report.md,results.json}. A FAIL does not fail
+# the build; a benchmark that cannot run does. Method and results: BENCHMARKS.md.
+# Recipes are silenced by the main Makefile's $(Q).
 
-# Included anywhere in the Makefile: these rules must not become the default goal.
+# Wherever this is included, its rules must not become the default goal.
 bench_saved_goal := $(.DEFAULT_GOAL)
 
 BENCH_OUT     ?= build/bench
-BENCH_CC      ?= $(or $(CC),cc)
 BENCH_CFLAGS  ?= -O2 -g
 BENCH_PYTHON  ?= /usr/bin/python3
-BENCH_LOADGEN := $(BENCH_OUT)/loadgen
 BENCH_ARGS    ?=
+BENCH_LOADGEN := $(BENCH_OUT)/loadgen
 
 $(BENCH_LOADGEN): tests/bench/loadgen.c
-	@mkdir -p $(@D)
-	@printf '  %-8s %s\n' CC $@
-	$(if $(filter 1,$(V)),,@)$(BENCH_CC) $(BENCH_CFLAGS) -std=gnu11 -D_GNU_SOURCE \
-		-Wall -Wextra -Werror -pthread -o $@ $<
+	$(call msg,CC-BENCH,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(BENCH_CFLAGS) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+		-o $@ $<
 
-# bpftrace is the reference and nftables makes the drops: Debian packages.
+# The reference (bpftrace) and the drops (nftables) are Debian packages.
 .PHONY: bench-deps
 bench-deps:
-	@command -v bpftrace >/dev/null && command -v nft >/dev/null || \
+	$(Q)command -v bpftrace >/dev/null && command -v nft >/dev/null || \
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace nftables; }
 
 .PHONY: bench
 bench: conntrace $(BENCH_LOADGEN) bench-deps
-	$(BENCH_PYTHON) tests/bench/bench.py --conntrace ./conntrace \
+	$(Q)$(BENCH_PYTHON) tests/bench/bench.py --conntrace ./conntrace \
 		--loadgen $(BENCH_LOADGEN) --out $(BENCH_OUT) \
 		$(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 
