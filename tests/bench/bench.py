@@ -564,6 +564,9 @@ class Bench:
             "conntrace": os.path.abspath(self.a.conntrace),
             "conntrace_version": first([self.a.conntrace, "--version"]),
             "commit": first(["git", "-C", src, "rev-parse", "HEAD"]),
+            # the last commit that changed what the binary is built from
+            "source_commit": first(["git", "-C", src, "log", "-1", "--format=%H %s", "--",
+                                    "bpf", "user", "vmlinux", "Makefile"]),
             "dirty": bool(first(["git", "-C", src, "status", "--porcelain",
                                  "--untracked-files=no"])),
             "bpftrace": first([self.a.bpftrace, "--version"]),
@@ -890,8 +893,9 @@ def render(out, a):
          f"- command: `{out['command']}`",
          f"- machine: {M['nproc']} CPUs ({M['cpu']}), kernel {M['kernel']}; "
          f"/proc/loadavg before: `{out['loadavg_before']}`, after: `{out['loadavg_after']}`",
-         f"- conntrace: `{M['conntrace']}` ({M['conntrace_version']}), commit {M['commit']}"
-         f"{' plus uncommitted changes' if M['dirty'] else ''}; reference: {M['bpftrace']}",
+         f"- conntrace: `{M['conntrace']}` ({M['conntrace_version']}), tree at commit "
+         f"{M['commit']}{' plus uncommitted changes' if M['dirty'] else ''}; its sources last "
+         f"changed in {M['source_commit']}; reference: {M['bpftrace']}",
          f"- {a.rounds} rounds per part, traced modes rotated each round, untraced runs "
          f"bracketing each pair of traced ones; storms {a.duration} s "
          f"with {a.threads} client threads (costed storms {a.cost_duration} s); bursts N = "
