@@ -310,6 +310,8 @@ class Bench:
             time.sleep(0.001)
         s["startup_s"] = (started - t0) / 1e9
         s["progs"] = self.tracer_progs(p.pid)
+        perf = json.loads(self.sh([self.a.bpftool, "perf", "show", "-j"]))
+        s["foreign_progs"] = {e["prog_id"] for e in perf if e["pid"] != p.pid}
         return s
 
     @staticmethod
@@ -380,11 +382,17 @@ class Bench:
     def phase(self, s, ph, name, fn, costed=False):
         """Runs one phase; notes its time window, the tracer's CPU and program costs."""
         pid = s["proc"].pid if s else None
-        before = self.prog_stats(s["progs"]) if s and costed else None
+        watched = (set(s["progs"]) | s["foreign_progs"]) if s and costed else None
+        before = self.prog_stats(watched) if watched else None
         cpu0, t0 = (task_cpu_ns(pid) if pid else None), time.monotonic_ns()
         ph[name] = fn()
         if before is not None:
-            ph[name]["progs"] = self.prog_delta(s["progs"], before, self.prog_stats(s["progs"]))
+            after = self.prog_stats(watched)
+            ph[name]["progs"] = self.prog_delta(s["progs"], before, after)
+            # other people's tracers run on our connects too: their cost, for the record
+            ph[name]["foreign_bpf_ns"] = sum(after[i][0] - before[i][0]
+                                             for i in s["foreign_progs"]
+                                             if i in before and i in after)
         time.sleep(self.a.settle)   # the tracer drains what the phase left in the ring
         ph[name]["window"] = (t0, time.monotonic_ns())
         if pid:
@@ -678,7 +686,9 @@ def brief(r):
 # ---- aggregation ----
 
 def summarize(out, a):
-    S = {"throughput": {}, "ratio": {}, "cpu_per_connect_us": {}, "cpu_ratio": {}, "progs": {}, "records": {}, "latency": {},
+    S = {"throughput": {}, "ratio": {}, "cpu_per_connect_us": {}, "cpu_ratio": {},
+         "model_ratio": {}, "model_ratio_clean": {}, "bpf_us_per_attempt": {},
+         "foreign_us_per_attempt": {}, "progs": {}, "records": {}, "latency": {},
          "startup_s": {}, "cpu": {}, "rss_kib": {}, "lost": {}}
     for mode in a.modes:
         for phn in ("accept", "refused"):
@@ -729,6 +739,16 @@ def summarize(out, a):
                     runs[tp][phn].append(st["run_cnt"])
                     if st["mean_ns"] is not None:
                         progs[tp][phn].append(st["mean_ns"])
+        S["bpf_us_per_attempt"][mode] = {
+            phn: med_range([sum(st["run_time_ns"] for st in r["phases"][phn]["progs"].values())
+                            / r["phases"][phn]["attempts"] / 1000 for r in rs
+                            if phn in r["phases"] and r["phases"][phn].get("attempts")])
+            for phn in {n for r in rs for n, ph in r["phases"].items() if "progs" in ph}}
+        S["foreign_us_per_attempt"][mode] = {
+            phn: med_range([r["phases"][phn]["foreign_bpf_ns"] / r["phases"][phn]["attempts"]
+                            / 1000 for r in rs if "foreign_bpf_ns" in r["phases"].get(phn, {})
+                            and r["phases"][phn].get("attempts")])
+            for phn in ("accept_c", "refused_c")}
         S["progs"][mode] = {tp: {phn: dict(med_range(v), runs=statistics.median(runs[tp][phn]))
                                  for phn, v in d.items()} for tp, d in progs.items()}
         phase_names = []
@@ -755,6 +775,26 @@ def summarize(out, a):
                     "max": med_range([l["max"] for l in lat]),
                     "n": sum(l["n"] for l in lat),
                 }
+    # A cost model that the machine's noise hardly touches: the untraced CPU per
+    # connect, against it plus the BPF time per attempt (part 2, bpf_stats) plus
+    # the collector's CPU per attempt (part 1).
+    for mode in a.modes:
+        if mode == "untraced":
+            continue
+        kernel = S["bpf_us_per_attempt"].get("default" if mode == "text" else mode, {})
+        for phn in ("accept", "refused"):
+            u = S["cpu_per_connect_us"].get(f"untraced/{phn}")
+            k = kernel.get(f"{phn}_c")
+            c = S["cpu"].get(mode, {}).get(phn, {}).get("us_per_attempt")
+            if u and k and c:
+                S["model_ratio"][f"{mode}/{phn}"] = u["median"] / (
+                    u["median"] + k["median"] + c["median"])
+                # and with the untraced baseline freed of other people's tracers
+                f = [S["foreign_us_per_attempt"].get(m, {}).get(f"{phn}_c") for m in PART2_MODES]
+                f = [x["median"] for x in f if x]
+                if f:
+                    uc = u["median"] - statistics.median(f)
+                    S["model_ratio_clean"][f"{mode}/{phn}"] = uc / (uc + k["median"] + c["median"])
     S["targets"] = targets(S, a)
     return S
 
@@ -769,9 +809,13 @@ def targets(S, a):
         r = S["ratio"].get(f"{mode}/{phn}")
         if r:
             c = S["cpu_ratio"].get(f"{mode}/{phn}")
+            mdl = S["model_ratio"].get(f"{mode}/{phn}")
             add(f"{mode}: throughput traced/untraced in ({1 if phn == 'accept' else 2}) >= {t}",
                 f"{r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f}); CPU ratio "
-                f"{c['median']:.3f} ({c['min']:.3f}–{c['max']:.3f})", r["median"] >= t)
+                f"{c['median']:.3f} ({c['min']:.3f}–{c['max']:.3f})"
+                + (f"; cost model {mdl:.3f}" if mdl else "")
+                + (f", without others' tracers {S['model_ratio_clean'][f'{mode}/{phn}']:.3f}"
+                   if f"{mode}/{phn}" in S["model_ratio_clean"] else ""), r["median"] >= t)
     for mode in ("default", "all"):
         filt, emit = [], []
         for tp, d in S["progs"].get(mode, {}).items():
@@ -912,10 +956,12 @@ def render(out, a):
          "### (1), (2) Throughput, connects/s, and ratio to untraced in the same round\n",
          "Ratio: the traced run's rate over the mean rate of the untraced runs around it. "
          "CPU ratio: the same from CPU time per connect (load generator plus tracer), "
-         "which other people's load on the machine disturbs much less.\n",
-         "| mode | (1) accept/s | ratio (1) | CPU µs/connect (1) | CPU ratio (1) | "
-         "(2) refused/s | ratio (2) | CPU µs/connect (2) | CPU ratio (2) |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "which other people's load on the machine disturbs much less. Model: untraced CPU "
+         "per connect over itself plus the BPF time per attempt (part 2) plus the "
+         "collector's CPU per attempt (part 1).\n",
+         "| mode | (1) accept/s | ratio (1) | CPU µs/connect (1) | CPU ratio (1) | model (1) | "
+         "(2) refused/s | ratio (2) | CPU µs/connect (2) | CPU ratio (2) | model (2) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode in a.modes:
         cells = []
         for phn in ("accept", "refused"):
@@ -923,6 +969,8 @@ def render(out, a):
                       fmt_mr(S["ratio"].get(f"{mode}/{phn}"), fmt="{:.3f}"),
                       fmt_mr(S["cpu_per_connect_us"].get(f"{mode}/{phn}"), fmt="{:.1f}"),
                       fmt_mr(S["cpu_ratio"].get(f"{mode}/{phn}"), fmt="{:.3f}")]
+            mdl = S["model_ratio"].get(f"{mode}/{phn}")
+            cells.append(f"{mdl:.3f}" if mdl else "–")
         L.append(f"| {mode} | " + " | ".join(cells) + " |")
     L.append("\nPer round, ratio (1) / (2) [CPU ratio (1) / (2)]: " + "; ".join(
         f"{m} " + ", ".join(f"{r['ratio']['accept']:.2f}/{r['ratio']['refused']:.2f} "
@@ -942,6 +990,14 @@ def render(out, a):
                 mr = d.get(p)
                 cells.append("–" if not mr else f"{fmt_mr(mr)} [{mr['runs']:.0f}]")
             L.append(f"| {mode} | {tp} | " + " | ".join(cells) + " |")
+        if any(S["foreign_us_per_attempt"].get(mode, {}).values()):
+            L.append(f"| {mode} | *others' tracers, µs per attempt* | " + " | ".join(
+                fmt_mr(S["foreign_us_per_attempt"][mode].get(p), fmt="{:.2f}") for p in costed)
+                + " |")
+        if S["bpf_us_per_attempt"].get(mode):
+            L.append(f"| {mode} | **all programs, µs per attempt** | " + " | ".join(
+                fmt_mr(S["bpf_us_per_attempt"][mode].get(p), fmt="{:.2f}") for p in costed)
+                + " |")
 
     L += ["\n### Collector (the tracer's user-space process)\n",
           "CPU % of one CPU over each phase (plus its drain pause); µs per attempt and per "
@@ -1018,7 +1074,21 @@ def main():
                          "'--ring-size 64M' (for investigations: not the issue's modes)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 1 round, 1 s storms, bursts of 100 and 1000")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="measure nothing: summarize and report a run's results.json again")
     a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            out = json.load(f)
+        cfg = argparse.Namespace(**out["config"])
+        out["summary"] = summarize(out, cfg)
+        report = render(out, cfg)
+        with open(a.render, "w") as f:
+            json.dump(out, f, indent=1)
+        with open(os.path.join(os.path.dirname(a.render), "report.md"), "w") as f:
+            f.write(report)
+        print(report)
+        return 0
     if a.quick:
         a.rounds, a.duration, a.cost_duration, a.idle = 1, 1.0, 1.0, 1.0
         a.burst, a.slowmix_rate, a.slowmix_duration = "100,1000", 100, 1.0
