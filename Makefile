@@ -143,3 +143,4 @@ clean:
 
 # A second kernel: Debian's 6.1 under qemu (fentry path). See scripts/vmtest/.
 include scripts/vmtest/vmtest.mk
+-include tests/bench/bench.mk
