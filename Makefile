@@ -32,7 +32,7 @@ endif
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
-           -I$(OUT) -Ibpf -Iuser -DCONNTRACE_VERSION='"$(VERSION)"'
+           -I$(OUT) -Ibpf -Iuser
 LDLIBS  := -lbpf -lelf -lz
 LDLIBS  += $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 ifeq ($(SANITIZE),1)
@@ -75,9 +75,18 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-# Skeletons are generated headers: build them before any collector object,
-# after which -MMD records the real dependency.
-$(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/user
+# The version (git describe) in a header rewritten only when it changes, so
+# a new commit rebuilds what prints it and nothing else.
+$(OUT)/version.h: FORCE | $(OUT)
+	$(Q)echo '#define CONNTRACE_VERSION "$(VERSION)"' > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+.PHONY: FORCE
+FORCE:
+
+# Skeletons and the version are generated headers: build them before any
+# collector object, after which -MMD records the real dependency.
+$(OUT)/user/%.o: user/%.c | $(SKELS) $(OUT)/version.h $(OUT)/user
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 

@@ -109,6 +109,14 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* The skb this CPU last sent an RST for: its NO_SOCKET drop says nothing more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rst_skb SEC(".maps");
+
 /* Scratch record for flows that have no table entry (too big for the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -128,18 +136,31 @@ static __always_inline void count(__u32 which)
 		(*c)++;	/* per-CPU slot: no other writer */
 }
 
-static __always_inline __u64 rb_flags(void)
+/*
+ * The collector drains on a timer; the kernel wakes it early only as the
+ * data waiting crosses wakeup_bytes, once per crossing, not for every record
+ * while above it (each wakeup costs the producer an irq_work).
+ */
+static __always_inline __u64 rb_flags(__u64 size)
 {
+	__u64 avail;
+
 	if (!wakeup_bytes)
 		return 0;
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return avail < wakeup_bytes && avail + size >= wakeup_bytes ?
 		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* When a record was last lost: flows that lived through it are marked. */
+__u64 last_loss_ns = 0;
+
 static __always_inline void emit(void *rec, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, rec, size, rb_flags()))
+	if (bpf_ringbuf_output(&events, rec, size, rb_flags(size))) {
 		count(CT_CNT_RINGBUF_LOST);
+		last_loss_ns = bpf_ktime_get_boot_ns();
+	}
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
@@ -271,6 +292,9 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
 	    now - f->ts_start < slow_ns)
 		return;
+	/* evidence sent while it lived may be among what was lost */
+	if (last_loss_ns >= f->ts_start)
+		f->flags |= CT_F_LOSSY;
 	emit(f, sizeof(*f));
 }
 
@@ -504,6 +528,15 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 		return 0;
 	if (!port_wanted(e.sport, e.dport))
 		return 0;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
+		__u32 zero = 0;
+		__u64 *last = bpf_map_lookup_elem(&rst_skb, &zero);
+
+		/* tcp_v4_rcv answered it with an RST first: already reported */
+		if (last && *last == (__u64)skb)
+			return 0;
+	}
 
 	/* A SYN still owned by its connecting socket is matched here. */
 	key = (__u64)BPF_CORE_READ(skb, sk);
@@ -545,6 +578,13 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 	}
 	e.netns = sk ? sk_netns(sk) : skb_netns(skb);
 	emit(&e, sizeof(e));
+	{
+		__u32 zero = 0;
+		__u64 *last = bpf_map_lookup_elem(&rst_skb, &zero);
+
+		if (last)
+			*last = (__u64)skb;
+	}
 	return 0;
 }
 

@@ -43,6 +43,8 @@ enum ct_flow_flags {
 	CT_F_RST_RCVD		= 1 << 3,
 	/* began before conntrace started: owner, start and history unknown */
 	CT_F_UNTRACKED		= 1 << 4,
+	/* ring-buffer records were lost while it lived: its evidence may be too */
+	CT_F_LOSSY		= 1 << 5,
 };
 /* Either way the flow's owner, start and SYN history are unknown. */
 #define CT_F_NO_HISTORY	(CT_F_EVICTED | CT_F_UNTRACKED)

@@ -790,6 +790,19 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 		snprintf(r->detail, sizeof(r->detail), "the attempt to %s failed with %s (errno %d); "
 			 "the evidence does not say why", dest, en ? en : "an error", err);
 	}
+	/*
+	 * These causes rest on evidence that did not come (no local RST, no
+	 * drop): when the kernel lost records while the attempt ran, that
+	 * absence proves nothing.
+	 */
+	if (f->flags & CT_F_LOSSY && (r->cause == CT_C_RST_RECEIVED || r->cause == CT_C_NO_SYNACK ||
+				      r->cause == CT_C_ICMP_UNREACHABLE)) {
+		size_t l = strlen(r->detail);
+
+		snprintf(r->detail + l, sizeof(r->detail) - l, "; but the kernel lost records while "
+			 "it ran (ring buffer full), so evidence may be missing: cause unknown");
+		r->cause = CT_C_UNKNOWN;
+	}
 	if (f->flags & CT_F_NO_HISTORY) {
 		size_t l = strlen(r->detail);
 

@@ -107,16 +107,32 @@ void json_arr_end(struct json *j)
 	close_level(j, ']');
 }
 
+/* Plain printable ASCII, the bulk of every line: written a run at a time. */
+static bool plain_ascii(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 static void put_escaped(FILE *f, const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 
-	fputc('"', f);
+	fputc_unlocked('"', f);
 	while (i < n && s[i]) {
 		uint32_t cp;
-		size_t len = utf8_seq(s + i, n - i, &cp);
+		size_t run = i, len;
 
+		while (run < n && plain_ascii(s[run]))
+			run++;
+		if (run > i) {
+			fwrite_unlocked(s + i, 1, run - i, f);
+			i = run;
+			continue;
+		}
+		if (!s[i])
+			break;
+		len = utf8_seq(s + i, n - i, &cp);
 		if (!len) {
 			/* not UTF-8: the byte as its Latin-1 code point */
 			fprintf(f, "\\u%04x", s[i]);
@@ -124,22 +140,22 @@ static void put_escaped(FILE *f, const char *str, size_t n)
 			continue;
 		}
 		if (cp == '"')
-			fputs("\\\"", f);
+			fputs_unlocked("\\\"", f);
 		else if (cp == '\\')
-			fputs("\\\\", f);
+			fputs_unlocked("\\\\", f);
 		else if (cp == '\n')
-			fputs("\\n", f);
+			fputs_unlocked("\\n", f);
 		else if (cp == '\t')
-			fputs("\\t", f);
+			fputs_unlocked("\\t", f);
 		else if (cp == '\r')
-			fputs("\\r", f);
+			fputs_unlocked("\\r", f);
 		else if (is_control(cp))
 			fprintf(f, "\\u%04x", cp);
 		else
-			fwrite(s + i, 1, len, f);
+			fwrite_unlocked(s + i, 1, len, f);
 		i += len;
 	}
-	fputc('"', f);
+	fputc_unlocked('"', f);
 }
 
 void json_key(struct json *j, const char *key)

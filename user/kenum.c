@@ -7,7 +7,7 @@
 
 struct kenum_entry {
 	uint32_t value;
-	const char *name;	/* points into the BTF's string section */
+	char *name;	/* a copy: the BTF is freed once the programs are loaded */
 };
 
 struct kenum {
@@ -50,7 +50,12 @@ struct kenum *kenum_load(const struct btf *btf, const char *name, const char *pr
 		if (plen && !strncmp(n, prefix, plen))
 			n += plen;
 		k->e[k->n].value = (uint32_t)v->val;
-		k->e[k->n].name = n;
+		k->e[k->n].name = strdup(n);
+		if (!k->e[k->n].name) {
+			kenum_free(k);
+			errno = ENOMEM;
+			return NULL;
+		}
 		k->n++;
 	}
 	qsort(k->e, k->n, sizeof(k->e[0]), cmp_entry);
@@ -59,6 +64,8 @@ struct kenum *kenum_load(const struct btf *btf, const char *name, const char *pr
 
 void kenum_free(struct kenum *k)
 {
+	for (size_t i = 0; k && i < k->n; i++)
+		free(k->e[i].name);
 	free(k);
 }
 

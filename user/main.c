@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include "correlate.h"
+#include "version.h"
 #include "options.h"
 #include "overflow.h"
 #include "kenum.h"

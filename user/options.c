@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "correlate.h"
+#include "version.h"
 #include "json.h"
 #include "metrics.h"
 #include "options.h"

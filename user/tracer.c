@@ -334,6 +334,9 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	err = choose_hooks(t, errmsg, errsz);
 	if (err)
 		goto fail;
+	/* libbpf loads the BTF again for its relocations: drop ours first */
+	btf__free(t->vmlinux);
+	t->vmlinux = NULL;
 	err = conntrace_bpf__load(t->skel);
 	if (err) {
 		set_err(errmsg, errsz, "bpf: loading the programs failed: %s%s", strerror(-err),

@@ -696,6 +696,35 @@ static void test_refused_with_only_no_socket_drop_is_no_listener(void **state)
 	}
 }
 
+/* A lost record may have been the local RST's: the absence proves nothing. */
+static void test_lossy_refused_without_local_rst_is_unknown(void **state)
+{
+	struct fixture *fx = *state;
+	struct ct_flow f = refused_flow(true);
+	const struct ct_result *r;
+
+	f.flags |= CT_F_LOSSY;
+	feed_flow(fx, &f);
+	r = the_verdict(fx);
+	expect_verdict(r, CT_V_REFUSED, CT_C_UNKNOWN);
+	expect_detail_has(r, "kernel lost records while it ran");
+}
+
+/* Positive evidence stands even when records were lost. */
+static void test_lossy_refused_with_local_rst_is_still_no_listener(void **state)
+{
+	struct fixture *fx = *state;
+	struct ct_flow f = refused_flow(true);
+	struct ct_evidence e = syn_evidence(&f, CT_REC_RST_SENT, RST_NO_SOCKET, T0 + 100 * US);
+	const struct ct_result *r;
+
+	f.flags |= CT_F_LOSSY;
+	feed_ev(fx, &e);
+	feed_flow(fx, &f);
+	r = the_verdict(fx);
+	expect_verdict(r, CT_V_REFUSED, CT_C_NO_LISTENER);
+}
+
 static void test_refused_with_only_rst_received_is_rst_received(void **state)
 {
 	struct fixture *fx = *state;
@@ -1408,6 +1437,8 @@ int main(void)
 		T(test_refused_with_rst_sent_other_reason_is_rst_received),
 		T(test_refused_with_only_no_socket_drop_is_no_listener),
 		T(test_refused_with_only_rst_received_is_rst_received),
+		T(test_lossy_refused_without_local_rst_is_unknown),
+		T(test_lossy_refused_with_local_rst_is_still_no_listener),
 		T(test_refused_without_any_rst_is_icmp_unreachable),
 		T(test_error_report_alone_decides_like_err),
 		T(test_connect_error_unreachable_is_no_route),
