@@ -385,6 +385,8 @@ int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX])
 
 	for (__u32 k = 0; k < CT_CNT_MAX; k++) {
 		out[k] = 0;
+		/* the kernel fills every CPU's slot; valgrind only knows of one */
+		memset(vals, 0, sizeof(vals));
 		if (bpf_map__lookup_elem(t->skel->maps.counters, &k, sizeof(k), vals,
 					 sizeof(vals), 0))
 			return -errno;
