@@ -104,8 +104,13 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	else
 		fprintf(w->f, "%-11s", ct_verdict_label(r->verdict));
 	fprintf(w->f, " %4u %6s %s\n", syns, lat, ct_cause_name(r->cause));
-	if (w->detail)
-		fprintf(w->f, "         %s\n", r->detail);
+	if (w->detail) {
+		/* it quotes kernel enum names (drop and reset reasons) from BTF */
+		char detail[4 * sizeof(r->detail) + 1];
+
+		escape_text(detail, sizeof(detail), r->detail, strlen(r->detail));
+		fprintf(w->f, "         %s\n", detail);
+	}
 }
 
 static void text_loss(struct writer *w, const struct loss_info *l)
