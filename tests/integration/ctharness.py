@@ -711,7 +711,7 @@ def rss_kb(pid):
 
 
 def synflood(ns, addr, port, *, count, concurrency=1000, sources=1, accept=False,
-             spread_ms=0, name="synflood", timeout=300):
+             spread_ms=0, hold_ms=0, name="synflood", timeout=300):
     """Run tests/tools/synflood in ns; its result line as a dict."""
     cmd = [SYNFLOOD, "--count", count, "--concurrency", concurrency, "--name", name]
     if sources > 1:
@@ -720,6 +720,8 @@ def synflood(ns, addr, port, *, count, concurrency=1000, sources=1, accept=False
         cmd.append("--accept")
     if spread_ms:
         cmd += ["--spread-ms", spread_ms]
+    if hold_ms:
+        cmd += ["--hold-ms", hold_ms]
     if ":" in addr:
         cmd.append("-6")
     p = ns.exec([*map(str, cmd), "--", addr, str(port)], timeout=timeout)

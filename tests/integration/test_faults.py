@@ -253,6 +253,66 @@ def test_ring_overflow_counted_exactly(flood_ns, user):
         f"{len(ours)} verdicts + {summary['lost_records']} lost != {n} attempts"
 
 
+def test_missed_events_reported(flood_ns):
+    """Two floods of fast connects on both CPUs for 6 s, and 1000 half-open
+    connects left to time out in the kernel's timers meanwhile. A tracing
+    program whose tracepoint fires while it already runs on that CPU (an
+    interrupt during the program) is skipped, and the kernel only counts it
+    in the program's recursion_misses: conntrace must report those misses
+    (summary `missed_events`), every attempt must get its verdict or be
+    reported, and nothing long over may be "pending" at exit."""
+    ns = flood_ns
+    port, busy, per, nt = quiet_port(), ("127.0.0.1", "127.0.0.3"), 20000, 1000
+    ns.sysctl("net.ipv4.tcp_syn_retries", 1)
+    ns.sysctl("net.core.somaxconn", 65535)
+    ns.exec(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"])
+    ns.nft(f"""
+table inet cttimer {{
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        ip daddr 127.0.0.2 tcp dport {port} tcp flags & (syn | ack) == syn drop
+    }}
+}}
+""")
+    with Conntrace("-a", "--port", port, "--ring-size", 16 << 20) as ct:
+        pid = ct.proc.pid
+        floods = [ns.popen([SYNFLOOD, "--accept", "--count", per, "--concurrency", 256,
+                            "--spread-ms", 6000, "--name", "ctc-busy", addr, port])
+                  for addr in busy]
+        timer = synflood(ns, "127.0.0.2", port, count=nt, concurrency=nt, hold_ms=5000,
+                         name="ctc-timer")
+        assert timer["inprogress"] == nt, timer
+        for f in floods:
+            out, err = f.communicate(timeout=300)
+            res = json.loads(out.decode().splitlines()[-1])
+            assert res["count"] == per and res["failed"] == 0, (res, err)
+        wait_quiet(pid, ct, port, settle=2.0)
+        misses = {}
+        for i in bpf_fd_ids(pid)["prog"]:
+            info = json.loads(run(["bpftool", "-j", "prog", "show", "id", str(i)]).stdout)
+            misses[info["name"]] = info.get("recursion_misses", 0)
+        summary = ct.stop()
+    ours = ct.verdicts(lambda r: r["netns"] == ns.inode and port in (r["dport"], r["sport"]))
+    by = {}
+    for r in ours:
+        key = (r["verdict"], r["daddr"])
+        by[key] = by.get(key, 0) + 1
+    reported = sum(summary.get(k, 0) for k in ("lost_records", "flow_evictions",
+                                                "flows_untracked", "missed_events"))
+    context = f"verdicts {by}, reported lost/evicted/untracked/missed {reported}, " \
+        f"programs' recursion_misses {misses}"
+    # every socket had connected or timed out well before conntrace stopped
+    pending = sum(v for (verdict, _), v in by.items() if verdict == "pending")
+    assert not pending, f"{pending} attempts long over were still pending in conntrace's " \
+        f"flow table at exit: their end went unseen; {context}"
+    made = len(busy) * per + nt
+    assert sum(by.get(("ok", a), 0) for a in busy) + by.get(("timeout", "127.0.0.2"), 0) + \
+        reported >= made, f"{made} attempts, silent loss: {context}"
+    assert summary.get("missed_events", 0) >= sum(misses.values()), \
+        f"the kernel skipped conntrace's programs {sum(misses.values())} times " \
+        f"(recursion_misses {misses}); the summary does not say so: {summary}"
+
+
 class HeldConntrace(Conntrace):
     """A conntrace whose standard output nobody reads (after its start
     record) until resume()."""

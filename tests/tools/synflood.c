@@ -4,7 +4,7 @@
  * tests. Run it inside a test namespace against a loopback port.
  *
  *   synflood [-6] [--count N] [--concurrency C] [--sources K] [--accept]
- *            [--spread-ms MS] [--name COMM] ADDR PORT
+ *            [--spread-ms MS] [--hold-ms MS] [--name COMM] ADDR PORT
  *
  *   --count N        connects in all (default 100000)
  *   --concurrency C  sockets kept open at once (default 1000): once C are
@@ -21,6 +21,9 @@
  *                    attempt connects (verdict OK)
  *   --spread-ms MS   pace the connects evenly over about MS ms (default: as
  *                    fast as possible)
+ *   --hold-ms MS     keep each full batch open MS ms before closing it: with
+ *                    SYNs dropped, its attempts time out in the kernel's
+ *                    timers instead of being abandoned
  *   --name COMM      the task name (prctl PR_SET_NAME), default "synflood"
  *
  * RLIMIT_NOFILE is raised to its hard limit. Prints one JSON line when done:
@@ -49,7 +52,8 @@
 static void usage(const char *msg)
 {
 	fprintf(stderr, "synflood: %s\nusage: synflood [-6] [--count N] [--concurrency C] "
-		"[--sources K] [--accept] [--spread-ms MS] [--name COMM] ADDR PORT\n", msg);
+		"[--sources K] [--accept] [--spread-ms MS] [--hold-ms MS] [--name COMM] ADDR PORT\n",
+		msg);
 	exit(2);
 }
 
@@ -100,7 +104,7 @@ static long drain(int lfd)
 
 int main(int argc, char **argv)
 {
-	long count = 100000, conc = 1000, sources = 1, spread_ms = 0, port;
+	long count = 100000, conc = 1000, sources = 1, spread_ms = 0, hold_ms = 0, port;
 	long inprogress = 0, connected = 0, failed = 0, accepted = 0, batches = 0;
 	const char *name = "synflood", *addr;
 	bool v6 = false, do_accept = false;
@@ -131,6 +135,8 @@ int main(int argc, char **argv)
 			sources = parse_num(argv[++i], 1, 254, "--sources");
 		else if (!strcmp(a, "--spread-ms"))
 			spread_ms = parse_num(argv[++i], 0, 3600000, "--spread-ms");
+		else if (!strcmp(a, "--hold-ms"))
+			hold_ms = parse_num(argv[++i], 0, 3600000, "--hold-ms");
 		else if (!strcmp(a, "--name"))
 			name = argv[++i];
 		else
@@ -223,6 +229,8 @@ int main(int argc, char **argv)
 		if (do_accept && (n & 63) == 0)
 			accepted += drain(lfd);
 		if (nfds == conc || n + 1 == count) {
+			if (hold_ms)
+				usleep((useconds_t)hold_ms * 1000);
 			accepted += drain(lfd);
 			for (int k = 0; k < nfds; k++)
 				close(fds[k]);
