@@ -112,6 +112,15 @@ integration: all
 test: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory vm-integration
+
+# The same integration tests on Debian's 6.1 kernel under qemu, which allows
+# fentry: the other hook path. The guest sees this tree read-only.
+.PHONY: vm-integration
+vm-integration: all
+	$(Q)$(MAKE) --no-print-directory vmtest \
+		VMTEST_CMD='$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration' \
+		VMTEST_ARGS='--env CONNTRACE=$(CURDIR)/conntrace --env PYTHONDONTWRITEBYTECODE=1 --timeout 1500'
 
 .PHONY: vmlinux
 vmlinux:

@@ -16,6 +16,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "conntrace.h"
+#include "sock.bpf.h"
 
 #define AF_INET		2
 #define AF_INET6	10
@@ -64,12 +65,21 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
-/* Listener -> whether its accept queue was full at the last look. */
+/*
+ * Listeners found with a full accept queue, until they close. The collector
+ * reads their sk_drops through an iterator over this map once a second.
+ */
+struct listener_state {
+	__u64 stamp;		/* bit 63: full at the last look; low bits: time of the last record */
+	__u32 drops_at_full;	/* sk_drops when first found full */
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
-	__type(value, __u64);	/* bit 63: full; low bits: time of the last record */
+	__type(value, struct listener_state);
 } listeners SEC(".maps");
 
 /*
@@ -181,6 +191,20 @@ static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
 	}
 }
 
+/* A socket's own (bound) address, in the first 4 or all 16 bytes. */
+static __always_inline void local_addr(const struct sock *sk, __u16 family, __u8 *addr)
+{
+	if (family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(addr, &a, 4);
+	} else {
+		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+
+		__builtin_memcpy(addr, &a6, 16);
+	}
+}
+
 static __always_inline bool is_tcp(const struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -221,9 +245,13 @@ static __always_inline void flow_start(const struct sock *sk)
 	}
 	{
 		struct dest_key dk = { .port = f->dport, .family = f->family };
+		__u64 *seen;
 
 		__builtin_memcpy(dk.addr, f->daddr, sizeof(dk.addr));
-		bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
+		/* a lookup is cheaper than an update: refresh the stamp once a second */
+		seen = bpf_map_lookup_elem(&dests, &dk);
+		if (!seen || f->ts_start - *seen > 1000000000ULL)
+			bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
 	}
 	__sync_fetch_and_add(&live_flows, 1);
 	count(CT_CNT_FLOWS);
@@ -283,6 +311,11 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	struct ct_flow *f;
 	__u32 tid;
 
+	if (oldstate == CT_TCP_LISTEN) {
+		/* a closing listener leaves the map before its memory can be reused */
+		bpf_map_delete_elem(&listeners, &key);
+		return 0;
+	}
 	if (oldstate != CT_TCP_SYN_SENT && newstate != CT_TCP_SYN_SENT)
 		return 0;
 	if (!is_tcp(sk))
@@ -518,53 +551,100 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 #define LISTENER_FULL	(1ULL << 63)
 
 /*
- * A child was queued on a listener: say when its accept queue turns full or
- * stops being full, and while full at most once a second, so the collector
- * knows which listeners drop SYNs without a record per packet.
+ * Listeners: say when an accept queue turns full or stops being full, and
+ * while full at most once a second, so the collector knows which listeners
+ * drop SYNs without a record per packet.
  */
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(handle_data_ready, const struct sock *sk)
+/* Report a listener whose accept queue turned full or stopped being full. */
+static __always_inline void listener_seen(const struct sock *sk)
 {
-	__u64 key = (__u64)sk, now, *last, val;
+	__u64 key = (__u64)sk, now, last;
+	struct listener_state *ls, fresh = {};
 	struct ct_evidence e = {};
 	__u32 q, max;
 	bool full;
 
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN || !is_tcp(sk))
-		return 0;
+		return;
 	q = BPF_CORE_READ(sk, sk_ack_backlog);
 	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	full = q > max;
 	now = bpf_ktime_get_boot_ns();
-	last = bpf_map_lookup_elem(&listeners, &key);
-	if (last) {
-		bool was_full = *last & LISTENER_FULL;
+	ls = bpf_map_lookup_elem(&listeners, &key);
+	if (ls) {
+		bool was_full = ls->stamp & LISTENER_FULL;
 
-		if (full == was_full && (!full || now - (*last & ~LISTENER_FULL) < 1000000000ULL))
-			return 0;
-	} else if (!full) {
-		return 0;
+		last = ls->stamp & ~LISTENER_FULL;
+		if (full == was_full && (!full || now - last < 1000000000ULL))
+			return;
+		ls->stamp = now | (full ? LISTENER_FULL : 0);
+	} else {
+		if (!full)
+			return;
+		fresh.stamp = now | LISTENER_FULL;
+		fresh.drops_at_full = read_drops(sk);
+		bpf_map_update_elem(&listeners, &key, &fresh, BPF_ANY);
 	}
-	val = now | (full ? LISTENER_FULL : 0);
-	bpf_map_update_elem(&listeners, &key, &val, BPF_ANY);
 
 	e.type = CT_REC_LISTEN_FULL;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (e.family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-
-		__builtin_memcpy(e.saddr, &a, 4);
-	} else {
-		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-
-		__builtin_memcpy(e.saddr, &a6, 16);
-	}
+	local_addr(sk, e.family, e.saddr);
 	e.netns = sk_netns(sk);
 	e.queue = q;
 	e.queue_max = max;
 	e.ts = now;
 	emit(&e, sizeof(e));
+}
+
+/* A child was queued on a listener: its queue may have just turned full. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(handle_data_ready, const struct sock *sk)
+{
+	listener_seen(sk);
+	return 0;
+}
+
+/*
+ * A SYN reached a listener (kernels with trampolines): a full queue here
+ * means this SYN is about to be dropped. Kernels without sk_data_ready (6.1)
+ * see full listeners through this alone.
+ */
+SEC("fentry/tcp_conn_request")
+int BPF_PROG(fentry_conn_request, void *rsk_ops, void *af_ops, struct sock *sk)
+{
+	listener_seen(sk);
+	return 0;
+}
+
+/*
+ * One struct ct_listener per listener in the map, read by the collector once
+ * a second: how many SYNs each dropped on its full queue since.
+ */
+SEC("iter/bpf_map_elem")
+int dump_listeners(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct listener_state *ls = ctx->value;
+	__u64 *key = ctx->key;
+	struct ct_listener out = {};
+	const struct sock *sk;
+
+	if (!key || !ls)
+		return 0;
+	sk = (const struct sock *)*key;
+	/* entries go at LISTEN -> CLOSE, so the socket is alive; check anyway */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN)
+		return 0;
+	out.sk = *key;
+	out.netns = sk_netns(sk);
+	out.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	out.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	local_addr(sk, out.family, out.addr);
+	out.queue = BPF_CORE_READ(sk, sk_ack_backlog);
+	out.queue_max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	out.drops = read_drops(sk);
+	out.drops_at_full = ls->drops_at_full;
+	bpf_seq_write(ctx->meta->seq, &out, sizeof(out));
 	return 0;
 }
 

@@ -104,6 +104,25 @@ struct ct_evidence {
 	__u8  daddr[16];
 };
 
+/*
+ * A listener that has been found with a full accept queue, as the iterator
+ * over the listener map reports it each time the collector reads it (once a
+ * second). drops is the listener's sk_drops: tcp_listendrop() counts every
+ * SYN or ACK dropped on a full queue there.
+ */
+struct ct_listener {
+	__u64 sk;		/* identity while it lives */
+	__u32 netns;
+	__u16 port;
+	__u8  family;
+	__u8  pad;
+	__u32 queue;		/* accept queue now */
+	__u32 queue_max;
+	__u32 drops;		/* sk_drops now */
+	__u32 drops_at_full;	/* sk_drops when it was first found full */
+	__u8  addr[16];
+};
+
 /* Per-CPU counters, summed by the collector. */
 enum ct_counter {
 	CT_CNT_RINGBUF_LOST,	/* failed bpf_ringbuf_reserve: a record lost */

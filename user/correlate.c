@@ -549,6 +549,16 @@ static void fmt_dest(char *buf, size_t sz, const struct ct_flow *f)
 	snprintf(buf, sz, f->family == CT_AF_INET ? "%s:%u" : "[%s]:%u", a, f->dport);
 }
 
+/* The destination is this host: loopback, or the flow's own source address. */
+static bool dest_is_local(const struct ct_flow *f)
+{
+	struct flow_view v;
+
+	flow_view(&v, f);
+	return is_loopback(v.family, v.daddr) ||
+	       !memcmp(v.saddr, v.daddr, addr_len(v.family));
+}
+
 /* Why SYNs went unanswered: shared by TIMEOUT, PENDING and SLOW. */
 static enum ct_cause stall_cause(const struct ct_result *r, const struct facts *fx)
 {
@@ -558,7 +568,8 @@ static enum ct_cause stall_cause(const struct ct_result *r, const struct facts *
 		return CT_C_ACCEPT_QUEUE_FULL;
 	if (fx->other_drops)
 		return CT_C_LOCAL_DROP;
-	if (r->flow.syn_retrans)
+	/* a SYN to this host itself was not lost beyond it: do not say so */
+	if (r->flow.syn_retrans && !dest_is_local(&r->flow))
 		return CT_C_NO_SYNACK;
 	return CT_C_UNKNOWN;
 }
@@ -599,7 +610,13 @@ static void stall_detail(char *buf, size_t sz, enum ct_cause cause, const struct
 			 f->syn_retrans + 1, f->syn_retrans ? "s" : "", dest);
 		break;
 	default:
-		snprintf(buf, sz, "the evidence does not say why %s did not answer", dest);
+		if (f->syn_retrans && dest_is_local(f))
+			snprintf(buf, sz, "%u SYNs to %s, on this host, went unanswered and no drop "
+				 "was seen: a full accept queue this kernel does not show (try "
+				 "`conntrace listen`), or a drop without a traced reason",
+				 f->syn_retrans + 1, dest);
+		else
+			snprintf(buf, sz, "the evidence does not say why %s did not answer", dest);
 		break;
 	}
 }
@@ -703,13 +720,14 @@ static void decide(struct correlator *c, const struct ct_flow *flow)
 			r->verdict = CT_V_SLOW;
 			r->cause = CT_C_SYN_RETRANSMIT;
 			fmt_secs(t2, sizeof(t2), cost);
-			snprintf(r->detail, sizeof(r->detail), "%u SYN%s to %s lost (%s); connected "
-				 "after %s, %s of it waiting for retransmits",
+			/* the last retransmit is the SYN that got through: the losses cost its delay */
+			snprintf(r->detail, sizeof(r->detail), "%u SYN%s to %s lost (%s); SYN #%u, "
+				 "sent %s after the first, got through: connected after %s",
 				 f->syn_retrans, f->syn_retrans > 1 ? "s" : "", dest,
 				 fx.nf_drops ? "dropped by netfilter on this host" :
 				 fx.full_listener || fx.listen_drops ? "the listener's accept queue was full" :
 				 fx.other_drops ? "dropped on this host" :
-				 "no drop seen on this host: lost beyond it", t1, t2);
+				 "no drop seen on this host: lost beyond it", f->syn_retrans + 1, t2, t1);
 		} else if (r->duration_ns >= c->cfg.slow_ns && c->cfg.slow_ns) {
 			r->verdict = CT_V_SLOW;
 			r->cause = CT_C_SLOW_HANDSHAKE;

@@ -8,11 +8,15 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -20,7 +24,9 @@
 #include <linux/capability.h>
 #include "correlate.h"
 #include "options.h"
+#include "overflow.h"
 #include "kenum.h"
+#include "listen.h"
 #include "output.h"
 #include "tracer.h"
 
@@ -30,6 +36,49 @@
 static struct ct_options opts;
 
 static volatile sig_atomic_t exiting;
+
+/*
+ * Whether stdout is a pipe or socket whose reader has gone (`conntrace | head
+ * -1`): checked on every drain, so conntrace ends at once rather than at its
+ * next write, which may be long in coming when nothing fails.
+ */
+static bool reader_gone(void)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
+	static int is_pipe = -1;
+	struct stat st;
+
+	if (is_pipe < 0)
+		is_pipe = !fstat(STDOUT_FILENO, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	return is_pipe && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
+/* Drops to an unprivileged user after the BPF side is set up: the ring buffer
+ * and the maps stay usable through the file descriptors already open. */
+static int drop_privileges(const char *user, char *errmsg, size_t errsz)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		snprintf(errmsg, errsz, "--user: no user '%s'%s%s", user, errno ? ": " : "",
+			 errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	if (setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+		int err = -errno;
+
+		snprintf(errmsg, errsz, "--user: cannot become %s: %s", user, strerror(-err));
+		return err;
+	}
+	/* a non-root uid set by a root process keeps no capabilities; make sure */
+	if (setuid(0) == 0) {
+		snprintf(errmsg, errsz, "--user: still able to regain root after dropping to %s", user);
+		return -EPERM;
+	}
+	return 0;
+}
 
 static void on_signal(int sig)
 {
@@ -65,6 +114,7 @@ static const char *missing_privilege(void)
 
 struct app {
 	struct correlator *corr;
+	struct overflow_table *overflows;
 	struct writer w;
 	int64_t boot_to_real;	/* add to a CLOCK_BOOTTIME stamp for wall time */
 	unsigned verdict_mask;
@@ -94,6 +144,40 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	a->w.ops->verdict(&a->w, r, f->ts_end + a->boot_to_real);
 }
 
+/*
+ * A listener dropped SYNs on its full queue: say so (at most once a reading,
+ * so once a second), and tell the correlator it was full over the interval so
+ * the flows that lost SYNs to it get accept_queue_full.
+ */
+static void on_listener(void *ctx, const struct ct_listener *l)
+{
+	struct app *a = ctx;
+	struct overflow_report r;
+	struct ct_evidence e = {
+		.type = CT_REC_LISTEN_FULL,
+		.family = l->family,
+		.sport = l->port,
+		.netns = l->netns,
+		.queue_max = l->queue_max,
+	};
+
+	if (!overflow_update(a->overflows, l, &r))
+		return;
+	memcpy(e.saddr, l->addr, sizeof(e.saddr));
+	e.ts = r.since_ns;
+	e.queue = l->queue_max + 1;	/* full since the previous reading at least */
+	corr_feed(a->corr, &e, sizeof(e), r.since_ns);
+	if (l->queue <= l->queue_max) {
+		e.ts = clock_ns(CLOCK_BOOTTIME);
+		e.queue = l->queue;	/* and drained by now */
+		corr_feed(a->corr, &e, sizeof(e), e.ts);
+	}
+	if (opts.tc.tgid || (opts.tc.port && l->port != opts.tc.port))
+		return;	/* a listener's owner is not known here */
+	a->w.ops->listen_overflow(&a->w, &r, clock_ns(CLOCK_BOOTTIME) + a->boot_to_real,
+				  r.since_ns + a->boot_to_real);
+}
+
 static void print_probes(const struct probe_report *rep, int nr)
 {
 	printf("%-15s %-48s %s\n", "SIGNAL", "HOOK", "NOTE");
@@ -111,9 +195,12 @@ int main(int argc, char **argv)
 	uint64_t start_boot, last_check, last_check_real;
 	char errmsg[256];
 	const char *priv;
+	bool reader_left = false;
 	int err, nr;
 	struct corr_config cc = { 0 };
 
+	if (argc > 1 && !strcmp(argv[1], "listen"))
+		return listen_main(argc - 1, argv + 1);
 	if (ct_options_parse(&opts, argc, argv, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "conntrace: %s (see --help)\n", errmsg);
 		return 2;
@@ -167,6 +254,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (opts.user && drop_privileges(opts.user, errmsg, sizeof(errmsg))) {
+		fprintf(stderr, "conntrace: %s\n", errmsg);
+		tracer_close(t);
+		corr_free(a.corr);
+		return 1;
+	}
+	a.overflows = overflow_new();
+	if (!a.overflows) {
+		fprintf(stderr, "conntrace: out of memory\n");
+		tracer_close(t);
+		corr_free(a.corr);
+		return 1;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (opts.json)
@@ -203,6 +303,11 @@ int main(int argc, char **argv)
 		}
 		now = clock_ns(CLOCK_BOOTTIME);
 		corr_tick(a.corr, now);
+		if (now - last_check >= LOSS_CHECK_NS) {
+			overflow_begin(a.overflows, now);
+			if (!tracer_listeners(t, on_listener, &a))
+				overflow_end(a.overflows);
+		}
 		if (now - last_check >= LOSS_CHECK_NS && !tracer_counters(t, cnt)) {
 			if (cnt[CT_CNT_RINGBUF_LOST] != last_lost ||
 			    cnt[CT_CNT_FLOW_EVICTED] != last_evicted) {
@@ -222,10 +327,14 @@ int main(int argc, char **argv)
 			last_check = now;
 			last_check_real = now + a.boot_to_real;
 		}
-		if (fflush(stdout) && ferror(stdout))
-			break;	/* the reader went away */
+		if ((fflush(stdout) && ferror(stdout)) || reader_gone()) {
+			reader_left = true;	/* nobody to summarise for */
+			break;
+		}
 	}
 
+	if (reader_left)
+		goto out;
 	/* what is left in the ring, then the attempts still connecting */
 	tracer_poll(t, 0);
 	{
@@ -246,7 +355,9 @@ int main(int argc, char **argv)
 		a.w.ops->summary(&a.w, &si);
 		fflush(stdout);
 	}
+out:
 	tracer_close(t);
 	corr_free(a.corr);
+	overflow_free(a.overflows);
 	return 0;
 }

@@ -36,7 +36,7 @@ static const char doc[] =
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR, OPT_USAGE,
+	OPT_COLOR, OPT_USAGE, OPT_USER,
 };
 
 static const struct argp_option options[] = {
@@ -62,6 +62,8 @@ static const struct argp_option options[] = {
 	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Connection attempts tracked at once in the "
 	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
 	{ "verbose", 'v', NULL, 0, "libbpf's messages (the verifier's log on failure)", 3 },
+	{ "user", OPT_USER, "NAME", 0, "Once attached, drop to this user, keeping no "
+	  "capabilities; tracing goes on through the open descriptors", 3 },
 	{ NULL, 0, NULL, 0, "Other:", -1 },
 	/* argp's own are off (ARGP_NO_HELP): its error path would be silent */
 	{ "help", '?', NULL, 0, "Give this help list", -1 },
@@ -236,6 +238,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case 'v':
 		o->tc.verbose = true;
+		break;
+	case OPT_USER:
+		if (!*arg)
+			return fail(ps, "--user: empty user name");
+		o->user = arg;
 		break;
 	case '?':
 		argp_help(state->root_argp, stdout, ARGP_HELP_STD_HELP, state->name);

@@ -15,6 +15,7 @@ struct ct_options {
 	bool all;
 	unsigned verdict_mask;	/* bit per enum ct_verdict that is printed */
 	int color;		/* -1 auto, 0 never, 1 always */
+	const char *user;	/* drop to this user once attached */
 };
 
 /*

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "correlate.h"
+#include "overflow.h"
 #include "tracer.h"
 
 #define CT_SCHEMA_VERSION "1.0"
@@ -49,6 +50,9 @@ struct writer_ops {
 	void (*verdict)(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns);
 	void (*loss)(struct writer *w, const struct loss_info *l);
 	void (*summary)(struct writer *w, const struct summary_info *s);
+	/* a listener dropped SYNs on its full accept queue since the last report */
+	void (*listen_overflow)(struct writer *w, const struct overflow_report *r,
+				uint64_t ts_real_ns, uint64_t since_real_ns);
 };
 
 struct writer {

@@ -171,11 +171,35 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	end(&j);
 }
 
+static void json_listen_overflow(struct writer *w, const struct overflow_report *r,
+				 uint64_t ts_real_ns, uint64_t since_real_ns)
+{
+	const struct ct_listener *l = r->l;
+	char addr[64], since[48];
+	struct json j;
+
+	begin(&j, w->f, "listen_overflow", ts_real_ns);
+	fmt_rfc3339(since, sizeof(since), since_real_ns);
+	json_kstr(&j, "since", since);
+	json_ku64(&j, "netns", l->netns);
+	json_kstr(&j, "family", l->family == CT_AF_INET ? "ipv4" : "ipv6");
+	fmt_addr(addr, sizeof(addr), l->family, l->addr);
+	json_kstr(&j, "laddr", addr);
+	json_ku64(&j, "lport", l->port);
+	json_ku64(&j, "overflows", r->overflows);
+	json_ku64(&j, "overflows_total", r->total);
+	json_ku64(&j, "accept_queue", l->queue);
+	json_ku64(&j, "accept_queue_max", l->queue_max);
+	json_kstr(&j, "method", "sk_drops");
+	end(&j);
+}
+
 static const struct writer_ops json_ops = {
 	.start = json_start,
 	.verdict = json_verdict,
 	.loss = json_loss,
 	.summary = json_summary,
+	.listen_overflow = json_listen_overflow,
 };
 
 void writer_json_init(struct writer *w, FILE *f)

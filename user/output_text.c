@@ -138,11 +138,27 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions);
 }
 
+static void text_listen_overflow(struct writer *w, const struct overflow_report *r,
+				 uint64_t ts_real_ns, uint64_t since_real_ns)
+{
+	const struct ct_listener *l = r->l;
+	char clock[16], where[64];
+
+	fmt_clock(clock, sizeof(clock), ts_real_ns);
+	fmt_endpoint(where, sizeof(where), l->family, l->addr, l->port);
+	fprintf(w->f, "%-8s LISTEN-OVERFLOW %s netns %u: %u SYN%s dropped on a full accept queue "
+		"in %.1f s (queue %u, limit %u; %llu since found full)\n", clock, where, l->netns,
+		r->overflows, r->overflows == 1 ? "" : "s",
+		(ts_real_ns - since_real_ns) / 1e9, l->queue, l->queue_max,
+		(unsigned long long)r->total);
+}
+
 static const struct writer_ops text_ops = {
 	.start = text_start,
 	.verdict = text_verdict,
 	.loss = text_loss,
 	.summary = text_summary,
+	.listen_overflow = text_listen_overflow,
 };
 
 void writer_text_init(struct writer *w, FILE *f, bool color, bool detail)

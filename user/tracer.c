@@ -24,7 +24,7 @@
 #include "kenum.h"
 #include "tracer.h"
 
-enum hook_kind { HK_TP_BTF, HK_FENTRY, HK_FEXIT, HK_SYSCALL_TP };
+enum hook_kind { HK_TP_BTF, HK_FENTRY, HK_FEXIT, HK_SYSCALL_TP, HK_ITER };
 
 struct prog_def {
 	const char *prog;	/* program name in conntrace.bpf.c */
@@ -57,6 +57,9 @@ static const struct prog_def progs[] = {
 	{ "handle_error_report", HK_TP_BTF, "inet_sk_error_report", SIG_SOCKET_ERROR },
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE },
+	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE },
+	/* read on demand, over the map of listeners found full */
+	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE },
 	/* connect() failing before any state change: one of the next two sets */
 	{ "fentry_v4_connect", HK_FENTRY, "tcp_v4_connect", SIG_CONNECT_ERROR },
 	{ "fexit_v4_connect", HK_FEXIT, "tcp_v4_connect", SIG_CONNECT_ERROR },
@@ -74,6 +77,7 @@ struct tracer {
 	struct ring_buffer *rb;
 	struct bpf_link *links[NR_PROGS];
 	struct probe_report report[SIG_MAX];
+	struct bpf_link *listener_iter;	/* NULL without sk_data_ready */
 	tracer_record_fn fn;
 	void *ctx;
 	int ncpus;
@@ -163,6 +167,7 @@ static void hook_name(char *buf, size_t sz, const struct prog_def *p)
 	static const char *const prefix[] = {
 		[HK_TP_BTF] = "tp_btf", [HK_FENTRY] = "fentry", [HK_FEXIT] = "fexit",
 		[HK_SYSCALL_TP] = "tracepoint",
+		[HK_ITER] = "iter",
 	};
 
 	snprintf(buf, sz, "%s/%s", prefix[p->kind], p->target);
@@ -218,7 +223,7 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 		const struct prog_def *p = &progs[i];
 		struct bpf_program *prog = bpf_object__find_program_by_name(t->skel->obj, p->prog);
 
-		if (p->kind == HK_FENTRY || p->kind == HK_FEXIT)
+		if ((p->kind == HK_FENTRY || p->kind == HK_FEXIT) && p->signal == SIG_CONNECT_ERROR)
 			bpf_program__set_autoload(prog, fentry_ok);
 	}
 	if (fentry_ok) {
@@ -245,6 +250,25 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 		snprintf(rep[SIG_CONNECT_ERROR].note, sizeof(rep[SIG_CONNECT_ERROR].note),
 			 "fentry not available (%s)%s%s", strerror(-(err4 ? err4 : err6)),
 			 err ? ": " : "", err ? note : "");
+	}
+
+	/* full listeners: sk_data_ready (above) and, where trampolines work, every
+	 * SYN at tcp_conn_request; the iterator reads the listeners they found */
+	{
+		int err = probe_fentry(t->vmlinux, "tcp_conn_request");
+		struct probe_report *r = &rep[SIG_LISTEN_QUEUE];
+
+		bpf_program__set_autoload(t->skel->progs.fentry_conn_request, !err);
+		if (!err) {
+			snprintf(r->hook, sizeof(r->hook), "%sfentry/tcp_conn_request",
+				 r->ok ? "tp_btf/sk_data_ready+" : "");
+			r->ok = true;
+			r->note[0] = '\0';
+		} else if (r->ok) {
+			snprintf(r->note, sizeof(r->note), "fentry/tcp_conn_request not available "
+				 "(%s): full queues seen when a child is queued", strerror(-err));
+		}
+		bpf_program__set_autoload(t->skel->progs.dump_listeners, r->ok);
 	}
 	return 0;
 }
@@ -323,7 +347,18 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 
 		if (!bpf_program__autoload(prog))
 			continue;
-		t->links[i] = bpf_program__attach(prog);
+		if (p->kind == HK_ITER) {
+			union bpf_iter_link_info info = {
+				.map.map_fd = bpf_map__fd(t->skel->maps.listeners),
+			};
+			LIBBPF_OPTS(bpf_iter_attach_opts, io, .link_info = &info,
+				    .link_info_len = sizeof(info));
+
+			t->links[i] = bpf_program__attach_iter(prog, &io);
+			t->listener_iter = t->links[i];
+		} else {
+			t->links[i] = bpf_program__attach(prog);
+		}
 		if (!t->links[i]) {
 			err = -errno;
 			r->ok = false;
@@ -412,6 +447,31 @@ int tracer_dump_pending(struct tracer *t, uint64_t now)
 		t->fn(t->ctx, &f, sizeof(f));
 	}
 	return 0;
+}
+
+int tracer_listeners(struct tracer *t, tracer_listener_fn fn, void *ctx)
+{
+	struct ct_listener l;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	if (!t->listener_iter)
+		return -ENOTSUP;
+	fd = bpf_iter_create(bpf_link__fd(t->listener_iter));
+	if (fd < 0)
+		return -errno;
+	/* the iterator writes whole records; read() may split them */
+	while ((n = read(fd, (char *)&l + got, sizeof(l) - got)) > 0) {
+		got += n;
+		if (got == sizeof(l)) {
+			fn(ctx, &l);
+			got = 0;
+		}
+	}
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return n;
 }
 
 void *tracer_drop_names(const struct tracer *t)

@@ -49,6 +49,10 @@ int tracer_poll(struct tracer *t, int timeout_ms);
 int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX]);
 /* Feeds every flow still in SYN_SENT, marked CT_F_PENDING and ended now. */
 int tracer_dump_pending(struct tracer *t, uint64_t now);
+typedef void (*tracer_listener_fn)(void *ctx, const struct ct_listener *l);
+/* Calls fn for every listener found full so far that still listens;
+ * -ENOTSUP where the kernel has no sk_data_ready tracepoint. */
+int tracer_listeners(struct tracer *t, tracer_listener_fn fn, void *ctx);
 /* Enum names from this kernel's BTF (ct_name_fn and its ctx). */
 void *tracer_drop_names(const struct tracer *t);
 void *tracer_rst_names(const struct tracer *t);

@@ -43,3 +43,25 @@ def test_probes_report():
     # these tracepoints; the report must name them.
     for hook in ("inet_sock_set_state", "tcp_retransmit_skb", "kfree_skb"):
         assert hook in report, f"--probes does not mention {hook}:\n{report}"
+
+
+def probe_rows():
+    p = conntrace("--probes")
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    rows = {}
+    for line in p.stdout.splitlines()[1:]:
+        signal, hook, *note = line.split(None, 2)
+        rows[signal] = (hook, note[0] if note else "")
+    return rows
+
+
+def test_connect_error_hook_is_chosen_by_the_kernel():
+    """fentry where the kernel allows trampolines (the 6.1 guest, VMTEST=1),
+    the syscall tracepoints with the reason said where it does not (6.18)."""
+    hook, note = probe_rows()["connect_error"]
+    if os.environ.get("VMTEST"):
+        assert hook.startswith("fentry+fexit/tcp_v4_connect"), (hook, note)
+    elif hook.startswith("tracepoint/syscalls"):
+        assert "fentry not available" in note, (hook, note)
+    else:
+        assert hook.startswith("fentry+fexit/"), (hook, note)
