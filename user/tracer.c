@@ -225,6 +225,8 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 
 		if ((p->kind == HK_FENTRY || p->kind == HK_FEXIT) && p->signal == SIG_CONNECT_ERROR)
 			bpf_program__set_autoload(prog, fentry_ok);
+		else if (p->kind == HK_SYSCALL_TP)
+			bpf_program__set_autoload(prog, false);	/* the fallback, below */
 	}
 	if (fentry_ok) {
 		snprintf(rep[SIG_CONNECT_ERROR].hook, sizeof(rep[SIG_CONNECT_ERROR].hook),
