@@ -153,6 +153,14 @@ for _ in $(seq 30); do
 	sleep 1
 done
 sleep 2
+# programs the kernel skipped (a tracepoint firing while the program already
+# ran on that CPU): the kernel counts them, conntrace does not report them yet
+for fd in /proc/"$CT_PID"/fdinfo/*; do
+	awk '/^prog_id:/ {print $2}' "$fd" 2>/dev/null
+done | sort -u | while read -r id; do
+	bpftool -j prog show id "$id" 2>/dev/null
+	echo
+done >"$OUT/progs.jsonl"
 kill -INT "$CT_PID"
 wait "$CT_PID" && rc=0 || rc=$?
 CT_PID=
@@ -183,6 +191,11 @@ for line in open(f"{out}/conntrace.jsonl", "rb"):
         lost.append(r)
     elif t == "start":
         start = r
+misses = {}
+for l in open(f"{out}/progs.jsonl"):
+    if l.strip():
+        p = json.loads(l)
+        misses[p["name"]] = misses.get(p["name"], 0) + p.get("recursion_misses", 0)
 rss = [tuple(map(int, l.split())) for l in open(f"{out}/rss.tsv").readlines()[1:] if l.strip()]
 warm = [kb for t, kb in rss if 60 <= t < 120] or [rss[0][1]]
 tail = [kb for t, kb in rss if t >= max(rss[-1][0] - 120, 0)]
@@ -210,6 +223,9 @@ for v, res in attempts:
         c = json.loads(res)
         if (v, c["pid"]) not in seen:
             problems.append(f"no {v} verdict for ctclient {res}")
+if summary and summary.get("missed_events", 0) < sum(misses.values()):
+    problems.append(f"the kernel skipped conntrace's programs {sum(misses.values())} times; "
+                    f"conntrace reported {summary.get('missed_events', 0)}")
 if growth > 1024:
     problems.append(f"RSS grew {growth} kB between minute 2 and the last 2 minutes")
 verdict = "PASS" if not problems else "FAIL"
@@ -232,6 +248,10 @@ lines = [
     f"all flows seen on the machine {summary['flows'] if summary else '?'} "
     f"(other processes' included), verdicts printed "
     f"{sum(summary['verdicts'].values()) if summary else '?'}",
+    f"- programs skipped by the kernel (recursion_misses): {sum(misses.values())} "
+    f"({', '.join(f'{n} {m}' for n, m in sorted(misses.items()) if m) or 'none'}); "
+    f"evidence left unmatched {summary['evidence_unmatched'] if summary else '?'}, "
+    f"flows untracked {summary['flows_untracked'] if summary else '?'}",
     f"- RSS (kB): start {rss[0][1]}, minute 2 max {max(warm)}, last 2 minutes max "
     f"{max(tail)}, end {rss[-1][1]}, peak {max(kb for _, kb in rss)}; "
     f"growth after warm-up {growth} kB ({len(rss)} samples, every 5 s)",
