@@ -822,6 +822,27 @@ def test_missing_tracepoints_reported(own_ns):
         ct.stop()
 
 
+def test_drop_reasons_named_from_this_kernels_btf(own_ns):
+    """Drop reasons are numbered differently from kernel to kernel
+    (NETFILTER_DROP is 12 on 6.18, 7 on 6.1): conntrace names them from the
+    running kernel's BTF, so the same attempts get the same causes on both."""
+    raw = run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+              timeout=120).stdout
+    values = dict(re.findall(r"'SKB_DROP_REASON_(NETFILTER_DROP|NO_SOCKET)' val=(\d+)", raw))
+    assert "NETFILTER_DROP" in values, "no enum skb_drop_reason in this kernel's BTF"
+    ns, port = own_ns, quiet_port()
+    listen_on(ns, "127.0.0.3", port)
+    drop_syns_to(ns, port, "127.0.0.3")
+    with Conntrace("-a", "--port", port) as ct:
+        r = attempt(ct, ns, "127.0.0.1", port, "ctc-enum-rst", "refused")
+        assert r["cause"] == "no_listener", (values, r)
+        r = attempt(ct, ns, "127.0.0.3", port, "ctc-enum-drop", "abandoned", nonblock=True,
+                    abandon_after=300)
+        drops = [e for e in r["evidence"] if e["event"] == "drop"]
+        assert drops and all(e["reason"] == "NETFILTER_DROP" for e in drops), (values, r)
+        ct.stop()
+
+
 # ---------------------------------------------------------------------------
 # valgrind
 
