@@ -123,6 +123,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory integration
 	$(Q)$(MAKE) --no-print-directory vm-integration
+	$(Q)$(MAKE) --no-print-directory fuzz-ci
 
 # The same integration tests on Debian's 6.1 kernel under qemu, which allows
 # fentry: the other hook path. The guest sees this tree read-only.
@@ -153,3 +154,6 @@ clean:
 # A second kernel: Debian's 6.1 under qemu (fentry path). See scripts/vmtest/.
 include scripts/vmtest/vmtest.mk
 -include tests/bench/bench.mk
+
+# Fuzzing (make fuzz, make fuzz-ci) and the soak run (make soak).
+-include tests/fuzz/fuzz.mk

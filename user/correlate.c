@@ -408,7 +408,8 @@ static int64_t rel_us(const struct ct_flow *f, __u64 ts)
 {
 	if (!ts || (f->flags & CT_F_NO_HISTORY))
 		return INT64_MIN;
-	return ((int64_t)ts - (int64_t)f->ts_start) / (int64_t)NS_PER_US;
+	/* a wrapping difference: absurd stamps give an absurd time, never overflow */
+	return (int64_t)(ts - f->ts_start) / (int64_t)NS_PER_US;
 }
 
 static bool ev_matches(const struct ct_flow *f, const struct flow_view *v,

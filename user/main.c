@@ -426,6 +426,7 @@ int main(int argc, char **argv)
 		si.flow_evictions = cnt[CT_CNT_FLOW_EVICTED];
 		si.flow_nospace = cnt[CT_CNT_FLOW_NOSPACE];
 		si.flows_untracked = cnt[CT_CNT_FLOW_UNTRACKED];
+		si.missed_events = tracer_missed(t);
 		si.flows = cnt[CT_CNT_FLOWS];
 		si.duration_s = (now - start_boot) / 1e9;
 		si.ts_real_ns = now + a.boot_to_real;

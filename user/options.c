@@ -7,6 +7,7 @@
 #include <argp.h>
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_USER:
 		if (!*arg)
 			return fail(ps, "--user: empty user name");
+		/* looked up now: an unknown user is a bad command line (exit 2),
+		 * found before anything is loaded */
+		if (!getpwnam(arg))
+			return fail(ps, "--user: no such user '%s'", esc(arg));
 		o->user = arg;
 		break;
 	/* export */

@@ -42,6 +42,7 @@ struct summary_info {
 	uint64_t flow_evictions;
 	uint64_t flow_nospace;
 	uint64_t flows_untracked;	/* ended, but began before conntrace */
+	uint64_t missed_events;		/* program runs the kernel skipped (recursion) */
 	uint64_t flows;
 	double duration_s;
 	uint64_t ts_real_ns;

@@ -165,6 +165,7 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	json_ku64(&j, "flow_evictions", s->flow_evictions);
 	json_ku64(&j, "flow_table_full", s->flow_nospace);
 	json_ku64(&j, "flows_untracked", s->flows_untracked);
+	json_ku64(&j, "missed_events", s->missed_events);
 	json_ku64(&j, "evidence_unmatched", s->stats->evidence_expired);
 	json_ku64(&j, "evidence_dropped", s->stats->evidence_dropped);
 	json_ku64(&j, "malformed_records", s->stats->malformed);

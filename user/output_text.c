@@ -104,8 +104,13 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	else
 		fprintf(w->f, "%-11s", ct_verdict_label(r->verdict));
 	fprintf(w->f, " %4u %6s %s\n", syns, lat, ct_cause_name(r->cause));
-	if (w->detail)
-		fprintf(w->f, "         %s\n", r->detail);
+	if (w->detail) {
+		/* it quotes kernel enum names (drop and reset reasons) from BTF */
+		char detail[4 * sizeof(r->detail) + 1];
+
+		escape_text(detail, sizeof(detail), r->detail, strlen(r->detail));
+		fprintf(w->f, "         %s\n", detail);
+	}
 }
 
 static void text_loss(struct writer *w, const struct loss_info *l)
@@ -133,8 +138,9 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 	for (int v = 0; v < CT_V_MAX; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->verdicts[v]);
-	fprintf(w->f, "; lost records %llu, flow evictions %llu",
-		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions);
+	fprintf(w->f, "; lost records %llu, flow evictions %llu, missed events %llu",
+		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions,
+		(unsigned long long)s->missed_events);
 	if (s->output_write_errors)	/* export */
 		fprintf(w->f, "; output write errors %llu, records not written %llu",
 			(unsigned long long)s->output_write_errors,

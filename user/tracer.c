@@ -225,6 +225,8 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 
 		if ((p->kind == HK_FENTRY || p->kind == HK_FEXIT) && p->signal == SIG_CONNECT_ERROR)
 			bpf_program__set_autoload(prog, fentry_ok);
+		else if (p->kind == HK_SYSCALL_TP)
+			bpf_program__set_autoload(prog, false);	/* the fallback, below */
 	}
 	if (fentry_ok) {
 		snprintf(rep[SIG_CONNECT_ERROR].hook, sizeof(rep[SIG_CONNECT_ERROR].hook),
@@ -423,6 +425,8 @@ int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX])
 
 	for (__u32 k = 0; k < CT_CNT_MAX; k++) {
 		out[k] = 0;
+		/* the kernel fills every CPU's slot; valgrind only knows of one */
+		memset(vals, 0, sizeof(vals));
 		if (bpf_map__lookup_elem(t->skel->maps.counters, &k, sizeof(k), vals,
 					 sizeof(vals), 0))
 			return -errno;
@@ -448,6 +452,25 @@ int tracer_dump_pending(struct tracer *t, uint64_t now)
 		t->fn(t->ctx, &f, sizeof(f));
 	}
 	return 0;
+}
+
+uint64_t tracer_missed(struct tracer *t)
+{
+	uint64_t missed = 0;
+
+	for (size_t i = 0; i < NR_PROGS; i++) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+
+		if (!t->links[i])
+			continue;
+		/* the kernel skips a tracing program that fires again on a CPU
+		 * where it already runs (an interrupt during it), and only counts it */
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(bpf_object__find_program_by_name(
+				t->skel->obj, progs[i].prog)), &info, &len))
+			missed += info.recursion_misses;
+	}
+	return missed;
 }
 
 int tracer_listeners(struct tracer *t, tracer_listener_fn fn, void *ctx)

@@ -45,6 +45,8 @@ int tracer_probe_only(struct probe_report *rep, int *nr, char *errmsg, size_t er
 const struct probe_report *tracer_report(const struct tracer *t, int *nr);
 /* Waits up to timeout_ms, then drains whatever is in the ring. */
 int tracer_poll(struct tracer *t, int timeout_ms);
+/* Events the kernel skipped: the programs' recursion_misses, summed. */
+uint64_t tracer_missed(struct tracer *t);
 /* Sums the per-CPU counters. */
 int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX]);
 /* Feeds every flow still in SYN_SENT, marked CT_F_PENDING and ended now. */

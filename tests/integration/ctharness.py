@@ -601,3 +601,130 @@ def cgroup2_id_of_self():
                 mnt = pre.split()[4]
                 return os.stat(mnt + path).st_ino
     return None
+
+
+# ---------------------------------------------------------------------------
+# Faults and floods (test_faults.py): the BPF objects a process owns, its
+# memory, the kernel's own loss counters, namespaces kept out of the
+# session-wide checks.
+
+SYNFLOOD = TOOLS_DIR / "synflood"
+VMTEST = os.environ.get("VMTEST") == "1"
+
+
+def disown(ns):
+    """Leave ns out of the session-wide checks of conftest's `ct` fixture
+    (one verdict per attempt, ctclient's only): for namespaces whose
+    attempts come from synflood, by the thousand."""
+    with _owned_lock:
+        windows = OWNED_NETNS.get(ns.inode, [])
+        if ns._window in windows:
+            windows.remove(ns._window)
+        if not windows:
+            OWNED_NETNS.pop(ns.inode, None)
+    ns._window = None
+
+
+def bpf_fd_ids(pid):
+    """The BPF objects process pid holds open, read from /proc/PID/fdinfo:
+    {"prog": ids, "map": ids, "link": ids}. (This bpftool prints no `pids`
+    column, so a process's objects are found from the process itself.)"""
+    ids = {"prog": set(), "map": set(), "link": set()}
+    fddir = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fddir):
+        try:
+            with open(f"{fddir}/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue        # closed meanwhile
+        m = re.search(r"^link_id:\s*(\d+)", text, re.M)
+        if m:               # a link's fdinfo names its program too
+            ids["link"].add(int(m.group(1)))
+            continue
+        for kind in ("prog", "map"):
+            m = re.search(rf"^{kind}_id:\s*(\d+)", text, re.M)
+            if m:
+                ids[kind].add(int(m.group(1)))
+    return ids
+
+
+def bpf_live_ids(kind):
+    """Ids of every BPF object of this kind (prog, map, link) on the machine."""
+    out = run(["bpftool", "-j", kind, "show"]).stdout
+    return {o["id"] for o in json.loads(out or "[]")}
+
+
+def bpf_objects_left(ids, timeout=10.0):
+    """Of a dict like bpf_fd_ids() returns, what still exists after up to
+    `timeout` s (the kernel frees BPF objects asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {k: v & bpf_live_ids(k) for k, v in ids.items()}
+        if not any(left.values()) or time.monotonic() > deadline:
+            return {k: sorted(v) for k, v in left.items() if v}
+        time.sleep(0.2)
+
+
+def bpf_map_info(map_id):
+    return json.loads(run(["bpftool", "-j", "map", "show", "id", str(map_id)]).stdout)
+
+
+def bpf_maps_of(pid):
+    """name -> `bpftool map show` info, for the maps process pid holds."""
+    return {i["name"]: i for i in map(bpf_map_info, bpf_fd_ids(pid)["map"])}
+
+
+def counter_names():
+    """enum ct_counter of bpf/conntrace.h, in order (the counters map's keys)."""
+    text = (ROOT / "bpf" / "conntrace.h").read_text()
+    body = re.search(r"enum ct_counter \{(.*?)\};", text, re.S).group(1)
+    return [n for n in re.findall(r"^\s*(CT_CNT_\w+)", body, re.M) if n != "CT_CNT_MAX"]
+
+
+def kernel_counters(pid):
+    """The kernel side's per-CPU counters of the conntrace process pid,
+    summed over CPUs, read with bpftool: {"CT_CNT_RINGBUF_LOST": n, ...}."""
+    names = counter_names()
+    info = bpf_maps_of(pid)["counters"]
+    dump = json.loads(run(["bpftool", "-j", "map", "dump", "id", str(info["id"])]).stdout)
+    out = {}
+    for e in dump:
+        if "formatted" in e:
+            key = e["formatted"]["key"]
+            total = sum(v["value"] for v in e["formatted"]["values"])
+        else:               # no BTF: little-endian hex bytes
+            key = int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little")
+            total = sum(int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
+                        for v in e["values"])
+        out[names[key]] = total
+    return out
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of strings."""
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def rss_kb(pid):
+    return int(proc_status(pid)["VmRSS"].split()[0])
+
+
+def synflood(ns, addr, port, *, count, concurrency=1000, sources=1, accept=False,
+             spread_ms=0, hold_ms=0, name="synflood", timeout=300):
+    """Run tests/tools/synflood in ns; its result line as a dict."""
+    cmd = [SYNFLOOD, "--count", count, "--concurrency", concurrency, "--name", name]
+    if sources > 1:
+        cmd += ["--sources", sources]
+    if accept:
+        cmd.append("--accept")
+    if spread_ms:
+        cmd += ["--spread-ms", spread_ms]
+    if hold_ms:
+        cmd += ["--hold-ms", hold_ms]
+    if ":" in addr:
+        cmd.append("-6")
+    p = ns.exec([*map(str, cmd), "--", addr, str(port)], timeout=timeout)
+    res = json.loads(p.stdout.splitlines()[-1])
+    assert res["event"] == "done" and res["count"] == count, res
+    return res
