@@ -56,6 +56,15 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(OUT)/tests/%,$(TOOL_SRCS))
 
+# The flags a file was built with are among its inputs: switching SANITIZE=1
+# on or off (or CC, CFLAGS, LDFLAGS) rebuilds the collector, tests and tools.
+BUILD_FLAGS := $(OUT)/.build-flags
+BUILD_FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+ifneq ($(BUILD_FLAGS_NOW),$(shell cat $(BUILD_FLAGS) 2>/dev/null))
+$(shell mkdir -p $(OUT) && echo '$(BUILD_FLAGS_NOW)' > $(BUILD_FLAGS))
+endif
+$(USER_OBJS) $(UNIT_BINS) $(TOOL_BINS): $(BUILD_FLAGS)
+
 .PHONY: all
 all: conntrace $(TOOL_BINS)
 

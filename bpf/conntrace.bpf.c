@@ -274,7 +274,9 @@ static __always_inline void flow_start(const struct sock *sk)
 		if (!seen || f->ts_start - *seen > 1000000000ULL)
 			bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
 	}
-	__sync_fetch_and_add(&live_flows, 1);
+	/* the LRU evicts without telling: keep the estimate within the table */
+	if (__sync_fetch_and_add(&live_flows, 1) >= max_flows)
+		__sync_fetch_and_sub(&live_flows, 1);
 	count(CT_CNT_FLOWS);
 }
 
