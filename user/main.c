@@ -133,7 +133,7 @@ struct app {
 	struct sink *sink;
 	struct metrics *metrics;
 	/* what the last `lost` record that reached the output covered */
-	uint64_t lost, evicted, out_lost, since_real_ns;
+	uint64_t lost, evicted, out_lost, missed, since_real_ns;
 };
 
 static int on_record(void *ctx, void *data, size_t len)
@@ -212,7 +212,8 @@ static void on_listener(void *ctx, const struct ct_listener *l)
  * and, when one of them moved, as a `lost` record. A lost record that the
  * output could not take is lost itself: the next one covers its interval.
  */
-static void report_loss(struct app *a, const uint64_t cnt[CT_CNT_MAX], uint64_t now_real)
+static void report_loss(struct app *a, const uint64_t cnt[CT_CNT_MAX], uint64_t missed,
+			uint64_t now_real)
 {
 	struct sink_stats ss;
 	struct loss_info li = {
@@ -229,7 +230,9 @@ static void report_loss(struct app *a, const uint64_t cnt[CT_CNT_MAX], uint64_t 
 	metrics_output_counters(a->metrics, ss.write_errors, ss.lines_lost);
 	li.output_lost = ss.lines_lost;
 	li.new_output_lost = ss.lines_lost - a->out_lost;
-	if (li.new_lost || li.new_evictions || li.new_output_lost) {
+	li.missed = missed;
+	li.new_missed = missed - a->missed;
+	if (li.new_lost || li.new_evictions || li.new_output_lost || li.new_missed) {
 		a->w.ops->loss(&a->w, &li);
 		fflush(a->out);
 		sink_get_stats(a->sink, &ss);
@@ -239,6 +242,7 @@ static void report_loss(struct app *a, const uint64_t cnt[CT_CNT_MAX], uint64_t 
 	a->lost = li.lost_records;
 	a->evicted = li.flow_evictions;
 	a->out_lost = li.output_lost;
+	a->missed = li.missed;
 	a->since_real_ns = now_real;
 }
 
@@ -394,7 +398,7 @@ int main(int argc, char **argv)
 			}
 		}
 		if (now - last_check >= LOSS_CHECK_NS && !tracer_counters(t, cnt)) {
-			report_loss(&a, cnt, now + a.boot_to_real);
+			report_loss(&a, cnt, tracer_missed(t), now + a.boot_to_real);
 			last_check = now;
 		}
 		if ((fflush(a.out) && ferror(a.out)) || (!a.sink && reader_gone())) {

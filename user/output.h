@@ -33,6 +33,7 @@ struct loss_info {
 	/* export: records the --output file could not take (sink.c) */
 	uint64_t output_lost;		/* total */
 	uint64_t new_output_lost;	/* since the last report */
+	uint64_t missed, new_missed;	/* program runs the kernel skipped */
 };
 
 struct summary_info {

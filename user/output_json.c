@@ -147,6 +147,8 @@ static void json_loss(struct writer *w, const struct loss_info *l)
 	json_ku64(&j, "flow_evictions_total", l->flow_evictions);
 	json_ku64(&j, "output_records", l->new_output_lost);
 	json_ku64(&j, "output_records_total", l->output_lost);
+	json_ku64(&j, "missed_events", l->new_missed);
+	json_ku64(&j, "missed_events_total", l->missed);
 	end(&j);
 }
 

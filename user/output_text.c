@@ -125,6 +125,9 @@ static void text_loss(struct writer *w, const struct loss_info *l)
 	if (l->output_lost)	/* export */
 		fprintf(w->f, "; %llu records not written to the output file (total %llu)",
 			(unsigned long long)l->new_output_lost, (unsigned long long)l->output_lost);
+	if (l->missed)
+		fprintf(w->f, "; %llu events skipped by the kernel (total %llu)",
+			(unsigned long long)l->new_missed, (unsigned long long)l->missed);
 	fputc('\n', w->f);
 }
 
