@@ -85,13 +85,12 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # The version (git describe) in a header rewritten only when it changes, so
-# a new commit rebuilds what prints it and nothing else.
-$(OUT)/version.h: FORCE | $(OUT)
-	$(Q)echo '#define CONNTRACE_VERSION "$(VERSION)"' > $@.tmp
-	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
-
-.PHONY: FORCE
-FORCE:
+# a new commit rebuilds what prints it and nothing else (and a read-only
+# tree, as in the qemu guest, is never written to).
+VERSION_LINE := \#define CONNTRACE_VERSION "$(VERSION)"
+ifneq ($(VERSION_LINE),$(shell cat $(OUT)/version.h 2>/dev/null))
+$(shell mkdir -p $(OUT) && echo '$(VERSION_LINE)' > $(OUT)/version.h)
+endif
 
 # Skeletons and the version are generated headers: build them before any
 # collector object, after which -MMD records the real dependency.
