@@ -8,6 +8,7 @@
 #   make V=1        show the full commands
 
 .DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
 .SUFFIXES:
 .SECONDARY:
 
