@@ -158,8 +158,10 @@ install: conntrace
 	install -D -m 0755 conntrace $(DESTDIR)$(PREFIX)/sbin/conntrace
 	install -D -m 0644 docs/conntrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/conntrace.8
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/conntrace docs/schema.md docs/schema.json
-	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' scripts/conntrace.service | \
-		install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/lib/systemd/system/conntrace.service
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|' scripts/conntrace.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/conntrace.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/conntrace.service
 
 .PHONY: clean
 clean:
