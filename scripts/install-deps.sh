@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
 	make gcc clang llvm pkg-config          # build: collector and BPF objects
 	libbpf-dev bpftool libelf-dev zlib1g-dev # libbpf, skeleton generator
-	libcmocka-dev                            # unit tests
+	libcmocka-dev libclang-rt-14-dev valgrind # unit tests, the fuzzer runtime, memcheck
 	iproute2 nftables jq                     # integration tests: netns, drops
 	python3 python3-pytest                   # integration test runner
 	qemu-system-x86 busybox-static cpio      # second kernel under qemu (make vmtest)
