@@ -253,8 +253,8 @@ static __always_inline void flow_start(const struct sock *sk)
 	__builtin_memset(f, 0, sizeof(*f));
 	f->type = CT_REC_FLOW;
 	f->state = CT_TCP_SYN_SENT;
-	f->pid = (__u32)id;
-	f->tgid = id >> 32;
+	f->tid = (__u32)id;
+	f->pid = id >> 32;
 	f->netns = sk_netns(sk);
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = bpf_ktime_get_boot_ns();
@@ -371,7 +371,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	 * returns and says why.
 	 */
 	tid = (__u32)bpf_get_current_pid_tgid();
-	if (newstate == CT_TCP_CLOSE && !BPF_CORE_READ(sk, sk_err) && tid == f->pid) {
+	if (newstate == CT_TCP_CLOSE && !BPF_CORE_READ(sk, sk_err) && tid == f->tid) {
 		in = bpf_map_lookup_elem(&inflight, &tid);
 		if (in) {
 			in->sk = key;
@@ -733,8 +733,8 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 	f->flags = CT_F_CONNECT_ERR;
 	f->state = CT_TCP_CLOSE;
 	f->err = -ret;
-	f->pid = (__u32)bpf_get_current_pid_tgid();
-	f->tgid = bpf_get_current_pid_tgid() >> 32;
+	f->tid = (__u32)bpf_get_current_pid_tgid();
+	f->pid = bpf_get_current_pid_tgid() >> 32;
 	f->netns = sk_netns(sk);
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = now;
@@ -762,7 +762,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 		f->dport = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(f->daddr, &sin6.sin6_addr, 16);
 	}
-	if (targ_tgid && f->tgid != targ_tgid)
+	if (targ_tgid && f->pid != targ_tgid)
 		return;
 	if (!port_wanted(f->sport, f->dport))
 		return;

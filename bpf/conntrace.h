@@ -66,8 +66,8 @@ struct ct_flow {
 	__u8  flags;		/* enum ct_flow_flags */
 	__u16 sport;
 	__u16 dport;
-	__u32 pid;		/* thread id of the task that called connect() */
-	__u32 tgid;		/* its process id */
+	__u32 pid;		/* process (thread group) id of the task that called connect() */
+	__u32 tid;		/* its thread id */
 	__u32 netns;		/* network namespace inode */
 	__s32 err;		/* positive errno the attempt ended with, 0 if none */
 	__u32 syn_retrans;	/* SYN retransmits, all of them */

@@ -151,7 +151,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	const struct ct_flow *f = &r->flow;
 
 	/* the kernel filters too; evicted flows have no owner to filter on */
-	if (opts.tc.tgid && f->tgid != opts.tc.tgid)
+	if (opts.tc.tgid && f->pid != opts.tc.tgid)
 		return;
 	if (opts.tc.port && f->sport != opts.tc.port && f->dport != opts.tc.port)
 		return;

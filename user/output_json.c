@@ -97,12 +97,12 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	json_kstr(&j, "detail", r->detail);
 	if (evicted) {
 		json_kstr(&j, "pid", NULL);
-		json_kstr(&j, "tgid", NULL);
+		json_kstr(&j, "tid", NULL);
 		json_kstr(&j, "comm", NULL);
 		json_kstr(&j, "cgroup_id", NULL);
 	} else {
 		json_ku64(&j, "pid", f->pid);
-		json_ku64(&j, "tgid", f->tgid);
+		json_ku64(&j, "tid", f->tid);
 		json_key(&j, "comm");
 		json_strn(&j, f->comm, sizeof(f->comm));
 		json_ku64(&j, "cgroup_id", f->cgroup_id);

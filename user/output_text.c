@@ -89,7 +89,7 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		snprintf(pid, sizeof(pid), "?");
 		snprintf(comm, sizeof(comm), "?");
 	} else {
-		snprintf(pid, sizeof(pid), "%u", f->tgid);
+		snprintf(pid, sizeof(pid), "%u", f->pid);
 		escape_text(comm, COL_COMM + 1, f->comm, sizeof(f->comm));	/* cut to its column */
 	}
 	fmt_endpoint(src, sizeof(src), f->family, f->saddr, f->sport);

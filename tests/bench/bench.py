@@ -492,7 +492,7 @@ class Bench:
                 v = json.loads(rest)
                 if v["netns"] == ino and v["dport"] in by_port:
                     got[by_port[v["dport"]]].append((v["sport"], v["verdict"], v["cause"],
-                                                     v["tgid"], real - rfc3339_ns(v["ts"])))
+                                                     v["pid"], real - rfc3339_ns(v["ts"])))
             elif rest.startswith('{"type":"summary"'):
                 res["summary"] = json.loads(rest)
             elif rest.startswith('{"type":"lost"'):

@@ -68,7 +68,7 @@ static struct ct_flow v4flow(uint16_t sport, uint16_t dport, uint8_t state, int 
 {
 	struct ct_flow f = {
 		.type = CT_REC_FLOW, .family = CT_AF_INET, .state = state, .sport = sport,
-		.dport = dport, .pid = 4242, .tgid = 4242, .netns = NETNS, .err = err,
+		.dport = dport, .pid = 4242, .tid = 4242, .netns = NETNS, .err = err,
 		.cgroup_id = 77, .ts_start = start, .ts_end = end,
 	};
 	uint32_t lo = htonl(0x7f000001);

@@ -537,7 +537,7 @@ def check_summary(rec):
     return p
 
 
-VERDICT_KEYS = ("type", "ts", "verdict", "cause", "detail", "pid", "tgid", "comm", "netns",
+VERDICT_KEYS = ("type", "ts", "verdict", "cause", "detail", "pid", "tid", "comm", "netns",
                 "cgroup_id", "family", "saddr", "sport", "daddr", "dport", "syn_retrans",
                 "duration_us", "errno", "evidence")
 
@@ -555,7 +555,7 @@ def check_verdict(rec):
         p.append(f"cause {rec['cause']!r}")
     if rec["detail"] is not None and not isinstance(rec["detail"], str):
         p.append(f"detail {rec['detail']!r}")
-    for k in ("pid", "tgid", "netns"):
+    for k in ("pid", "tid", "netns"):
         if not _is_int(rec[k]) or rec[k] <= 0:
             p.append(f"{k} {rec[k]!r}")
     for k in ("cgroup_id", "syn_retrans", "duration_us"):

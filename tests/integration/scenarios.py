@@ -221,7 +221,6 @@ def mismatches(out):
     if s.cause is not None:
         want("cause", s.cause)
     want("pid", out.spawned_pid)
-    want("tgid", out.spawned_pid)
     want("comm", s.comm)
     want("netns", out.netns)
     want("family", s.family)

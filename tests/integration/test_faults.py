@@ -496,7 +496,7 @@ def test_two_instances(own_ns):
     with Conntrace("-a", "--port", port) as one, Conntrace("-a", "--port", port) as two:
         r1 = attempt(one, own_ns, "127.0.0.1", port, "ctc-two", "refused")
         r2 = two.wait_for(to(own_ns, "127.0.0.1", port), what="instance 2's verdict")
-        same = ("verdict", "cause", "pid", "tgid", "comm", "netns", "saddr", "sport", "daddr",
+        same = ("verdict", "cause", "pid", "tid", "comm", "netns", "saddr", "sport", "daddr",
                 "dport", "syn_retrans", "errno")   # each instance stamps its own times
         assert [r2[k] for k in same] == [r1[k] for k in same], (r1, r2)
         one.stop()

@@ -79,8 +79,8 @@ def test_pid_filter(netns):
         assert a.finish()["result"] == "ECONNREFUSED"
         rec = ct.wait_for(flow(netns, port_a), context=related(netns, port_a),
                           what=f"the refused verdict with --pid {a.pid}")
-        assert (rec["verdict"], rec["pid"], rec["tgid"]) == ("refused", a.pid, a.pid), rec
+        assert (rec["verdict"], rec["pid"], rec["tid"]) == ("refused", a.pid, a.pid), rec
         time.sleep(SETTLE_S)
         ct.stop()
-    wrong = ct.verdicts(lambda r: r["tgid"] != a.pid)
+    wrong = ct.verdicts(lambda r: r["pid"] != a.pid)
     assert not wrong, f"--pid {a.pid} printed other processes: {wrong}"

@@ -138,8 +138,8 @@ static struct ct_flow make_flow(const char *src, uint16_t sport, const char *dst
 		.state = CT_TCP_ESTABLISHED,
 		.sport = sport,
 		.dport = dport,
-		.pid = 4242,
-		.tgid = 4240,
+		.tid = 4242,
+		.pid = 4240,
 		.netns = NETNS_A,
 		.cgroup_id = 77,
 		.ts_start = T0,
@@ -903,7 +903,7 @@ static void test_flow_without_history_gets_verdict_with_unknown_times(void **sta
 
 		f.flags = cases[i].flag;
 		f.ts_start = 0;	/* unknown */
-		f.pid = f.tgid = 0;
+		f.pid = f.tid = 0;
 		memset(f.comm, 0, sizeof(f.comm));
 		fx->n = 0;
 		feed_ev(fx, &e);

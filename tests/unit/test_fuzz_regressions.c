@@ -26,7 +26,7 @@ static struct ct_flow v4flow(int err, uint64_t start, uint64_t end)
 {
 	struct ct_flow f = {
 		.type = CT_REC_FLOW, .family = CT_AF_INET, .state = CT_TCP_CLOSE, .sport = 40000,
-		.dport = 20000, .pid = 7, .tgid = 7, .netns = 4026531840u, .err = err,
+		.dport = 20000, .pid = 7, .tid = 7, .netns = 4026531840u, .err = err,
 		.ts_start = start, .ts_end = end,
 	};
 	uint32_t lo = htonl(0x7f000001);

@@ -57,8 +57,8 @@ static struct ct_result make_result(enum ct_verdict v, enum ct_cause c)
 	f->state = v == CT_V_OK || v == CT_V_SLOW ? CT_TCP_ESTABLISHED : CT_TCP_CLOSE;
 	f->sport = 65535;
 	f->dport = 65534;
-	f->pid = 4194303;
-	f->tgid = 4194304;
+	f->tid = 4194303;
+	f->pid = 4194304;
 	f->netns = 4026531840u;
 	f->cgroup_id = 12345;
 	f->syn_retrans = 127;		/* net.ipv4.tcp_syn_retries at its maximum */
@@ -82,8 +82,8 @@ static struct ct_result timeout_result(void)
 	f->state = CT_TCP_CLOSE;
 	f->sport = 40000;
 	f->dport = 80;
-	f->pid = 4242;
-	f->tgid = 4240;
+	f->tid = 4242;
+	f->pid = 4240;
 	f->netns = 4026531840u;
 	f->cgroup_id = 9876543210ULL;
 	f->syn_retrans = 1;
@@ -327,7 +327,7 @@ static void test_text_columns_align_for_short_and_odd_values(void **state)
 
 	(void)state;
 	rs[0] = make_result(CT_V_OK, CT_C_ESTABLISHED);
-	rs[0].flow.tgid = 1;
+	rs[0].flow.pid = 1;
 	memcpy(rs[0].flow.comm, "a", 2);
 	put_addr(rs[0].flow.saddr, "1.2.3.4");
 	rs[0].flow.sport = 1;
@@ -531,7 +531,7 @@ static void expect_rfc3339(const struct record *r, const char *key)
 static void test_json_verdict_carries_every_field(void **state)
 {
 	static const char *const keys[] = {
-		"type", "schema", "ts", "verdict", "cause", "detail", "pid", "tgid", "comm",
+		"type", "schema", "ts", "verdict", "cause", "detail", "pid", "tid", "comm",
 		"cgroup_id", "netns", "family", "saddr", "sport", "daddr", "dport", "syn_retrans",
 		"duration_us", "errno", "evicted", "untracked", "evidence",
 	};
@@ -554,8 +554,8 @@ static void test_json_verdict_carries_every_field(void **state)
 	expect_field(&rec, "verdict", "\"timeout\"");
 	expect_field(&rec, "cause", "\"netfilter_drop\"");
 	expect_field(&rec, "detail", "\"netfilter \\\"dropped\\\" it\\\\\"");
-	expect_field(&rec, "pid", "4242");
-	expect_field(&rec, "tgid", "4240");
+	expect_field(&rec, "pid", "4240");
+	expect_field(&rec, "tid", "4242");
 	expect_field(&rec, "comm", "\"curl\"");
 	expect_field(&rec, "netns", "4026531840");
 	expect_field(&rec, "cgroup_id", "9876543210");
@@ -606,7 +606,7 @@ static void test_json_verdict_ipv6_and_evicted(void **state)
 	expect_field(&rec, "evicted", "true");
 	/* without history the owner and the duration are unknown, not zero */
 	expect_field(&rec, "pid", "null");
-	expect_field(&rec, "tgid", "null");
+	expect_field(&rec, "tid", "null");
 	expect_field(&rec, "comm", "null");
 	expect_field(&rec, "cgroup_id", "null");
 	expect_field(&rec, "duration_us", "null");
