@@ -29,6 +29,7 @@ enum ct_rec_type {
 	CT_REC_DROP,		/* a SYN or SYN-ACK was freed as dropped (struct ct_evidence) */
 	CT_REC_RST_SENT,	/* this host's TCP stack answered a SYN with an RST */
 	CT_REC_LISTEN_FULL,	/* a listener's accept queue was found full */
+	CT_REC_ICMP_SENT,	/* this host sent an ICMP error about a SYN (struct ct_evidence) */
 	CT_REC_MAX,
 };
 
@@ -45,6 +46,8 @@ enum ct_flow_flags {
 	CT_F_UNTRACKED		= 1 << 4,
 	/* ring-buffer records were lost while it lived: its evidence may be too */
 	CT_F_LOSSY		= 1 << 5,
+	/* passed through SYN_RECV: a simultaneous open (with itself or a peer) */
+	CT_F_SIMOPEN		= 1 << 6,
 };
 /* Either way the flow's owner, start and SYN history are unknown. */
 #define CT_F_NO_HISTORY	(CT_F_EVICTED | CT_F_UNTRACKED)
@@ -74,6 +77,8 @@ struct ct_flow {
 	__u32 drops;		/* drops of this flow's own packets seen via skb->sk */
 	__u32 drop_reason;	/* kernel enum skb_drop_reason of the last of them */
 	__s32 err_report;	/* errno seen at sock:inet_sk_error_report, 0 if none */
+	__s32 err_soft;		/* sk_err_soft when it ended (an ICMP error), 0 if none */
+	__u32 pad0;
 	__u64 cgroup_id;
 	__u64 ts_start;		/* connect(): the first SYN leaves right after */
 	__u64 ts_end;		/* established, closed, or conntrace stopped */
@@ -98,7 +103,8 @@ struct ct_evidence {
 	__u16 sport;
 	__u16 dport;
 	__u32 netns;		/* 0 when the kernel could not tell */
-	__u32 reason;		/* DROP: skb_drop_reason; RST_SENT: sk_rst_reason */
+	__u32 reason;		/* DROP: skb_drop_reason; RST_SENT: sk_rst_reason;
+				 * ICMP_SENT: ICMP type << 8 | code */
 	__u32 queue;		/* LISTEN_FULL: accept queue length */
 	__u32 queue_max;	/* LISTEN_FULL: its limit */
 	__u64 ts;
