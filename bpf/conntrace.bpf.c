@@ -117,14 +117,6 @@ struct {
 	__type(value, __u64);
 } rst_skb SEC(".maps");
 
-/* Scratch record for flows that have no table entry (too big for the stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ct_flow);
-} scratch SEC(".maps");
-
 /* Entries in the flow table, give or take evictions (which the LRU does silently). */
 __s64 live_flows = 0;
 
@@ -242,15 +234,12 @@ static __always_inline bool port_wanted(__u16 a, __u16 b)
 static __always_inline void flow_start(const struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid(), key = (__u64)sk;
-	struct ct_flow *f;
-	__u32 zero = 0;
+	/* built on the stack: a per-CPU scratch slot would be shared with the
+	 * softirq programs, which can interrupt this one and overwrite it */
+	struct ct_flow rec = {}, *f = &rec;
 
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return;
-	f = bpf_map_lookup_elem(&scratch, &zero);
-	if (!f)
-		return;
-	__builtin_memset(f, 0, sizeof(*f));
 	f->type = CT_REC_FLOW;
 	f->state = CT_TCP_SYN_SENT;
 	f->tid = (__u32)id;
@@ -280,6 +269,23 @@ static __always_inline void flow_start(const struct sock *sk)
 	count(CT_CNT_FLOWS);
 }
 
+/*
+ * Older kernels (6.1) fire tcp_retransmit_skb only after a successful transmit, so a
+ * SYN dropped on the output path is not counted there; the socket's own
+ * count is. Take the larger (the times of the uncounted ones stay unknown).
+ */
+static __always_inline void syn_retrans_own(struct ct_flow *f, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 own;
+
+	if (!bpf_core_field_exists(tp->total_retrans))
+		return;
+	own = BPF_CORE_READ(tp, total_retrans);
+	if (own > f->syn_retrans)
+		f->syn_retrans = own;
+}
+
 /* The attempt is over: fill in its end and send it, unless filtered out. */
 static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk,
 					int newstate, __u64 now)
@@ -289,10 +295,14 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 	read_tuple(f, sk);	/* the source port is only bound after the first state change */
 	if (newstate == CT_TCP_CLOSE && !f->err)
 		f->err = BPF_CORE_READ(sk, sk_err);
+	/* an ICMP error a non-blocking client may have read via SO_ERROR */
+	f->err_soft = BPF_CORE_READ(sk, sk_err_soft);
+	syn_retrans_own(f, sk);
 	if (!port_wanted(f->sport, f->dport))
 		return;
+	/* --slow 0: no latency threshold, only SYN retransmits make SLOW */
 	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
-	    now - f->ts_start < slow_ns)
+	    (!slow_ns || now - f->ts_start < slow_ns))
 		return;
 	/* evidence sent while it lived may be among what was lost */
 	if (last_loss_ns >= f->ts_start)
@@ -314,14 +324,9 @@ static __always_inline void flow_delete(__u64 key)
 static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64 now)
 {
 	bool evicted = live_flows >= (__s64)(max_flows - max_flows / 8);
-	struct ct_flow *f;
-	__u32 zero = 0;
+	struct ct_flow rec = {}, *f = &rec;
 
 	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
-	f = bpf_map_lookup_elem(&scratch, &zero);
-	if (!f)
-		return;
-	__builtin_memset(f, 0, sizeof(*f));
 	f->type = CT_REC_FLOW;
 	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
 	f->netns = sk_netns(sk);
@@ -697,8 +702,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 					   const void *uaddr, bool user_addr, long ret)
 {
 	__u64 key = in->sk, now = bpf_ktime_get_boot_ns();
-	struct ct_flow *f;
-	__u32 zero = 0;
+	struct ct_flow rec = {}, *f;
 	__u16 family;
 
 	if (in->deferred) {
@@ -725,10 +729,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 	}
 	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
 		return;
-	f = bpf_map_lookup_elem(&scratch, &zero);
-	if (!f)
-		return;
-	__builtin_memset(f, 0, sizeof(*f));
+	f = &rec;
 	f->type = CT_REC_FLOW;
 	f->flags = CT_F_CONNECT_ERR;
 	f->state = CT_TCP_CLOSE;
