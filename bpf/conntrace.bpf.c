@@ -249,6 +249,13 @@ static __always_inline void flow_start(const struct sock *sk)
 	f->ts_start = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 	read_tuple(f, sk);
+	if (!port_wanted(f->sport, f->dport)) {
+		/* a source port bound before connect() is final: not wanted */
+		if (f->sport)
+			return;
+		/* an ephemeral one is chosen after this: it may still match */
+		f->kflags |= CT_KF_UNCOUNTED;
+	}
 	if (bpf_map_update_elem(&flows, &key, f, BPF_ANY)) {
 		count(CT_CNT_FLOW_NOSPACE);
 		return;
@@ -266,7 +273,22 @@ static __always_inline void flow_start(const struct sock *sk)
 	/* the LRU evicts without telling: keep the estimate within the table */
 	if (__sync_fetch_and_add(&live_flows, 1) >= max_flows)
 		__sync_fetch_and_sub(&live_flows, 1);
-	count(CT_CNT_FLOWS);
+	if (!(f->kflags & CT_KF_UNCOUNTED))
+		count(CT_CNT_FLOWS);
+}
+
+/*
+ * An attempt started with its source port unbound and another destination
+ * port than --port: count it as a flow once the port is bound, if it matches,
+ * so that the summary's flows are those the filter lets through.
+ */
+static __always_inline void flow_count_late(struct ct_flow *f)
+{
+	if (!(f->kflags & CT_KF_UNCOUNTED) || !f->sport)
+		return;
+	f->kflags &= ~CT_KF_UNCOUNTED;
+	if (port_wanted(f->sport, f->dport))
+		count(CT_CNT_FLOWS);
 }
 
 /*
@@ -298,6 +320,7 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 	/* an ICMP error a non-blocking client may have read via SO_ERROR */
 	f->err_soft = BPF_CORE_READ(sk, sk_err_soft);
 	syn_retrans_own(f, sk);
+	flow_count_late(f);
 	if (!port_wanted(f->sport, f->dport))
 		return;
 	/* --slow 0: no latency threshold, only SYN retransmits make SLOW */
@@ -326,6 +349,9 @@ static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64
 	bool evicted = live_flows >= (__s64)(max_flows - max_flows / 8);
 	struct ct_flow rec = {}, *f = &rec;
 
+	read_tuple(f, sk);
+	if (!port_wanted(f->sport, f->dport))
+		return;	/* filtered at start, or would have been */
 	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
 	f->type = CT_REC_FLOW;
 	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
@@ -334,48 +360,18 @@ static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64
 	flow_finish(f, sk, newstate, now);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
+/*
+ * The attempt left SYN_SENT (or SYN_RECV, after a simultaneous open) for
+ * ESTABLISHED or CLOSE. A close without an error inside the owner's own
+ * connect() is connect() failing (no free port, no buffer): keep the flow
+ * until connect() returns and says why.
+ */
+static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, int newstate)
 {
-	__u64 key = (__u64)sk, now;
+	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *in;
-	struct ct_flow *f;
-	__u32 tid;
 
-	if (oldstate == CT_TCP_LISTEN) {
-		/* a closing listener leaves the map before its memory can be reused */
-		bpf_map_delete_elem(&listeners, &key);
-		return 0;
-	}
-	if (oldstate != CT_TCP_SYN_SENT && newstate != CT_TCP_SYN_SENT)
-		return 0;
-	if (!is_tcp(sk))
-		return 0;
-	if (newstate == CT_TCP_SYN_SENT) {
-		if (oldstate != CT_TCP_CLOSE)
-			return 0;
-		/* CLOSE -> SYN_SENT runs inside connect(), in the caller's task */
-		flow_start(sk);
-		return 0;
-	}
-	/* SYN_SENT -> SYN_RECV is a simultaneous open: still connecting */
-	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
-		return 0;
-
-	now = bpf_ktime_get_boot_ns();
-	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f) {
-		if (targ_tgid)
-			return 0;	/* filtered at start, not evicted */
-		flow_lost(sk, newstate, now);
-		return 0;
-	}
-	/*
-	 * A close without an error inside the owner's own connect() is connect()
-	 * failing (no free port, no buffer): keep the flow until connect()
-	 * returns and says why.
-	 */
-	tid = (__u32)bpf_get_current_pid_tgid();
 	if (newstate == CT_TCP_CLOSE && !BPF_CORE_READ(sk, sk_err) && tid == f->tid) {
 		in = bpf_map_lookup_elem(&inflight, &tid);
 		if (in) {
@@ -383,11 +379,72 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 			in->deferred = 1;
 			f->state = newstate;
 			f->ts_end = now;
-			return 0;
+			return;
 		}
 	}
 	flow_finish(f, sk, newstate, now);
 	flow_delete(key);
+}
+
+/*
+ * Out of SYN_RECV: only attempts in the flow table, i.e. simultaneous opens.
+ * A server's accepted child also goes SYN_RECV -> ESTABLISHED (and may close
+ * from SYN_RECV), and must not be taken for a lost flow: a miss says nothing.
+ */
+static __always_inline void simopen_end(const struct sock *sk, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f = bpf_map_lookup_elem(&flows, &key);
+
+	if (!f)
+		return;
+	/* closed before it was established (FIN_WAIT1 or CLOSE): it ended there */
+	flow_end(sk, f, newstate == CT_TCP_ESTABLISHED ? newstate : CT_TCP_CLOSE);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	if (oldstate == CT_TCP_LISTEN) {
+		/* a closing listener leaves the map before its memory can be reused */
+		bpf_map_delete_elem(&listeners, &key);
+		return 0;
+	}
+	if (oldstate != CT_TCP_SYN_SENT && oldstate != CT_TCP_SYN_RECV &&
+	    newstate != CT_TCP_SYN_SENT)
+		return 0;
+	if (!is_tcp(sk))
+		return 0;
+	if (oldstate == CT_TCP_SYN_RECV) {
+		simopen_end(sk, newstate);
+		return 0;
+	}
+	if (newstate == CT_TCP_SYN_SENT) {
+		if (oldstate != CT_TCP_CLOSE)
+			return 0;
+		/* CLOSE -> SYN_SENT runs inside connect(), in the caller's task */
+		flow_start(sk);
+		return 0;
+	}
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (newstate == CT_TCP_SYN_RECV) {
+		/* a SYN crossed ours (a self-connect does this): still connecting */
+		if (f)
+			f->flags |= CT_F_SIMOPEN;
+		return 0;
+	}
+	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
+		return 0;
+	if (!f) {
+		if (targ_tgid)
+			return 0;	/* filtered at start, not evicted */
+		flow_lost(sk, newstate, bpf_ktime_get_boot_ns());
+		return 0;
+	}
+	flow_end(sk, f, newstate);
 	return 0;
 }
 
@@ -398,12 +455,16 @@ int BPF_PROG(handle_retransmit, const struct sock *sk)
 	struct ct_flow *f;
 	__u32 n;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_SYN_SENT)
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	/* SYN_RECV: a simultaneous open retransmitting its SYN-ACK */
+	if (state != CT_TCP_SYN_SENT && state != CT_TCP_SYN_RECV)
 		return 0;
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
 		return 0;
 	read_tuple(f, sk);	/* the source port is bound by now */
+	flow_count_late(f);
 	n = f->syn_retrans++;
 	if (n < CT_MAX_RETRANS)
 		f->retrans_us[n] = (bpf_ktime_get_boot_ns() - f->ts_start) / 1000;
@@ -725,6 +786,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 		/* the first SYN is out and the port bound: record the tuple now, so
 		 * a flow still connecting when conntrace stops has it too */
 		read_tuple(f, sk);
+		flow_count_late(f);
 		return;
 	}
 	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
