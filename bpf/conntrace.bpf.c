@@ -656,6 +656,33 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 	return 0;
 }
 
+/*
+ * This host sent an ICMP error (icmp:icmp_send, 6.18 has it, 6.1 not): e.g.
+ * an nft `reject with icmp ...` answering a SYN. The skb is the offending
+ * packet, its network header the SYN's IP header. IPv4 only: icmpv6_send
+ * has no tracepoint.
+ */
+SEC("tp_btf/icmp_send")
+int BPF_PROG(handle_icmp_send, const struct sk_buff *skb, int type, int code)
+{
+	struct ct_evidence e = {};
+
+	if (!skb || !parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN) ||
+	    (e.tcp_flags & CT_TCP_ACK))
+		return 0;
+	if (!port_wanted(e.sport, e.dport))
+		return 0;
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
+	e.type = CT_REC_ICMP_SENT;
+	e.has_reason = 1;
+	e.reason = (type & 0xff) << 8 | (code & 0xff);
+	e.netns = skb_netns(skb);
+	emit(&e, sizeof(e));
+	return 0;
+}
+
 #define LISTENER_FULL	(1ULL << 63)
 
 /*

@@ -35,7 +35,7 @@ struct prog_def {
 
 enum {
 	SIG_CONNECT, SIG_CONNECT_ERROR, SIG_SYN_RETRANSMIT, SIG_RST_RECEIVED,
-	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_MAX,
+	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_ICMP_SENT, SIG_MAX,
 };
 
 static const char *const signals[SIG_MAX] = {
@@ -47,6 +47,7 @@ static const char *const signals[SIG_MAX] = {
 	[SIG_SOCKET_ERROR] = "socket_error",
 	[SIG_DROP] = "drop",
 	[SIG_LISTEN_QUEUE] = "listen_queue",
+	[SIG_ICMP_SENT] = "icmp_sent",
 };
 
 static const struct prog_def progs[] = {
@@ -57,6 +58,7 @@ static const struct prog_def progs[] = {
 	{ "handle_error_report", HK_TP_BTF, "inet_sk_error_report", SIG_SOCKET_ERROR },
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE },
+	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT },
 	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE },
 	/* read on demand, over the map of listeners found full */
 	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE },
@@ -214,6 +216,9 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 							    BTF_KIND_ENUM) < 0)
 		snprintf(rep[SIG_RST_SENT].note, sizeof(rep[SIG_RST_SENT].note),
 			 "no reason argument before 6.10: NO_SOCKET is inferred from drops");
+	if (rep[SIG_ICMP_SENT].ok)
+		snprintf(rep[SIG_ICMP_SENT].note, sizeof(rep[SIG_ICMP_SENT].note),
+			 "IPv4 only: icmpv6_send has no tracepoint");
 
 	/* connect() errors: fentry/fexit where the kernel allows trampolines */
 	err4 = probe_fentry(t->vmlinux, "tcp_v4_connect");
