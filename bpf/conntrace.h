@@ -149,4 +149,19 @@ enum ct_counter {
 	CT_CNT_MAX,
 };
 
+/*
+ * The layouts both sides compile: BPF (clang -target bpf) and the collector
+ * (cc) must agree byte for byte, and a record's size is part of the ring
+ * protocol. Changing one is a deliberate act: update the size here too.
+ */
+_Static_assert(sizeof(struct ct_flow) == 160, "struct ct_flow layout changed");
+_Static_assert(sizeof(struct ct_evidence) == 64, "struct ct_evidence layout changed");
+_Static_assert(sizeof(struct ct_listener) == 48, "struct ct_listener layout changed");
+_Static_assert(__builtin_offsetof(struct ct_flow, cgroup_id) % 8 == 0 &&
+	       __builtin_offsetof(struct ct_flow, retrans_us) == 88 &&
+	       __builtin_offsetof(struct ct_flow, comm) == 144,
+	       "struct ct_flow fields moved");
+_Static_assert(__builtin_offsetof(struct ct_evidence, ts) == 24,
+	       "struct ct_evidence fields moved");
+
 #endif /* CONNTRACE_H */
