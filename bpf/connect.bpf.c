@@ -82,6 +82,8 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 	}
 	if (targ_tgid && f->pid != targ_tgid)
 		return;
+	if (!netns_wanted(f->netns))
+		return;
 	if (!port_wanted(f->sport, f->dport))
 		return;
 	emit(f, sizeof(*f));

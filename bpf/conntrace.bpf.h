@@ -32,6 +32,7 @@
 /* Knobs, set by the collector before load. */
 extern const volatile __u32 targ_tgid;	/* only this process; 0: all */
 extern const volatile __u16 targ_port;	/* only flows with this port at either end */
+extern const volatile __u32 targ_netns;	/* only this network namespace (inode); 0: all */
 extern const volatile bool emit_ok;	/* send established flows that were fast and clean */
 extern const volatile __u64 slow_ns;	/* 0: no latency threshold */
 /* Wake the collector only once this much data waits; it drains on a timer. */
@@ -226,6 +227,38 @@ static __always_inline bool is_tcp(const struct sock *sk)
 
 	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
 	       (family == AF_INET || family == AF_INET6);
+}
+
+/* Evidence whose namespace is unknown (0) cannot be shown to match. */
+static __always_inline bool netns_wanted(__u32 netns)
+{
+	return !targ_netns || netns == targ_netns;
+}
+
+static __always_inline bool addr_loopback(__u8 family, const __u8 *a)
+{
+	__u64 hi, lo;
+
+	if (family == AF_INET)
+		return a[0] == 127;
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	return !hi && lo == bpf_cpu_to_be64(1);	/* ::1 */
+}
+
+/*
+ * --netns for evidence: a packet seen in another namespace can still be
+ * about an attempt of the chosen one when it crossed a veth from there (the
+ * peer dropped the SYN, sent the RST, or its listener is full), as the
+ * correlator allows; over loopback it cannot be. The dests check (or the
+ * socket) already ties evidence to where the chosen namespace connected.
+ */
+static __always_inline bool evidence_netns_wanted(__u32 netns, __u8 family,
+						  const __u8 *saddr, const __u8 *daddr)
+{
+	if (netns_wanted(netns))
+		return true;
+	return !addr_loopback(family, saddr) && !addr_loopback(family, daddr);
 }
 
 static __always_inline bool port_wanted(__u16 a, __u16 b)

@@ -140,6 +140,8 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 	e.has_reason = 1;
 	e.reason = reason;
 	e.netns = skb_netns(skb);
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return 0;
 	emit(&e, sizeof(e));
 	return 0;
 }
@@ -165,6 +167,8 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 		e.has_reason = 1;
 	}
 	e.netns = sk ? sk_netns(sk) : skb_netns(skb);
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return 0;
 	emit(&e, sizeof(e));
 	{
 		__u32 zero = 0;
@@ -199,6 +203,8 @@ int BPF_PROG(handle_icmp_send, const struct sk_buff *skb, int type, int code)
 	e.has_reason = 1;
 	e.reason = (type & 0xff) << 8 | (code & 0xff);
 	e.netns = skb_netns(skb);
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return 0;
 	emit(&e, sizeof(e));
 	return 0;
 }

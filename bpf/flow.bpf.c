@@ -18,6 +18,7 @@
 /* Knobs, set by the collector before load (declared in conntrace.bpf.h). */
 const volatile __u32 targ_tgid = 0;	/* only this process; 0: all */
 const volatile __u16 targ_port = 0;	/* only flows with this port at either end */
+const volatile __u32 targ_netns = 0;	/* only this network namespace (inode); 0: all */
 const volatile bool emit_ok = false;	/* send established flows that were fast and clean */
 const volatile __u64 slow_ns = 1000000000ULL;
 /* Wake the collector only once this much data waits; it drains on a timer. */
@@ -42,11 +43,13 @@ static __always_inline void flow_start(const struct sock *sk)
 
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return;
+	f->netns = sk_netns(sk);
+	if (!netns_wanted(f->netns))
+		return;
 	f->type = CT_REC_FLOW;
 	f->state = CT_TCP_SYN_SENT;
 	f->tid = (__u32)id;
 	f->pid = id >> 32;
-	f->netns = sk_netns(sk);
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
@@ -90,12 +93,12 @@ static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64
 	struct ct_flow rec = {}, *f = &rec;
 
 	read_tuple(f, sk);
-	if (!port_wanted(f->sport, f->dport))
+	f->netns = sk_netns(sk);
+	if (!port_wanted(f->sport, f->dport) || !netns_wanted(f->netns))
 		return;	/* filtered at start, or would have been */
 	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
 	f->type = CT_REC_FLOW;
 	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
-	f->netns = sk_netns(sk);
 	f->ts_start = now;
 	flow_finish(f, sk, newstate, now);
 }

@@ -30,6 +30,12 @@ static __always_inline void listener_seen(const struct sock *sk)
 
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN || !is_tcp(sk))
 		return;
+	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	local_addr(sk, e.family, e.saddr);
+	e.netns = sk_netns(sk);
+	/* a wildcard address (daddr, zero) is not loopback: kept */
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return;
 	q = BPF_CORE_READ(sk, sk_ack_backlog);
 	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	full = q > max;
@@ -51,10 +57,7 @@ static __always_inline void listener_seen(const struct sock *sk)
 	}
 
 	e.type = CT_REC_LISTEN_FULL;
-	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	local_addr(sk, e.family, e.saddr);
-	e.netns = sk_netns(sk);
 	e.queue = q;
 	e.queue_max = max;
 	e.ts = now;

@@ -293,6 +293,7 @@ static int set_knobs(struct conntrace_bpf *skel, const struct tracer_config *cfg
 
 	skel->rodata->targ_tgid = cfg->tgid;
 	skel->rodata->targ_port = cfg->port;
+	skel->rodata->targ_netns = cfg->netns;
 	skel->rodata->emit_ok = cfg->emit_ok;
 	skel->rodata->slow_ns = cfg->slow_ns;
 	/* wake the collector early only when a quarter of the ring is used */

@@ -4,9 +4,10 @@ goes SYN_SENT -> SYN_RECV -> ESTABLISHED (its SYN crosses itself). It must
 get one verdict, ok, like any established attempt. And the other way
 SYN_RECV -> ESTABLISHED happens, a server's accepted child, must give none.
 
-Each test runs its own `conntrace -a --port P`, so the summary counts only
-the attempts to P: the kernel's flow count must equal the verdicts printed
-(pending ones included) plus any records the ring lost."""
+Each test runs its own `conntrace -a --port P --netns NS`, so the summary
+counts only the attempts to P in the test's namespace: the kernel's flow
+count must equal the verdicts printed (pending ones included) plus any
+records the ring lost."""
 
 import json
 
@@ -38,7 +39,7 @@ def check_counts(summary, printed):
 
 def test_self_connect_is_ok(netns):
     port = ctharness.free_port()
-    ct = Conntrace("-a", "--port", port).start()
+    ct = Conntrace("-a", "--port", port, "--netns", netns.inode).start()
     try:
         proc = netns.popen(["/usr/bin/python3", "-c", SELF_CONNECT, port])
         ctharness.CLIENT_PIDS.add(proc.pid)
@@ -67,7 +68,7 @@ def test_accepted_connection_gives_no_verdict(netns):
     """A listener's child passes SYN_RECV -> ESTABLISHED too: only the
     client's attempt is a flow."""
     port = ctharness.free_port()
-    ct = Conntrace("-a", "--port", port).start()
+    ct = Conntrace("-a", "--port", port, "--netns", netns.inode).start()
     try:
         netns.listen(port)
         client = netns.client("127.0.0.1", port)
