@@ -44,9 +44,14 @@ endif
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
               -Ivmlinux -Ibpf -MMD -MP
 
-BPF_SRCS  := $(wildcard bpf/*.bpf.c)
-BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
-SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+# conntrace's kernel side is several parts, one per signal family, compiled
+# apart and linked into one object, build/conntrace.bpf.o, with one skeleton.
+# Every other bpf/*.bpf.c is an object and a skeleton of its own. flow comes
+# first: it defines the shared maps (see bpf/conntrace.bpf.h).
+CT_PARTS  := flow evidence listener connect
+CT_PART_OBJS := $(patsubst %,$(OUT)/bpf/%.bpf.o,$(CT_PARTS))
+BPF_SRCS  := $(filter-out $(patsubst %,bpf/%.bpf.c,$(CT_PARTS)),$(wildcard bpf/*.bpf.c))
+SKELS     := $(OUT)/conntrace.skel.h $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
 # Everything but main() goes into an archive; unit tests link against it and
@@ -81,6 +86,15 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c vmlinux/vmlinux.h | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+$(CT_PART_OBJS): $(OUT)/bpf/%.bpf.o: bpf/%.bpf.c vmlinux/vmlinux.h | $(OUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# libbpf's static linker resolves each part's extern maps and globals
+$(OUT)/conntrace.bpf.o: $(CT_PART_OBJS)
+	$(call msg,BPF-LINK,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
+
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
@@ -107,7 +121,7 @@ $(OUT)/tests/%: tests/tools/%.c | $(OUT)/tests
 	$(call msg,CC-TOOL,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-$(OUT) $(OUT)/user $(OUT)/tests:
+$(OUT) $(OUT)/bpf $(OUT)/user $(OUT)/tests:
 	$(Q)mkdir -p $@
 
 .PHONY: deps
@@ -167,7 +181,7 @@ install: conntrace
 clean:
 	rm -rf $(OUT) conntrace
 
--include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
+-include $(wildcard $(OUT)/*.d $(OUT)/bpf/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
 
 # A second kernel: Debian's 6.1 under qemu (fentry path). See scripts/vmtest/.
 include scripts/vmtest/vmtest.mk

@@ -18,6 +18,7 @@
 /* TCP states as the kernel numbers them (include/net/tcp_states.h). */
 #define CT_TCP_ESTABLISHED	1
 #define CT_TCP_SYN_SENT		2
+#define CT_TCP_SYN_RECV		3
 #define CT_TCP_CLOSE		7
 #define CT_TCP_LISTEN		10
 
@@ -49,6 +50,13 @@ enum ct_flow_flags {
 	/* passed through SYN_RECV: a simultaneous open (with itself or a peer) */
 	CT_F_SIMOPEN		= 1 << 6,
 };
+/*
+ * Kernel-side bookkeeping in ct_flow.kflags. CT_KF_UNCOUNTED: with --port,
+ * an attempt whose source port was not bound yet when it started, to
+ * another port: counted in CT_CNT_FLOWS only once its port is known to match.
+ */
+#define CT_KF_UNCOUNTED	(1U << 0)
+
 /* Either way the flow's owner, start and SYN history are unknown. */
 #define CT_F_NO_HISTORY	(CT_F_EVICTED | CT_F_UNTRACKED)
 
@@ -78,7 +86,7 @@ struct ct_flow {
 	__u32 drop_reason;	/* kernel enum skb_drop_reason of the last of them */
 	__s32 err_report;	/* errno seen at sock:inet_sk_error_report, 0 if none */
 	__s32 err_soft;		/* sk_err_soft when it ended (an ICMP error), 0 if none */
-	__u32 pad0;
+	__u32 kflags;		/* kernel-side bookkeeping (CT_KF_*): not for user space */
 	__u64 cgroup_id;
 	__u64 ts_start;		/* connect(): the first SYN leaves right after */
 	__u64 ts_end;		/* established, closed, or conntrace stopped */
@@ -140,5 +148,20 @@ enum ct_counter {
 	CT_CNT_FLOW_UNTRACKED,	/* a flow ended that began before conntrace */
 	CT_CNT_MAX,
 };
+
+/*
+ * The layouts both sides compile: BPF (clang -target bpf) and the collector
+ * (cc) must agree byte for byte, and a record's size is part of the ring
+ * protocol. Changing one is a deliberate act: update the size here too.
+ */
+_Static_assert(sizeof(struct ct_flow) == 160, "struct ct_flow layout changed");
+_Static_assert(sizeof(struct ct_evidence) == 64, "struct ct_evidence layout changed");
+_Static_assert(sizeof(struct ct_listener) == 48, "struct ct_listener layout changed");
+_Static_assert(__builtin_offsetof(struct ct_flow, cgroup_id) % 8 == 0 &&
+	       __builtin_offsetof(struct ct_flow, retrans_us) == 88 &&
+	       __builtin_offsetof(struct ct_flow, comm) == 144,
+	       "struct ct_flow fields moved");
+_Static_assert(__builtin_offsetof(struct ct_evidence, ts) == 24,
+	       "struct ct_evidence fields moved");
 
 #endif /* CONNTRACE_H */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "correlate.h"
 #include "version.h"
 #include "json.h"
@@ -32,6 +33,7 @@ static const char doc[] =
 "  conntrace -j > verdicts.jsonl  JSON Lines for a log pipeline\n"
 "  conntrace --verdict timeout,refused -d   only those, with the detail\n"
 "  conntrace -p 1234              attempts made by process 1234\n"
+"  conntrace --netns blue         attempts made in namespace /run/netns/blue\n"
 "  conntrace --probes             which kernel hooks this kernel allows\n"
 "  conntrace -j -o /var/log/conntrace/conntrace.jsonl --rotate-size 100M \\\n"
 "            --metrics 127.0.0.1:9917   as a service: a file and Prometheus\n"
@@ -42,7 +44,7 @@ static const char doc[] =
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR, OPT_USAGE, OPT_USER,
+	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 };
 
@@ -51,6 +53,8 @@ static const struct argp_option options[] = {
 	{ "all", 'a', NULL, 0, "Also print OK verdicts (with --verdict, the list decides)", 1 },
 	{ "pid", 'p', "PID", 0, "Only attempts made by this process", 1 },
 	{ "port", OPT_PORT, "PORT", 0, "Only attempts with this port at either end", 1 },
+	{ "netns", OPT_NETNS, "NS", 0, "Only attempts made in this network namespace: its "
+	  "inode number (stat -Lc %i /proc/PID/ns/net) or its name under /run/netns", 1 },
 	{ "verdict", OPT_VERDICT, "LIST", 0,
 	  "Only these verdicts, comma-separated: ok,slow,timeout,refused,unreachable,"
 	  "abandoned,pending", 1 },
@@ -169,6 +173,37 @@ static int parse_size(struct parse_state *ps, const char *opt, const char *arg,
 	return 0;
 }
 
+/*
+ * NS: a network namespace's inode number, or the name `ip netns add` gave it
+ * (a bind mount of the namespace at /run/netns/NAME, whose inode it is).
+ */
+static int parse_netns(struct parse_state *ps, const char *arg, uint32_t *out)
+{
+	unsigned long long v;
+	struct stat st, self;
+	char path[256];
+	int err;
+
+	if (*arg && strspn(arg, "0123456789") == strlen(arg)) {
+		err = parse_num(ps, "--netns", arg, 1, UINT32_MAX, "a namespace inode number", &v);
+		*out = v;
+		return err;
+	}
+	if (!*arg || strchr(arg, '/') || !strcmp(arg, ".") || !strcmp(arg, "..") ||
+	    strlen(arg) > 200)
+		return fail(ps, "--netns: '%s' is not a namespace inode number or a name under "
+			    "/run/netns", esc(arg));
+	snprintf(path, sizeof(path), "/run/netns/%s", arg);
+	if (stat(path, &st))
+		return fail(ps, "--netns: no network namespace '%s' in /run/netns: %s", esc(arg),
+			    strerror(errno));
+	/* every namespace lives on the one nsfs: a leftover plain file does not */
+	if (stat("/proc/self/ns/net", &self) || st.st_dev != self.st_dev)
+		return fail(ps, "--netns: /run/netns/%s is not a network namespace", esc(arg));
+	*out = st.st_ino;
+	return 0;
+}
+
 static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mask)
 {
 	const char *p = arg;
@@ -220,6 +255,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		err = parse_num(ps, "--port", arg, 1, 65535, "a port", &v);
 		o->tc.port = v;
 		break;
+	case OPT_NETNS:
+		return parse_netns(ps, arg, &o->tc.netns);
 	case OPT_VERDICT:
 		err = parse_verdicts(ps, arg, &o->verdict_mask);
 		break;

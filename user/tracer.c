@@ -27,7 +27,7 @@
 enum hook_kind { HK_TP_BTF, HK_FENTRY, HK_FEXIT, HK_SYSCALL_TP, HK_ITER };
 
 struct prog_def {
-	const char *prog;	/* program name in conntrace.bpf.c */
+	const char *prog;	/* program name in bpf/{flow,evidence,listener,connect}.bpf.c */
 	enum hook_kind kind;
 	const char *target;	/* tracepoint or kernel function */
 	int signal;		/* index into signals[] */
@@ -35,7 +35,7 @@ struct prog_def {
 
 enum {
 	SIG_CONNECT, SIG_CONNECT_ERROR, SIG_SYN_RETRANSMIT, SIG_RST_RECEIVED,
-	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_MAX,
+	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_ICMP_SENT, SIG_MAX,
 };
 
 static const char *const signals[SIG_MAX] = {
@@ -47,6 +47,7 @@ static const char *const signals[SIG_MAX] = {
 	[SIG_SOCKET_ERROR] = "socket_error",
 	[SIG_DROP] = "drop",
 	[SIG_LISTEN_QUEUE] = "listen_queue",
+	[SIG_ICMP_SENT] = "icmp_sent",
 };
 
 static const struct prog_def progs[] = {
@@ -57,6 +58,7 @@ static const struct prog_def progs[] = {
 	{ "handle_error_report", HK_TP_BTF, "inet_sk_error_report", SIG_SOCKET_ERROR },
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE },
+	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT },
 	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE },
 	/* read on demand, over the map of listeners found full */
 	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE },
@@ -275,6 +277,36 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 	return 0;
 }
 
+/* Caveats of hooks that are attached. */
+static void report_caveats(struct probe_report *rep)
+{
+	if (rep[SIG_ICMP_SENT].ok)
+		snprintf(rep[SIG_ICMP_SENT].note, sizeof(rep[SIG_ICMP_SENT].note),
+			 "IPv4 only: icmpv6_send has no tracepoint");
+}
+
+/* The collector's settings: rodata knobs and map sizes, before load. */
+static int set_knobs(struct conntrace_bpf *skel, const struct tracer_config *cfg,
+		     char *errmsg, size_t errsz)
+{
+	int err;
+
+	skel->rodata->targ_tgid = cfg->tgid;
+	skel->rodata->targ_port = cfg->port;
+	skel->rodata->targ_netns = cfg->netns;
+	skel->rodata->emit_ok = cfg->emit_ok;
+	skel->rodata->slow_ns = cfg->slow_ns;
+	/* wake the collector early only when a quarter of the ring is used */
+	skel->rodata->wakeup_bytes = cfg->ring_size / 4;
+	skel->rodata->max_flows = cfg->max_flows;
+	err = bpf_map__set_max_entries(skel->maps.events, cfg->ring_size);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.flows, cfg->max_flows);
+	if (err)
+		set_err(errmsg, errsz, "bpf: cannot size the maps: %s", strerror(-err));
+	return err;
+}
+
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct tracer *t = ctx;
@@ -319,23 +351,13 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 		set_err(errmsg, errsz, "bpf: cannot open the BPF object: %s", strerror(-err));
 		goto fail;
 	}
-	t->skel->rodata->targ_tgid = cfg->tgid;
-	t->skel->rodata->targ_port = cfg->port;
-	t->skel->rodata->emit_ok = cfg->emit_ok;
-	t->skel->rodata->slow_ns = cfg->slow_ns;
-	/* wake the collector early only when a quarter of the ring is used */
-	t->skel->rodata->wakeup_bytes = cfg->ring_size / 4;
-	t->skel->rodata->max_flows = cfg->max_flows;
-	err = bpf_map__set_max_entries(t->skel->maps.events, cfg->ring_size);
-	if (!err)
-		err = bpf_map__set_max_entries(t->skel->maps.flows, cfg->max_flows);
-	if (err) {
-		set_err(errmsg, errsz, "bpf: cannot size the maps: %s", strerror(-err));
+	err = set_knobs(t->skel, cfg, errmsg, errsz);
+	if (err)
 		goto fail;
-	}
 	err = choose_hooks(t, errmsg, errsz);
 	if (err)
 		goto fail;
+	report_caveats(t->report);
 	/* libbpf loads the BTF again for its relocations: drop ours first */
 	btf__free(t->vmlinux);
 	t->vmlinux = NULL;

@@ -15,6 +15,7 @@
 struct tracer_config {
 	uint32_t tgid;		/* 0: every process */
 	uint16_t port;		/* 0: every port */
+	uint32_t netns;		/* network namespace inode; 0: every namespace */
 	bool emit_ok;
 	uint64_t slow_ns;
 	uint32_t ring_size;	/* bytes, a power of two >= page size */

@@ -49,6 +49,7 @@ TP_BTF_SIGNALS = {
     "socket_error": "inet_sk_error_report",
     "drop": "kfree_skb",
     "listen_queue": "sk_data_ready",
+    "icmp_sent": "icmp_send",
 }
 
 _quiet_used = set()

@@ -88,12 +88,12 @@ static void expect_refused(const struct argl *l, const char *names)
 
 enum field {
 	F_TGID, F_PORT, F_SLOW_NS, F_RING_SIZE, F_MAX_FLOWS, F_VERBOSE, F_EMIT_OK,
-	F_JSON, F_DETAIL, F_PROBES, F_ALL, F_COLOR, F_VERDICT_MASK,
+	F_JSON, F_DETAIL, F_PROBES, F_ALL, F_COLOR, F_VERDICT_MASK, F_NETNS,
 };
 
 static const char *const field_names[] = {
 	"tc.tgid", "tc.port", "tc.slow_ns", "tc.ring_size", "tc.max_flows", "tc.verbose",
-	"tc.emit_ok", "json", "detail", "probes", "all", "color", "verdict_mask",
+	"tc.emit_ok", "json", "detail", "probes", "all", "color", "verdict_mask", "tc.netns",
 };
 
 static long long field(const struct ct_options *o, enum field f)
@@ -112,6 +112,7 @@ static long long field(const struct ct_options *o, enum field f)
 	case F_ALL: return o->all;
 	case F_COLOR: return o->color;
 	case F_VERDICT_MASK: return o->verdict_mask & ALL_VERDICTS;
+	case F_NETNS: return o->tc.netns;
 	}
 	return -1;
 }
@@ -136,7 +137,7 @@ static void test_defaults(void **state)
 		{ F_TGID, 0 }, { F_PORT, 0 }, { F_SLOW_NS, 1000000000LL },
 		{ F_RING_SIZE, 1 << 20 }, { F_MAX_FLOWS, 65536 }, { F_VERBOSE, 0 },
 		{ F_JSON, 0 }, { F_DETAIL, 0 }, { F_PROBES, 0 }, { F_ALL, 0 }, { F_COLOR, -1 },
-		{ F_VERDICT_MASK, ALL_VERDICTS & ~V(CT_V_OK) }, { F_EMIT_OK, 0 },
+		{ F_VERDICT_MASK, ALL_VERDICTS & ~V(CT_V_OK) }, { F_EMIT_OK, 0 }, { F_NETNS, 0 },
 	};
 	struct ct_options o;
 
@@ -182,6 +183,9 @@ static void test_every_option_with_a_good_value(void **state)
 		{ { { "--ring-size", "1g" } }, F_RING_SIZE, 1 << 30 },
 		{ { { "--max-flows", "1024" } }, F_MAX_FLOWS, 1024 },
 		{ { { "--max-flows=16777216" } }, F_MAX_FLOWS, 16777216 },
+		{ { { "--netns", "4026531840" } }, F_NETNS, 4026531840LL },
+		{ { { "--netns=1" } }, F_NETNS, 1 },
+		{ { { "--netns", "4294967295" } }, F_NETNS, 4294967295LL },
 		{ { { "-v" } }, F_VERBOSE, 1 },
 		{ { { "--verbose" } }, F_VERBOSE, 1 },
 		/* grouped short options, the last one taking the rest as its value */
@@ -242,6 +246,11 @@ static void test_bad_values_refused_naming_the_option(void **state)
 		{ "--verdict", "ok,,timeout" }, { "--verdict", ",ok" }, { "--verdict", "timeout,nope" },
 		{ "--verdict", "averyveryverylongverdictname" },
 		{ "--color", "sometimes" }, { "--color", "" }, { "--color", "1" },
+		/* a number is an inode, anything else a name under /run/netns */
+		{ "--netns", "0" }, { "--netns", "4294967296" }, { "--netns", "" },
+		{ "--netns", "a/b" }, { "--netns", ".." }, { "--netns", "." },
+		{ "--netns", "ct-unit-no-such-namespace" }, { "--netns", "-1" },
+		{ "--netns", "99999999999999999999999" },
 	};
 
 	(void)state;

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * conntrace kernel side, connect(): an fentry/fexit pair and a classic
+ * syscall-tracepoint pair, of which the loader keeps whichever the kernel
+ * allows. They finish a flow closed inside connect() with connect()'s own
+ * error, and report a connect() that failed before any state change.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "conntrace.h"
+#include "conntrace.bpf.h"
+
+/* connect() returned: finish a flow it closed, or report one that never started. */
+static __always_inline void connect_return(const struct sock *sk, struct inflight *in,
+					   const void *uaddr, bool user_addr, long ret)
+{
+	__u64 key = in->sk, now = bpf_ktime_get_boot_ns();
+	struct ct_flow rec = {}, *f;
+	__u16 family;
+
+	if (in->deferred) {
+		f = bpf_map_lookup_elem(&flows, &key);
+		if (!f)
+			return;
+		if (ret < 0) {
+			f->err = -ret;
+			f->flags |= CT_F_CONNECT_ERR;
+		}
+		flow_finish(f, (const struct sock *)key, CT_TCP_CLOSE, f->ts_end);
+		flow_delete(key);
+		return;
+	}
+	if (!sk || !is_tcp(sk))
+		return;
+	key = (__u64)sk;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f) {
+		/* the first SYN is out and the port bound: record the tuple now, so
+		 * a flow still connecting when conntrace stops has it too */
+		read_tuple(f, sk);
+		flow_count_late(f);
+		return;
+	}
+	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
+		return;
+	f = &rec;
+	f->type = CT_REC_FLOW;
+	f->flags = CT_F_CONNECT_ERR;
+	f->state = CT_TCP_CLOSE;
+	f->err = -ret;
+	f->tid = (__u32)bpf_get_current_pid_tgid();
+	f->pid = bpf_get_current_pid_tgid() >> 32;
+	f->netns = sk_netns(sk);
+	f->cgroup_id = bpf_get_current_cgroup_id();
+	f->ts_start = now;
+	f->ts_end = now;
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+	read_tuple(f, sk);
+	/* The destination is not stored in the socket yet: take it from the call. */
+	family = f->family;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+
+		if (user_addr)
+			bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		else
+			bpf_probe_read_kernel(&sin, sizeof(sin), uaddr);
+		f->dport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(f->daddr, &sin.sin_addr, 4);
+	} else {
+		struct sockaddr_in6 sin6 = {};
+
+		if (user_addr)
+			bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		else
+			bpf_probe_read_kernel(&sin6, sizeof(sin6), uaddr);
+		f->dport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(f->daddr, &sin6.sin6_addr, 16);
+	}
+	if (targ_tgid && f->pid != targ_tgid)
+		return;
+	if (!netns_wanted(f->netns))
+		return;
+	if (!port_wanted(f->sport, f->dport))
+		return;
+	emit(f, sizeof(*f));
+}
+
+/* fentry/fexit flavour: kernels that allow BPF trampolines. */
+static __always_inline int fentry_connect(struct sock *sk)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight in = { .sk = 0 };
+
+	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int fexit_connect(struct sock *sk, struct sockaddr *uaddr, int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (!in)
+		return 0;
+	connect_return(sk, in, uaddr, false, ret);
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+SEC("fentry/tcp_v4_connect")
+int BPF_PROG(fentry_v4_connect, struct sock *sk)
+{
+	return fentry_connect(sk);
+}
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(fexit_v4_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	return fexit_connect(sk, uaddr, ret);
+}
+
+SEC("fentry/tcp_v6_connect")
+int BPF_PROG(fentry_v6_connect, struct sock *sk)
+{
+	return fentry_connect(sk);
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(fexit_v6_connect, struct sock *sk, struct sockaddr *uaddr, int addr_len, int ret)
+{
+	return fexit_connect(sk, uaddr, ret);
+}
+
+/* Syscall-tracepoint flavour: the layouts of the classic tracepoint records. */
+struct sys_enter_connect_ctx {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__u64 fd;
+	__u64 uservaddr;
+	__u64 addrlen;
+};
+
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct sys_enter_connect_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight in = {
+		.fd = (__s32)ctx->fd,
+		.uaddr = ctx->uservaddr,
+	};
+
+	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *fd_to_sock(int fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds, *file;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), fds + fd) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	/* private_data is a struct socket only for socket files */
+	if (BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct sys_exit_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct sock *sk = NULL;
+	long ret = ctx->ret;
+
+	if (!in)
+		return 0;
+	if (!in->deferred && (ret == -ENETUNREACH || ret == -EHOSTUNREACH ||
+			      ret == -EADDRNOTAVAIL || ret == -EINPROGRESS))
+		sk = fd_to_sock(in->fd);
+	connect_return(sk, in, (const void *)in->uaddr, true, ret);
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}

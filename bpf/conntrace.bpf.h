@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the parts of conntrace's kernel side share (include after vmlinux.h
+ * and conntrace.h). The parts, one per signal family, are compiled apart and
+ * linked into one object (bpftool gen object), so one skeleton loads them
+ * all: flow.bpf.c (the flow table and its state changes), evidence.bpf.c
+ * (packets dropped, RSTs and ICMP errors sent), listener.bpf.c (full accept
+ * queues), connect.bpf.c (connect() failing before any state change).
+ *
+ * Each shared map and global is defined in exactly one part, flow.bpf.c,
+ * and declared extern here; the static linker resolves the externs, so every
+ * part sees the same map. A map's type is a typedef so that the extern and
+ * the definition cannot differ. All are defined in the part linked first:
+ * libbpf 1.1's linker leaves an extern map resolved by a later object at
+ * offset 0 of .maps ("map relo failed to find map" when opening the result).
+ */
+#ifndef CONNTRACE_BPF_H
+#define CONNTRACE_BPF_H
+
+#include "sock.bpf.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define IPPROTO_TCP	6
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+#define EINPROGRESS	115
+#define EHOSTUNREACH	113
+#define ENETUNREACH	101
+#define EADDRNOTAVAIL	99
+
+/* Knobs, set by the collector before load. */
+extern const volatile __u32 targ_tgid;	/* only this process; 0: all */
+extern const volatile __u16 targ_port;	/* only flows with this port at either end */
+extern const volatile __u32 targ_netns;	/* only this network namespace (inode); 0: all */
+extern const volatile bool emit_ok;	/* send established flows that were fast and clean */
+extern const volatile __u64 slow_ns;	/* 0: no latency threshold */
+/* Wake the collector only once this much data waits; it drains on a timer. */
+extern const volatile __u64 wakeup_bytes;
+extern const volatile __u32 max_flows;	/* the flow table's size */
+
+/* the ring buffer every record goes through */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);	/* resized by the collector */
+} events_map_t;
+extern events_map_t events SEC(".maps");
+
+/* attempts in SYN_SENT (or SYN_RECV), keyed by struct sock address */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);	/* resized by the collector */
+	__type(key, __u64);
+	__type(value, struct ct_flow);
+} flows_map_t;
+extern flows_map_t flows SEC(".maps");
+
+/* a connect() in progress, keyed by thread id */
+struct inflight {
+	__u64 sk;		/* set by fentry, or by a close deferred to connect()'s return */
+	__u64 uaddr;		/* user sockaddr (syscall path) */
+	__s32 fd;
+	__u32 deferred;		/* the flow closed inside connect() without an error */
+};
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight_map_t;
+extern inflight_map_t inflight SEC(".maps");
+
+/*
+ * Listeners found with a full accept queue, until they close. The collector reads their sk_drops through an iterator over this
+ * map once a second.
+ */
+struct listener_state {
+	__u64 stamp;		/* bit 63: full at the last look; low bits: time of the last record */
+	__u32 drops_at_full;	/* sk_drops when first found full */
+	__u32 pad;
+};
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct listener_state);
+} listeners_map_t;
+extern listeners_map_t listeners SEC(".maps");
+
+/*
+ * Destinations this host recently tried to connect to. Evidence
+ * without a socket (a dropped SYN, an RST or ICMP error sent) is only sent
+ * for these: a server's firewall dropping remote clients' SYNs says nothing
+ * about local attempts.
+ */
+struct dest_key {
+	__u8 addr[16];
+	__u16 port;
+	__u16 family;
+};
+
+#define DEST_TTL_NS (300 * 1000000000ULL)	/* longer than any SYN timeout */
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dest_key);
+	__type(value, __u64);	/* when the last attempt started */
+} dests_map_t;
+extern dests_map_t dests SEC(".maps");
+
+/* per-CPU counters (enum ct_counter), summed by the collector */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters_map_t;
+extern counters_map_t counters SEC(".maps");
+
+/* entries in the flow table, give or take evictions (which the
+ * LRU does silently) */
+extern __s64 live_flows;
+/* when a record was last lost: flows that lived through it are marked */
+extern __u64 last_loss_ns;
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		(*c)++;	/* per-CPU slot: no other writer */
+}
+
+/*
+ * The collector drains on a timer; the kernel wakes it early only as the
+ * data waiting crosses wakeup_bytes, once per crossing, not for every record
+ * while above it (each wakeup costs the producer an irq_work).
+ */
+static __always_inline __u64 rb_flags(__u64 size)
+{
+	__u64 avail;
+
+	if (!wakeup_bytes)
+		return 0;
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return avail < wakeup_bytes && avail + size >= wakeup_bytes ?
+		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit(void *rec, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, rec, size, rb_flags(size))) {
+		count(CT_CNT_RINGBUF_LOST);
+		last_loss_ns = bpf_ktime_get_boot_ns();
+	}
+}
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/*
+ * Local and remote address and port of a socket into a flow. Only fields
+ * still zero are filled: the source port is bound after connect() enters
+ * SYN_SENT, and a failing connect() clears the destination port.
+ * inet_sport is read rather than skc_num because closing unbinds the port
+ * (inet_put_port zeroes inet_num) before the CLOSE state is traced.
+ */
+static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
+{
+	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	__u16 port;
+
+	if (!f->family)
+		f->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!f->sport)
+		f->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!f->dport)
+		f->dport = port;
+	if (f->family == AF_INET) {
+		__u32 a;
+
+		if (!*(__u32 *)f->saddr) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+			__builtin_memcpy(f->saddr, &a, 4);
+		}
+		if (!*(__u32 *)f->daddr) {
+			a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+			__builtin_memcpy(f->daddr, &a, 4);
+		}
+	} else {
+		struct in6_addr a6;
+
+		if (!*(__u64 *)f->saddr && !*(__u64 *)(f->saddr + 8)) {
+			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+			__builtin_memcpy(f->saddr, &a6, 16);
+		}
+		if (!*(__u64 *)f->daddr && !*(__u64 *)(f->daddr + 8)) {
+			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+			__builtin_memcpy(f->daddr, &a6, 16);
+		}
+	}
+}
+
+/* A socket's own (bound) address, in the first 4 or all 16 bytes. */
+static __always_inline void local_addr(const struct sock *sk, __u16 family, __u8 *addr)
+{
+	if (family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+		__builtin_memcpy(addr, &a, 4);
+	} else {
+		struct in6_addr a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+
+		__builtin_memcpy(addr, &a6, 16);
+	}
+}
+
+static __always_inline bool is_tcp(const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	       (family == AF_INET || family == AF_INET6);
+}
+
+/* Evidence whose namespace is unknown (0) cannot be shown to match. */
+static __always_inline bool netns_wanted(__u32 netns)
+{
+	return !targ_netns || netns == targ_netns;
+}
+
+static __always_inline bool addr_loopback(__u8 family, const __u8 *a)
+{
+	__u64 hi, lo;
+
+	if (family == AF_INET)
+		return a[0] == 127;
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	return !hi && lo == bpf_cpu_to_be64(1);	/* ::1 */
+}
+
+/*
+ * --netns for evidence: a packet seen in another namespace can still be
+ * about an attempt of the chosen one when it crossed a veth from there (the
+ * peer dropped the SYN, sent the RST, or its listener is full), as the
+ * correlator allows; over loopback it cannot be. The dests check (or the
+ * socket) already ties evidence to where the chosen namespace connected.
+ */
+static __always_inline bool evidence_netns_wanted(__u32 netns, __u8 family,
+						  const __u8 *saddr, const __u8 *daddr)
+{
+	if (netns_wanted(netns))
+		return true;
+	return !addr_loopback(family, saddr) && !addr_loopback(family, daddr);
+}
+
+static __always_inline bool port_wanted(__u16 a, __u16 b)
+{
+	return !targ_port || a == targ_port || b == targ_port;
+}
+
+/*
+ * An attempt started with its source port unbound and another destination
+ * port than --port: count it as a flow once the port is bound, if it matches,
+ * so that the summary's flows are those the filter lets through.
+ */
+static __always_inline void flow_count_late(struct ct_flow *f)
+{
+	if (!(f->kflags & CT_KF_UNCOUNTED) || !f->sport)
+		return;
+	f->kflags &= ~CT_KF_UNCOUNTED;
+	if (port_wanted(f->sport, f->dport))
+		count(CT_CNT_FLOWS);
+}
+
+/*
+ * Older kernels (6.1) fire tcp_retransmit_skb only after a successful transmit, so a
+ * SYN dropped on the output path is not counted there; the socket's own
+ * count is. Take the larger (the times of the uncounted ones stay unknown).
+ */
+static __always_inline void syn_retrans_own(struct ct_flow *f, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 own;
+
+	if (!bpf_core_field_exists(tp->total_retrans))
+		return;
+	own = BPF_CORE_READ(tp, total_retrans);
+	if (own > f->syn_retrans)
+		f->syn_retrans = own;
+}
+
+/* The attempt is over: fill in its end and send it, unless filtered out. */
+static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk,
+					int newstate, __u64 now)
+{
+	f->state = newstate;
+	f->ts_end = now;
+	read_tuple(f, sk);	/* the source port is only bound after the first state change */
+	if (newstate == CT_TCP_CLOSE && !f->err)
+		f->err = BPF_CORE_READ(sk, sk_err);
+	/* an ICMP error a non-blocking client may have read via SO_ERROR */
+	f->err_soft = BPF_CORE_READ(sk, sk_err_soft);
+	syn_retrans_own(f, sk);
+	flow_count_late(f);
+	if (!port_wanted(f->sport, f->dport))
+		return;
+	/* --slow 0: no latency threshold, only SYN retransmits make SLOW */
+	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
+	    (!slow_ns || now - f->ts_start < slow_ns))
+		return;
+	/* evidence sent while it lived may be among what was lost */
+	if (last_loss_ns >= f->ts_start)
+		f->flags |= CT_F_LOSSY;
+	emit(f, sizeof(*f));
+}
+
+static __always_inline void flow_delete(__u64 key)
+{
+	if (!bpf_map_delete_elem(&flows, &key))
+		__sync_fetch_and_sub(&live_flows, 1);
+}
+
+#endif /* CONNTRACE_BPF_H */

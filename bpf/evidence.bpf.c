@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * conntrace kernel side, the evidence that can only be matched to a flow by
+ * its addresses: SYNs dropped, RSTs and ICMP errors this host sent in answer
+ * to a SYN. The skb of such a packet usually has no socket; it is sent only
+ * when it concerns a destination this host recently connected to.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "conntrace.h"
+#include "conntrace.bpf.h"
+
+/* The skb this CPU last sent an RST for: its NO_SOCKET drop says nothing more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rst_skb SEC(".maps");
+
+/*
+ * Addresses, ports and TCP flags of the packet in an skb, from its network
+ * header. Returns false for anything but TCP over IPv4/IPv6.
+ */
+static __always_inline bool parse_skb(const struct sk_buff *skb, struct ct_evidence *e)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u8 vhl, proto, tcp[14];
+	__u32 thoff;
+
+	if (nh == (__u16)~0U)
+		return false;
+	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
+		return false;
+	if ((vhl >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		proto = ip.protocol;
+		thoff = nh + (vhl & 0xf) * 4;
+		e->family = AF_INET;
+		__builtin_memcpy(e->saddr, &ip.saddr, 4);
+		__builtin_memcpy(e->daddr, &ip.daddr, 4);
+	} else if ((vhl >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		proto = ip6.nexthdr;	/* extension headers before TCP: not followed */
+		thoff = nh + sizeof(ip6);
+		e->family = AF_INET6;
+		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(e->daddr, &ip6.daddr, 16);
+	} else {
+		return false;
+	}
+	if (proto != IPPROTO_TCP)
+		return false;
+	if (bpf_probe_read_kernel(tcp, sizeof(tcp), head + thoff))
+		return false;
+	e->sport = (tcp[0] << 8) | tcp[1];
+	e->dport = (tcp[2] << 8) | tcp[3];
+	e->tcp_flags = tcp[13];
+	return true;
+}
+
+/* Whether a packet belongs to an attempt this host made: to or from a recent destination. */
+static __always_inline bool local_attempt(const struct ct_evidence *e, __u64 now)
+{
+	struct dest_key dk = { .family = e->family };
+	__u64 *ts;
+
+	/* a SYN goes to the destination, a SYN-ACK comes from it */
+	if (e->tcp_flags & CT_TCP_ACK) {
+		dk.port = e->sport;
+		__builtin_memcpy(dk.addr, e->saddr, sizeof(dk.addr));
+	} else {
+		dk.port = e->dport;
+		__builtin_memcpy(dk.addr, e->daddr, sizeof(dk.addr));
+	}
+	ts = bpf_map_lookup_elem(&dests, &dk);
+	return ts && now - *ts < DEST_TTL_NS;
+}
+
+static __always_inline __u32 skb_netns(const struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct net_device *dev;
+
+	if (sk)
+		return sk_netns(sk);
+	dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct ct_evidence e = {};
+	struct ct_flow *f;
+	__u64 key;
+
+	if (reason == SKB_NOT_DROPPED_YET)
+		return 0;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return 0;
+	if (!parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN))
+		return 0;
+	if (!port_wanted(e.sport, e.dport))
+		return 0;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
+		__u32 zero = 0;
+		__u64 *last = bpf_map_lookup_elem(&rst_skb, &zero);
+
+		/* tcp_v4_rcv answered it with an RST first: already reported */
+		if (last && *last == (__u64)skb)
+			return 0;
+	}
+
+	/* A SYN still owned by its connecting socket is matched here. */
+	key = (__u64)BPF_CORE_READ(skb, sk);
+	if (key && (f = bpf_map_lookup_elem(&flows, &key))) {
+		f->drops++;
+		f->drop_reason = reason;
+		return 0;
+	}
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
+	e.type = CT_REC_DROP;
+	e.has_reason = 1;
+	e.reason = reason;
+	e.netns = skb_netns(skb);
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return 0;
+	emit(&e, sizeof(e));
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct ct_evidence e = {};
+
+	/* Only an RST answering a SYN says something about a connect attempt. */
+	if (!skb || !parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN) ||
+	    (e.tcp_flags & CT_TCP_ACK))
+		return 0;
+	if (!port_wanted(e.sport, e.dport))
+		return 0;
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
+	e.type = CT_REC_RST_SENT;
+	/* The reason argument exists since 6.10, together with its enum. */
+	if (bpf_core_type_exists(enum sk_rst_reason)) {
+		e.reason = (__u32)ctx[2];
+		e.has_reason = 1;
+	}
+	e.netns = sk ? sk_netns(sk) : skb_netns(skb);
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return 0;
+	emit(&e, sizeof(e));
+	{
+		__u32 zero = 0;
+		__u64 *last = bpf_map_lookup_elem(&rst_skb, &zero);
+
+		if (last)
+			*last = (__u64)skb;
+	}
+	return 0;
+}
+
+/*
+ * This host sent an ICMP error (icmp:icmp_send, 6.18 has it, 6.1 not): e.g.
+ * an nft `reject with icmp ...` answering a SYN. The skb is the offending
+ * packet, its network header the SYN's IP header. IPv4 only: icmpv6_send
+ * has no tracepoint.
+ */
+SEC("tp_btf/icmp_send")
+int BPF_PROG(handle_icmp_send, const struct sk_buff *skb, int type, int code)
+{
+	struct ct_evidence e = {};
+
+	if (!skb || !parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN) ||
+	    (e.tcp_flags & CT_TCP_ACK))
+		return 0;
+	if (!port_wanted(e.sport, e.dport))
+		return 0;
+	e.ts = bpf_ktime_get_boot_ns();
+	if (!local_attempt(&e, e.ts))
+		return 0;
+	e.type = CT_REC_ICMP_SENT;
+	e.has_reason = 1;
+	e.reason = (type & 0xff) << 8 | (code & 0xff);
+	e.netns = skb_netns(skb);
+	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
+		return 0;
+	emit(&e, sizeof(e));
+	return 0;
+}

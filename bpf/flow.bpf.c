@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * conntrace kernel side, the flows: follows each outgoing TCP connection
+ * attempt from connect() to ESTABLISHED or CLOSE in a flow table keyed by
+ * socket, and sends one record per finished attempt. The other signals live
+ * in evidence.bpf.c, listener.bpf.c and connect.bpf.c; all are linked into
+ * one object (see conntrace.bpf.h). Every signal has a tracepoint (tp_btf)
+ * program; the loader (user/tracer.c) keeps those this kernel has.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "conntrace.h"
+#include "conntrace.bpf.h"
+
+/* Knobs, set by the collector before load (declared in conntrace.bpf.h). */
+const volatile __u32 targ_tgid = 0;	/* only this process; 0: all */
+const volatile __u16 targ_port = 0;	/* only flows with this port at either end */
+const volatile __u32 targ_netns = 0;	/* only this network namespace (inode); 0: all */
+const volatile bool emit_ok = false;	/* send established flows that were fast and clean */
+const volatile __u64 slow_ns = 1000000000ULL;
+/* Wake the collector only once this much data waits; it drains on a timer. */
+const volatile __u64 wakeup_bytes = 0;
+const volatile __u32 max_flows = 65536;	/* the flow table's size */
+
+events_map_t events SEC(".maps");
+flows_map_t flows SEC(".maps");
+dests_map_t dests SEC(".maps");
+counters_map_t counters SEC(".maps");
+inflight_map_t inflight SEC(".maps");
+listeners_map_t listeners SEC(".maps");
+__s64 live_flows = 0;
+__u64 last_loss_ns = 0;
+
+static __always_inline void flow_start(const struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid(), key = (__u64)sk;
+	/* built on the stack: a per-CPU scratch slot would be shared with the
+	 * softirq programs, which can interrupt this one and overwrite it */
+	struct ct_flow rec = {}, *f = &rec;
+
+	if (targ_tgid && (id >> 32) != targ_tgid)
+		return;
+	f->netns = sk_netns(sk);
+	if (!netns_wanted(f->netns))
+		return;
+	f->type = CT_REC_FLOW;
+	f->state = CT_TCP_SYN_SENT;
+	f->tid = (__u32)id;
+	f->pid = id >> 32;
+	f->cgroup_id = bpf_get_current_cgroup_id();
+	f->ts_start = bpf_ktime_get_boot_ns();
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+	read_tuple(f, sk);
+	if (!port_wanted(f->sport, f->dport)) {
+		/* a source port bound before connect() is final: not wanted */
+		if (f->sport)
+			return;
+		/* an ephemeral one is chosen after this: it may still match */
+		f->kflags |= CT_KF_UNCOUNTED;
+	}
+	if (bpf_map_update_elem(&flows, &key, f, BPF_ANY)) {
+		count(CT_CNT_FLOW_NOSPACE);
+		return;
+	}
+	{
+		struct dest_key dk = { .port = f->dport, .family = f->family };
+		__u64 *seen;
+
+		__builtin_memcpy(dk.addr, f->daddr, sizeof(dk.addr));
+		/* a lookup is cheaper than an update: refresh the stamp once a second */
+		seen = bpf_map_lookup_elem(&dests, &dk);
+		if (!seen || f->ts_start - *seen > 1000000000ULL)
+			bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
+	}
+	/* the LRU evicts without telling: keep the estimate within the table */
+	if (__sync_fetch_and_add(&live_flows, 1) >= max_flows)
+		__sync_fetch_and_sub(&live_flows, 1);
+	if (!(f->kflags & CT_KF_UNCOUNTED))
+		count(CT_CNT_FLOWS);
+}
+
+/*
+ * A SYN_SENT socket left that state but has no table entry: either the LRU
+ * evicted it, or it began before conntrace. Only a table near its limit
+ * evicts (the LRU keeps per-CPU free lists, hence the margin).
+ */
+static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64 now)
+{
+	bool evicted = live_flows >= (__s64)(max_flows - max_flows / 8);
+	struct ct_flow rec = {}, *f = &rec;
+
+	read_tuple(f, sk);
+	f->netns = sk_netns(sk);
+	if (!port_wanted(f->sport, f->dport) || !netns_wanted(f->netns))
+		return;	/* filtered at start, or would have been */
+	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
+	f->type = CT_REC_FLOW;
+	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
+	f->ts_start = now;
+	flow_finish(f, sk, newstate, now);
+}
+
+/*
+ * The attempt left SYN_SENT (or SYN_RECV, after a simultaneous open) for
+ * ESTABLISHED or CLOSE. A close without an error inside the owner's own
+ * connect() is connect() failing (no free port, no buffer): keep the flow
+ * until connect() returns and says why.
+ */
+static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, int newstate)
+{
+	__u64 key = (__u64)sk, now = bpf_ktime_get_boot_ns();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in;
+
+	if (newstate == CT_TCP_CLOSE && !BPF_CORE_READ(sk, sk_err) && tid == f->tid) {
+		in = bpf_map_lookup_elem(&inflight, &tid);
+		if (in) {
+			in->sk = key;
+			in->deferred = 1;
+			f->state = newstate;
+			f->ts_end = now;
+			return;
+		}
+	}
+	flow_finish(f, sk, newstate, now);
+	flow_delete(key);
+}
+
+/*
+ * Out of SYN_RECV: only attempts in the flow table, i.e. simultaneous opens.
+ * A server's accepted child also goes SYN_RECV -> ESTABLISHED (and may close
+ * from SYN_RECV), and must not be taken for a lost flow: a miss says nothing.
+ */
+static __always_inline void simopen_end(const struct sock *sk, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f = bpf_map_lookup_elem(&flows, &key);
+
+	if (!f)
+		return;
+	/* closed before it was established (FIN_WAIT1 or CLOSE): it ended there */
+	flow_end(sk, f, newstate == CT_TCP_ESTABLISHED ? newstate : CT_TCP_CLOSE);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	if (oldstate == CT_TCP_LISTEN) {
+		/* a closing listener leaves the map before its memory can be reused */
+		bpf_map_delete_elem(&listeners, &key);
+		return 0;
+	}
+	if (oldstate != CT_TCP_SYN_SENT && oldstate != CT_TCP_SYN_RECV &&
+	    newstate != CT_TCP_SYN_SENT)
+		return 0;
+	if (!is_tcp(sk))
+		return 0;
+	if (oldstate == CT_TCP_SYN_RECV) {
+		simopen_end(sk, newstate);
+		return 0;
+	}
+	if (newstate == CT_TCP_SYN_SENT) {
+		if (oldstate != CT_TCP_CLOSE)
+			return 0;
+		/* CLOSE -> SYN_SENT runs inside connect(), in the caller's task */
+		flow_start(sk);
+		return 0;
+	}
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (newstate == CT_TCP_SYN_RECV) {
+		/* a SYN crossed ours (a self-connect does this): still connecting */
+		if (f)
+			f->flags |= CT_F_SIMOPEN;
+		return 0;
+	}
+	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
+		return 0;
+	if (!f) {
+		if (targ_tgid)
+			return 0;	/* filtered at start, not evicted */
+		flow_lost(sk, newstate, bpf_ktime_get_boot_ns());
+		return 0;
+	}
+	flow_end(sk, f, newstate);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(handle_retransmit, const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+	__u32 n;
+
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	/* SYN_RECV: a simultaneous open retransmitting its SYN-ACK */
+	if (state != CT_TCP_SYN_SENT && state != CT_TCP_SYN_RECV)
+		return 0;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return 0;
+	read_tuple(f, sk);	/* the source port is bound by now */
+	flow_count_late(f);
+	n = f->syn_retrans++;
+	if (n < CT_MAX_RETRANS)
+		f->retrans_us[n] = (bpf_ktime_get_boot_ns() - f->ts_start) / 1000;
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_SYN_SENT)
+		return 0;
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return 0;
+	f->flags |= CT_F_RST_RCVD;
+	f->ts_rst = bpf_ktime_get_boot_ns();
+	return 0;
+}
+
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(handle_error_report, const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (!f)
+		return 0;
+	f->err_report = BPF_CORE_READ(sk, sk_err);
+	f->ts_err = bpf_ktime_get_boot_ns();
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
