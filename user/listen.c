@@ -988,7 +988,7 @@ static void print_start_json(struct json *j)
 	json_eol(j);
 }
 
-static void print_refresh(struct ctx *c, struct json *j)
+static int print_refresh(struct ctx *c, struct json *j)
 {
 	struct listener *rows = calloc(c->st.n ? c->st.n : 1, sizeof(*rows));
 	struct listen_table_opts o = { .utf8 = utf8_locale(), .show_advice = true };
@@ -997,7 +997,7 @@ static void print_refresh(struct ctx *c, struct json *j)
 	double ts;
 
 	if (!rows)
-		return;
+		return -ENOMEM;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	ts = rt.tv_sec + rt.tv_nsec / 1e9;
 	for (i = 0; i < c->st.n; i++)
@@ -1083,9 +1083,10 @@ static void print_refresh(struct ctx *c, struct json *j)
 			       (unsigned long long)c->skel->bss->lost.stats_map_full,
 			       (unsigned long long)c->skel->bss->lost.pending_map_full);
 		listen_print_table(stdout, rows, n, &o);
-		fflush(stdout);
 	}
 	free(rows);
+	/* a reader at the other end of a pipe gets each refresh whole, now */
+	return fflush(stdout) ? -errno : 0;
 }
 
 static void print_hooks(void)
@@ -1142,8 +1143,10 @@ int listen_main(int argc, char **argv)
 	}
 	if (env.verbose)
 		print_hooks();
-	if (env.json)
+	if (env.json) {
 		print_start_json(&j);
+		fflush(stdout);
+	}
 
 	/* The baseline walk: totals since listen(); rates need a second one. */
 	err = refresh(&c);
@@ -1154,7 +1157,9 @@ int listen_main(int argc, char **argv)
 		err = refresh(&c);
 		if (err)
 			break;
-		print_refresh(&c, &j);
+		err = print_refresh(&c, &j);
+		if (err)
+			break;
 		printed++;
 		if (env.once || (env.count && printed >= env.count))
 			break;
