@@ -755,7 +755,8 @@ static void merge_record(struct ctx *c, const struct listen_rec *r, struct track
 	else
 		l->cookies_interval = c->refresh && ns->have_prev && r->synq_overflow_ts;
 	t->prev_stamp = r->synq_overflow_ts;
-	l->drops_interval = r->drops - (old ? (uint32_t)old->l.drops : 0);
+	/* cookies are never reused: only a wrap of the 32-bit counter goes down */
+	l->drops_interval = overflow_delta(old ? old->l.drops : 0, r->drops);
 	l->drops = r->drops;
 	l->interval_s = c->interval_s;
 
@@ -765,7 +766,7 @@ static void merge_record(struct ctx *c, const struct listen_rec *r, struct track
 	if (have_stats) {
 		if (s.peak_epoch == c->skel->bss->peak_epoch && s.peak > l->accept_queue_peak)
 			l->accept_queue_peak = s.peak;
-		l->full_events_interval = s.full_events - (old ? t->prev_full_events : s.full_events);
+		l->full_events_interval = old ? overflow_delta(t->prev_full_events, s.full_events) : 0;
 		t->prev_full_events = s.full_events;
 		l->synack_retrans = s.synack_retrans;
 		l->resets_sent = s.resets_sent;
@@ -795,7 +796,7 @@ static void merge_record(struct ctx *c, const struct listen_rec *r, struct track
 /* Per namespace: share the overflow increment out, or take fentry's count. */
 static void account_overflows(struct ctx *c, struct tracked *v, size_t n)
 {
-	struct listen_share *sh = calloc(n ? n : 1, sizeof(*sh));
+	struct overflow_share *sh = calloc(n ? n : 1, sizeof(*sh));
 	int map_fd = bpf_map__fd(c->skel->maps.listeners);
 	size_t i, k;
 
@@ -804,7 +805,7 @@ static void account_overflows(struct ctx *c, struct tracked *v, size_t n)
 	for (k = 0; k < c->ns.n; k++) {
 		struct netns *ns = &c->ns.v[k];
 		uint64_t d_ovf, d_drops;
-		enum listen_method m;
+		enum overflow_method m;
 
 		if (!ns->walked)
 			continue;
@@ -819,7 +820,7 @@ static void account_overflows(struct ctx *c, struct tracked *v, size_t n)
 					 l->accept_queue_peak > l->accept_queue_max ||
 					 (l->history_len > 1 && l->history[l->history_len - 2] >= 100);
 		}
-		m = listen_attribute(d_ovf, d_drops, sh, n);
+		m = overflow_attribute(d_ovf, d_drops, sh, n);
 		for (i = 0; i < n; i++) {
 			struct tracked *t = &v[i];
 			struct listener *l = &t->l;
@@ -831,21 +832,22 @@ static void account_overflows(struct ctx *c, struct tracked *v, size_t n)
 			have_stats = fentry_active &&
 				     bpf_map_lookup_elem(map_fd, &l->cookie, &s) == 0;
 			if (have_stats && !t->first) {
-				l->overflows_interval = s.overflows - t->prev_fentry;
+				/* listen() again on the same socket restarts the BPF count */
+				l->overflows_interval = overflow_delta(t->prev_fentry, s.overflows);
 				t->prev_fentry = s.overflows;
-				l->method_interval = LISTEN_METHOD_FENTRY;
+				l->method_interval = OVERFLOW_METHOD_FENTRY;
 			} else {
 				/* the sk_drops share; at first sight it covers since listen() */
 				l->overflows_interval = sh[i].overflows;
 				/* nothing to share: fentry's zero is the exact one */
-				l->method_interval = fentry_active && m == LISTEN_METHOD_NONE
-							     ? LISTEN_METHOD_FENTRY : m;
+				l->method_interval = fentry_active && m == OVERFLOW_METHOD_NONE
+							     ? OVERFLOW_METHOD_FENTRY : m;
 				if (have_stats)
 					t->prev_fentry = s.overflows; /* already inside sk_drops */
 			}
 			l->overflows += l->overflows_interval;
 			l->method = t->first ? l->method_interval
-					     : listen_method_merge(l->method, l->method_interval);
+					     : overflow_method_merge(l->method, l->method_interval);
 			/*
 			 * A listener new since the last refresh of a namespace we
 			 * already knew had all its life inside the interval; any
