@@ -263,26 +263,32 @@ static const char *method_summary(const struct listen_ctx *c)
 		: "overflows: per-listener sk_drops, exact (~: attributed from ListenOverflows)";
 }
 
-/* The hook report, as the verdict stream's start record has it ("probes"). */
+/*
+ * The hook report (the struct `--probes` prints), as docs/schema.md has
+ * listen_start's "hooks": each signal and "attached: HOOK" or
+ * "not available: WHY".
+ */
 static void print_start_json(const struct listen_ctx *c, struct json *j)
 {
 	const struct probe_report *rep;
 	struct timespec rt;
+	char status[sizeof(rep->hook) + sizeof(rep->note) + 32];
 	size_t i, nr;
 
 	clock_gettime(CLOCK_REALTIME, &rt);
 	listen_json_head(j, "listen_start", rt.tv_sec + rt.tv_nsec / 1e9);
 	json_kstr(j, "method", listen_kernel_fentry(c->k) ? "fentry" : "sk_drops");
-	json_key(j, "probes");
+	json_key(j, "hooks");
 	json_obj_begin(j);
 	rep = listen_kernel_report(c->k, &nr);
 	for (i = 0; i < nr; i++) {
-		json_key(j, rep[i].signal);
-		json_obj_begin(j);
-		json_kstr(j, "hook", rep[i].ok ? rep[i].hook : NULL);
-		if (rep[i].note[0])
-			json_kstr(j, "note", rep[i].note);
-		json_obj_end(j);
+		if (rep[i].ok)
+			snprintf(status, sizeof(status), "attached: %s%s%s%s", rep[i].hook,
+				 rep[i].note[0] ? " (" : "", rep[i].note, rep[i].note[0] ? ")" : "");
+		else
+			snprintf(status, sizeof(status), "not available: %s",
+				 rep[i].note[0] ? rep[i].note : "refused");
+		json_kstr(j, rep[i].signal, status);
 	}
 	json_obj_end(j);
 	json_obj_end(j);

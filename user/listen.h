@@ -2,8 +2,11 @@
 /*
  * conntrace listen: accept-queue (somaxconn) overflows, per listener, live.
  *
- * listen.c        kernel I/O: BPF load and probe, netns walk, /proc reads
- * listen_logic.c  pure: overflow attribution, advice, ordering, formatting
+ * listen.c         the command: options, refresh loop, output
+ * listen_kernel.c  BPF load (hooks.c), netns walk, merging (listen_int.h)
+ * listen_proc.c    /proc: namespaces, sysctls, TcpExt counters, owners
+ * listen_logic.c   pure: advice, ordering, formatting
+ * overflow.c       pure: what an overflow is and how it is counted
  *
  * Everything below listen_main() is pure C without libbpf, so the unit
  * tests (tests/unit/test_listen*.c) drive it without a kernel.
