@@ -2,8 +2,11 @@
 /*
  * conntrace listen: accept-queue (somaxconn) overflows, per listener, live.
  *
- * listen.c        kernel I/O: BPF load and probe, netns walk, /proc reads
- * listen_logic.c  pure: overflow attribution, advice, ordering, formatting
+ * listen.c         the command: options, refresh loop, output
+ * listen_kernel.c  BPF load (hooks.c), netns walk, merging (listen_int.h)
+ * listen_proc.c    /proc: namespaces, sysctls, TcpExt counters, owners
+ * listen_logic.c   pure: advice, ordering, formatting
+ * overflow.c       pure: what an overflow is and how it is counted
  *
  * Everything below listen_main() is pure C without libbpf, so the unit
  * tests (tests/unit/test_listen*.c) drive it without a kernel.
@@ -15,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "overflow.h"
 
 struct json;
 
@@ -22,14 +26,6 @@ struct json;
 int listen_main(int argc, char **argv);
 
 #define LISTEN_HISTORY 16 /* refreshes of queue fill kept per listener */
-
-/* How a listener's overflow count was obtained. */
-enum listen_method {
-	LISTEN_METHOD_NONE,       /* no overflow anywhere in its netns: exact 0 */
-	LISTEN_METHOD_SK_DROPS,   /* sk_drops, all namespace drops were overflows */
-	LISTEN_METHOD_ATTRIBUTED, /* namespace overflows shared among listeners */
-	LISTEN_METHOD_FENTRY,     /* counted in tcp_conn_request/tcp_check_req */
-};
 
 /* Where backlog_requested comes from. */
 enum listen_backlog_source {
@@ -88,35 +84,14 @@ struct listener {
 	double interval_s;
 	uint64_t synack_retrans;    /* since conntrace saw the listener */
 	uint64_t resets_sent;
-	enum listen_method method;  /* weakest method its total went through */
-	enum listen_method method_interval;
+	enum overflow_method method; /* weakest method its total went through */
+	enum overflow_method method_interval;
 
 	uint8_t history[LISTEN_HISTORY]; /* queue fill in percent, oldest first */
 	int history_len;
 	unsigned advice;            /* enum listen_advice bits */
 };
 
-/* Attribution of one namespace's overflow increment over its listeners. */
-struct listen_share {
-	uint64_t drops;  /* sk_drops increment of this listener */
-	bool was_full;   /* seen full in the interval (walk or sk_data_ready) */
-	uint64_t overflows; /* out */
-};
-
-/*
- * Split a namespace's ListenOverflows increment (d_overflows, out of
- * d_drops ListenDrops) among its listeners. Every overflow also counts in
- * ListenDrops and in the listener's sk_drops, so when the two namespace
- * counters moved together each listener's sk_drops increment is exactly
- * its overflows. Otherwise the overflows go to listeners seen full, in
- * proportion to their drops and never more than them. Returns the method.
- */
-enum listen_method listen_attribute(uint64_t d_overflows, uint64_t d_drops,
-				    struct listen_share *shares, size_t n);
-
-/* Combine two methods: the result is the weaker (less exact) one. */
-enum listen_method listen_method_merge(enum listen_method a, enum listen_method b);
-const char *listen_method_name(enum listen_method m);
 const char *listen_backlog_source_name(enum listen_backlog_source s);
 
 /* Push a fill sample (percent of capacity, max + 1 children) to the history. */

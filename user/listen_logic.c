@@ -14,17 +14,6 @@
 #include "listen.h"
 #include "output.h"
 
-const char *listen_method_name(enum listen_method m)
-{
-	switch (m) {
-	case LISTEN_METHOD_NONE:       return "sk_drops";
-	case LISTEN_METHOD_SK_DROPS:   return "sk_drops";
-	case LISTEN_METHOD_ATTRIBUTED: return "attributed";
-	case LISTEN_METHOD_FENTRY:     return "fentry";
-	}
-	return "?";
-}
-
 const char *listen_backlog_source_name(enum listen_backlog_source s)
 {
 	switch (s) {
@@ -33,79 +22,6 @@ const char *listen_backlog_source_name(enum listen_backlog_source s)
 	case LISTEN_BACKLOG_UNKNOWN:  return "unknown";
 	}
 	return "?";
-}
-
-/*
- * The weaker method wins: ATTRIBUTED over the exact ones; among those,
- * SK_DROPS over FENTRY (a total that includes drops from before fentry was
- * attached says so), and NONE only when nothing else contributed.
- */
-enum listen_method listen_method_merge(enum listen_method a, enum listen_method b)
-{
-	if (a == LISTEN_METHOD_ATTRIBUTED || b == LISTEN_METHOD_ATTRIBUTED)
-		return LISTEN_METHOD_ATTRIBUTED;
-	if (a == LISTEN_METHOD_SK_DROPS || b == LISTEN_METHOD_SK_DROPS)
-		return LISTEN_METHOD_SK_DROPS;
-	if (a == LISTEN_METHOD_FENTRY || b == LISTEN_METHOD_FENTRY)
-		return LISTEN_METHOD_FENTRY;
-	return LISTEN_METHOD_NONE;
-}
-
-enum listen_method listen_attribute(uint64_t d_overflows, uint64_t d_drops,
-				    struct listen_share *s, size_t n)
-{
-	uint64_t sum = 0, cand_sum = 0, budget, given = 0;
-	bool any_full = false;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		s[i].overflows = 0;
-		sum += s[i].drops;
-		if (s[i].was_full && s[i].drops)
-			any_full = true;
-	}
-	if (d_overflows == 0)
-		return LISTEN_METHOD_NONE;
-	/* Every listen drop was an overflow and no listener dropped for any
-	 * other reason (its sk_drops sum fits in ListenDrops): exact. */
-	if (d_overflows == d_drops && sum <= d_drops) {
-		for (i = 0; i < n; i++)
-			s[i].overflows = s[i].drops;
-		return LISTEN_METHOD_SK_DROPS;
-	}
-
-	/* An overflow needs a full queue: prefer listeners seen full. */
-#define CANDIDATE(x) ((x).drops && ((x).was_full || !any_full))
-	for (i = 0; i < n; i++)
-		if (CANDIDATE(s[i]))
-			cand_sum += s[i].drops;
-	if (cand_sum == 0)
-		return LISTEN_METHOD_ATTRIBUTED;
-	budget = d_overflows < cand_sum ? d_overflows : cand_sum;
-	for (i = 0; i < n; i++) {
-		if (!CANDIDATE(s[i]))
-			continue;
-		s[i].overflows = (uint64_t)((unsigned __int128)budget * s[i].drops / cand_sum);
-		given += s[i].overflows;
-	}
-	/* Rounding leaves fewer than n: one each to the listeners with most room. */
-	while (given < budget) {
-		size_t best = n;
-
-		for (i = 0; i < n; i++) {
-			if (!CANDIDATE(s[i]) || s[i].overflows >= s[i].drops)
-				continue;
-			if (best == n || s[i].drops - s[i].overflows >
-					 s[best].drops - s[best].overflows)
-				best = i;
-		}
-		if (best == n)
-			break;
-		s[best].overflows++;
-		given++;
-	}
-#undef CANDIDATE
-	return LISTEN_METHOD_ATTRIBUTED;
 }
 
 /* Capacity is max + 1: the kernel calls the queue full only past max. */
@@ -313,9 +229,9 @@ static void row_text(const struct listener *l, bool utf8, struct row_text *t)
 		snprintf(t->backlog, sizeof(t->backlog), "%" PRId64, l->backlog_requested);
 	/* "~" marks a count shared out from namespace counters (attributed). */
 	snprintf(t->ovf, sizeof(t->ovf), "%" PRIu64 "%s", l->overflows,
-		 l->method == LISTEN_METHOD_ATTRIBUTED ? "~" : "");
+		 l->method == OVERFLOW_METHOD_ATTRIBUTED ? "~" : "");
 	snprintf(t->rate, sizeof(t->rate), "%.1f%s", rate(l),
-		 l->method_interval == LISTEN_METHOD_ATTRIBUTED ? "~" : "");
+		 l->method_interval == OVERFLOW_METHOD_ATTRIBUTED ? "~" : "");
 	listen_format_sparkline(l, utf8, t->spark, sizeof(t->spark));
 }
 
@@ -486,8 +402,8 @@ void listen_json_listener(struct json *j, const struct listener *l, double ts)
 	json_ku64(j, "drops", l->drops);
 	json_ku64(j, "synack_retrans", l->synack_retrans);
 	json_ku64(j, "resets_sent", l->resets_sent);
-	json_kstr(j, "method", listen_method_name(l->method));
-	json_kstr(j, "method_interval", listen_method_name(l->method_interval));
+	json_kstr(j, "method", overflow_method_name(l->method));
+	json_kstr(j, "method_interval", overflow_method_name(l->method_interval));
 	json_key(j, "fill_history");
 	json_arr_begin(j);
 	for (i = 0; i < l->history_len; i++)

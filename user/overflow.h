@@ -1,9 +1,32 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Accept-queue overflows per listener for the verdict stream: the kernel
- * lists the listeners it has found full with their sk_drops; this turns the
- * readings, one a second, into overflow counts since the previous one.
- * Pure C, no libbpf.
+ * Listen overflows: the one definition both commands count by.
+ *
+ * A "listen overflow" is one SYN or final ACK that the kernel dropped because
+ * the listener's accept queue was full: what it counts in TcpExtListenOverflows
+ * (tcp_conn_request() for a SYN, tcp_vX_syn_recv_sock() for the last ACK).
+ * How a count was obtained is always stated, as enum overflow_method:
+ *
+ * fentry      counted at the drop site (fentry/fexit): exact.
+ * sk_drops    the listener's sk_drops increment. tcp_listendrop() adds every
+ *             overflow there, but also a SYN dropped on a full SYN queue with
+ *             cookies off, a child that could not be created, and segments the
+ *             socket layer dropped: exact when the namespace's ListenOverflows
+ *             and ListenDrops moved together (overflow_attribute() checks
+ *             that), an upper bound when nothing checked it (the verdict
+ *             stream, which reads no namespace counters).
+ * attributed  the namespace's ListenOverflows increment shared out among its
+ *             listeners (overflow_attribute()): the total is right, the split
+ *             an estimate.
+ *
+ * Counters are compared reading to reading; a counter that went down belongs
+ * to a new socket (a listener closed and another took its address, or its
+ * key), never to 4 billion overflows: overflow_delta() gives 0 and the caller
+ * restarts the baseline.
+ *
+ * The rest is the verdict stream's table: the kernel lists the listeners it
+ * has found full with their sk_drops, once a second; this turns the readings
+ * into overflow counts since the previous one. Pure C, no libbpf.
  */
 #ifndef CONNTRACE_OVERFLOW_H
 #define CONNTRACE_OVERFLOW_H
@@ -14,11 +37,46 @@
 #include <stdint.h>
 #include "conntrace.h"
 
+enum overflow_method {
+	OVERFLOW_METHOD_NONE,		/* no overflow to count: an exact 0 (named sk_drops) */
+	OVERFLOW_METHOD_SK_DROPS,	/* the listener's sk_drops increment */
+	OVERFLOW_METHOD_ATTRIBUTED,	/* namespace ListenOverflows shared out */
+	OVERFLOW_METHOD_FENTRY,		/* counted at the drop site */
+};
+
+/* "sk_drops", "attributed", "fentry": the `method` of the JSON records. */
+const char *overflow_method_name(enum overflow_method m);
+/* A total made of both: the weaker (less exact) of the two. */
+enum overflow_method overflow_method_merge(enum overflow_method a, enum overflow_method b);
+
+/* now - before, or 0 when the counter went down (a new socket: restart there). */
+uint64_t overflow_delta(uint64_t before, uint64_t now);
+
+/* One listener of a namespace, for overflow_attribute(). */
+struct overflow_share {
+	uint64_t drops;		/* its sk_drops increment over the interval */
+	bool was_full;		/* seen full in the interval */
+	uint64_t overflows;	/* out */
+};
+
+/*
+ * Split a namespace's ListenOverflows increment (d_overflows, out of d_drops
+ * ListenDrops) among its listeners. Every overflow also counts in ListenDrops
+ * and in the listener's sk_drops, so when the two namespace counters moved
+ * together (and the listeners' sk_drops fit in them) each listener's sk_drops
+ * increment is exactly its overflows: OVERFLOW_METHOD_SK_DROPS. Otherwise the
+ * overflows go to listeners seen full, in proportion to their drops and never
+ * more than them: OVERFLOW_METHOD_ATTRIBUTED. No overflow: _NONE.
+ */
+enum overflow_method overflow_attribute(uint64_t d_overflows, uint64_t d_drops,
+					struct overflow_share *shares, size_t n);
+
 struct overflow_report {
 	const struct ct_listener *l;
 	uint32_t overflows;	/* since the previous reading (or since found full) */
 	uint64_t total;		/* since conntrace found it full */
 	uint64_t since_ns;	/* CLOCK_BOOTTIME of the previous reading */
+	enum overflow_method method; /* always _SK_DROPS here: an upper bound */
 };
 
 struct overflow_table;
@@ -27,7 +85,12 @@ struct overflow_table *overflow_new(void);
 void overflow_free(struct overflow_table *t);
 /* Begins a reading taken at now (CLOCK_BOOTTIME ns). */
 void overflow_begin(struct overflow_table *t, uint64_t now);
-/* One listener of the reading: true, with *r filled, if it dropped SYNs since. */
+/*
+ * One listener of the reading: true, with *r filled, if it dropped SYNs since.
+ * A listener is the same one while its socket pointer, namespace, family,
+ * address and port are (pointers are reused); its drops going down also
+ * means a new socket: the count restarts from there, reporting 0.
+ */
 bool overflow_update(struct overflow_table *t, const struct ct_listener *l,
 		     struct overflow_report *r);
 /* Ends the reading: listeners it did not list have closed and are forgotten. */

@@ -21,17 +21,9 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "conntrace.skel.h"
+#include "hooks.h"
 #include "kenum.h"
 #include "tracer.h"
-
-enum hook_kind { HK_TP_BTF, HK_FENTRY, HK_FEXIT, HK_SYSCALL_TP, HK_ITER };
-
-struct prog_def {
-	const char *prog;	/* program name in bpf/{flow,evidence,listener,connect}.bpf.c */
-	enum hook_kind kind;
-	const char *target;	/* tracepoint or kernel function */
-	int signal;		/* index into signals[] */
-};
 
 enum {
 	SIG_CONNECT, SIG_CONNECT_ERROR, SIG_SYN_RETRANSMIT, SIG_RST_RECEIVED,
@@ -50,25 +42,31 @@ static const char *const signals[SIG_MAX] = {
 	[SIG_ICMP_SENT] = "icmp_sent",
 };
 
-static const struct prog_def progs[] = {
-	{ "handle_set_state", HK_TP_BTF, "inet_sock_set_state", SIG_CONNECT },
-	{ "handle_retransmit", HK_TP_BTF, "tcp_retransmit_skb", SIG_SYN_RETRANSMIT },
-	{ "handle_receive_reset", HK_TP_BTF, "tcp_receive_reset", SIG_RST_RECEIVED },
-	{ "handle_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_RST_SENT },
-	{ "handle_error_report", HK_TP_BTF, "inet_sk_error_report", SIG_SOCKET_ERROR },
-	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP },
-	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE },
-	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT },
-	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE },
+/*
+ * Which program carries which signal on what hook. Flags (hooks.h): a
+ * HOOK_SET is all or none, a HOOK_FALLBACK loads only without its set.
+ */
+static const struct hook_def progs[] = {
+	{ "handle_set_state", HK_TP_BTF, "inet_sock_set_state", SIG_CONNECT, HOOK_REQUIRED },
+	{ "handle_retransmit", HK_TP_BTF, "tcp_retransmit_skb", SIG_SYN_RETRANSMIT, HOOK_OPTIONAL },
+	{ "handle_receive_reset", HK_TP_BTF, "tcp_receive_reset", SIG_RST_RECEIVED, HOOK_OPTIONAL },
+	{ "handle_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_RST_SENT, HOOK_OPTIONAL },
+	{ "handle_error_report", HK_TP_BTF, "inet_sk_error_report", SIG_SOCKET_ERROR, HOOK_OPTIONAL },
+	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP, HOOK_OPTIONAL },
+	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
+	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT, HOOK_OPTIONAL },
+	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
 	/* read on demand, over the map of listeners found full */
-	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE },
+	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE, HOOK_WITH_SIGNAL },
 	/* connect() failing before any state change: one of the next two sets */
-	{ "fentry_v4_connect", HK_FENTRY, "tcp_v4_connect", SIG_CONNECT_ERROR },
-	{ "fexit_v4_connect", HK_FEXIT, "tcp_v4_connect", SIG_CONNECT_ERROR },
-	{ "fentry_v6_connect", HK_FENTRY, "tcp_v6_connect", SIG_CONNECT_ERROR },
-	{ "fexit_v6_connect", HK_FEXIT, "tcp_v6_connect", SIG_CONNECT_ERROR },
-	{ "sys_enter_connect", HK_SYSCALL_TP, "syscalls/sys_enter_connect", SIG_CONNECT_ERROR },
-	{ "sys_exit_connect", HK_SYSCALL_TP, "syscalls/sys_exit_connect", SIG_CONNECT_ERROR },
+	{ "fentry_v4_connect", HK_FENTRY, "tcp_v4_connect", SIG_CONNECT_ERROR, HOOK_SET },
+	{ "fexit_v4_connect", HK_FEXIT, "tcp_v4_connect", SIG_CONNECT_ERROR, HOOK_SET },
+	{ "fentry_v6_connect", HK_FENTRY, "tcp_v6_connect", SIG_CONNECT_ERROR, HOOK_SET },
+	{ "fexit_v6_connect", HK_FEXIT, "tcp_v6_connect", SIG_CONNECT_ERROR, HOOK_SET },
+	{ "sys_enter_connect", HK_SYSCALL_TP, "syscalls/sys_enter_connect", SIG_CONNECT_ERROR,
+	  HOOK_FALLBACK },
+	{ "sys_exit_connect", HK_SYSCALL_TP, "syscalls/sys_exit_connect", SIG_CONNECT_ERROR,
+	  HOOK_FALLBACK },
 };
 #define NR_PROGS (sizeof(progs) / sizeof(progs[0]))
 
@@ -85,14 +83,8 @@ struct tracer {
 	int ncpus;
 };
 
-static bool verbose;
-
-static int print_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level == LIBBPF_DEBUG || !verbose)
-		return 0;
-	return vfprintf(stderr, fmt, ap);
-}
+static void set_err(char *buf, size_t sz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void set_err(char *buf, size_t sz, const char *fmt, ...)
 {
@@ -103,177 +95,19 @@ static void set_err(char *buf, size_t sz, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Really load and attach a do-nothing fentry program on func. */
-static int probe_fentry(const struct btf *btf, const char *func)
-{
-	struct bpf_insn insns[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY);
-	int id, prog, link, err = 0;
-
-	id = btf__find_by_name_kind(btf, func, BTF_KIND_FUNC);
-	if (id < 0)
-		return -ENOENT;
-	opts.attach_btf_id = id;
-	prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ct_probe", "GPL", insns, 2, &opts);
-	if (prog < 0)
-		return -errno;
-	link = bpf_raw_tracepoint_open(NULL, prog);
-	if (link < 0)
-		err = -errno;
-	else
-		close(link);
-	close(prog);
-	return err;
-}
-
-/* Classic tracepoints are found through tracefs: mount it if nobody has. */
-static int ensure_tracefs(const char *event, char *note, size_t sz)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/id", event);
-	if (!access(path, R_OK))
-		return 0;
-	snprintf(path, sizeof(path), "/sys/kernel/debug/tracing/events/%s/id", event);
-	if (!access(path, R_OK))
-		return 0;
-	if (access("/sys/kernel/tracing/events", F_OK) &&
-	    mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL)) {
-		int err = -errno;
-
-		set_err(note, sz, "tracefs is not mounted and mounting it failed: %s",
-			strerror(-err));
-		return err;
-	}
-	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/id", event);
-	if (access(path, R_OK)) {
-		set_err(note, sz, "tracepoint %s not in this kernel", event);
-		return -ENOENT;
-	}
-	return 0;
-}
-
-static bool tp_btf_exists(const struct btf *btf, const char *tp)
-{
-	char name[128];
-
-	snprintf(name, sizeof(name), "btf_trace_%s", tp);
-	return btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) > 0;
-}
-
-static void hook_name(char *buf, size_t sz, const struct prog_def *p)
-{
-	static const char *const prefix[] = {
-		[HK_TP_BTF] = "tp_btf", [HK_FENTRY] = "fentry", [HK_FEXIT] = "fexit",
-		[HK_SYSCALL_TP] = "tracepoint",
-		[HK_ITER] = "iter",
-	};
-
-	snprintf(buf, sz, "%s/%s", prefix[p->kind], p->target);
-}
-
-/* Decide which programs load; fill the report. */
+/* Decide which programs load (hooks.c, from the table); the caveats. */
 static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 {
 	struct probe_report *rep = t->report;
-	bool fentry_ok;
-	char note[128] = "";
-	int err4, err6;
+	int err;
 
-	for (int s = 0; s < SIG_MAX; s++) {
-		rep[s].signal = signals[s];
-		snprintf(rep[s].hook, sizeof(rep[s].hook), "-");
-	}
-	for (size_t i = 0; i < NR_PROGS; i++) {
-		const struct prog_def *p = &progs[i];
-		struct bpf_program *prog = bpf_object__find_program_by_name(t->skel->obj, p->prog);
-		struct probe_report *r = &rep[p->signal];
-
-		if (!prog) {
-			set_err(errmsg, errsz, "bpf: program %s missing from the object", p->prog);
-			return -ENOENT;
-		}
-		if (p->kind != HK_TP_BTF)
-			continue;
-		if (!tp_btf_exists(t->vmlinux, p->target)) {
-			bpf_program__set_autoload(prog, false);
-			snprintf(r->note, sizeof(r->note), "tracepoint %s not in this kernel",
-				 p->target);
-			continue;
-		}
-		hook_name(r->hook, sizeof(r->hook), p);
-		r->ok = true;
-	}
-	if (!rep[SIG_CONNECT].ok) {
-		set_err(errmsg, errsz, "kernel: no tracepoint sock:inet_sock_set_state in BTF; "
-			"conntrace needs it to see connection attempts");
-		return -ENOTSUP;
-	}
-	if (rep[SIG_RST_SENT].ok && btf__find_by_name_kind(t->vmlinux, "sk_rst_reason",
-							    BTF_KIND_ENUM) < 0)
+	err = hooks_select(t->skel->obj, t->vmlinux, progs, NR_PROGS, signals, SIG_MAX, 0,
+			   rep, errmsg, errsz);
+	if (err)
+		return err;
+	if (btf__find_by_name_kind(t->vmlinux, "sk_rst_reason", BTF_KIND_ENUM) < 0)
 		snprintf(rep[SIG_RST_SENT].note, sizeof(rep[SIG_RST_SENT].note),
 			 "no reason argument before 6.10: NO_SOCKET is inferred from drops");
-
-	/* connect() errors: fentry/fexit where the kernel allows trampolines */
-	err4 = probe_fentry(t->vmlinux, "tcp_v4_connect");
-	err6 = probe_fentry(t->vmlinux, "tcp_v6_connect");
-	fentry_ok = !err4 && !err6;
-	for (size_t i = 0; i < NR_PROGS; i++) {
-		const struct prog_def *p = &progs[i];
-		struct bpf_program *prog = bpf_object__find_program_by_name(t->skel->obj, p->prog);
-
-		if ((p->kind == HK_FENTRY || p->kind == HK_FEXIT) && p->signal == SIG_CONNECT_ERROR)
-			bpf_program__set_autoload(prog, fentry_ok);
-		else if (p->kind == HK_SYSCALL_TP)
-			bpf_program__set_autoload(prog, false);	/* the fallback, below */
-	}
-	if (fentry_ok) {
-		snprintf(rep[SIG_CONNECT_ERROR].hook, sizeof(rep[SIG_CONNECT_ERROR].hook),
-			 "fentry+fexit/tcp_v4_connect,tcp_v6_connect");
-		rep[SIG_CONNECT_ERROR].ok = true;
-	} else {
-		int err = ensure_tracefs("syscalls/sys_exit_connect", note, sizeof(note));
-
-		if (!err)
-			err = ensure_tracefs("syscalls/sys_enter_connect", note, sizeof(note));
-		for (size_t i = 0; i < NR_PROGS; i++) {
-			const struct prog_def *p = &progs[i];
-
-			if (p->kind == HK_SYSCALL_TP)
-				bpf_program__set_autoload(
-					bpf_object__find_program_by_name(t->skel->obj, p->prog), !err);
-		}
-		if (!err) {
-			snprintf(rep[SIG_CONNECT_ERROR].hook, sizeof(rep[SIG_CONNECT_ERROR].hook),
-				 "tracepoint/syscalls/sys_{enter,exit}_connect");
-			rep[SIG_CONNECT_ERROR].ok = true;
-		}
-		snprintf(rep[SIG_CONNECT_ERROR].note, sizeof(rep[SIG_CONNECT_ERROR].note),
-			 "fentry not available (%s)%s%s", strerror(-(err4 ? err4 : err6)),
-			 err ? ": " : "", err ? note : "");
-	}
-
-	/* full listeners: sk_data_ready (above) and, where trampolines work, every
-	 * SYN at tcp_conn_request; the iterator reads the listeners they found */
-	{
-		int err = probe_fentry(t->vmlinux, "tcp_conn_request");
-		struct probe_report *r = &rep[SIG_LISTEN_QUEUE];
-
-		bpf_program__set_autoload(t->skel->progs.fentry_conn_request, !err);
-		if (!err) {
-			snprintf(r->hook, sizeof(r->hook), "%sfentry/tcp_conn_request",
-				 r->ok ? "tp_btf/sk_data_ready+" : "");
-			r->ok = true;
-			r->note[0] = '\0';
-		} else if (r->ok) {
-			snprintf(r->note, sizeof(r->note), "fentry/tcp_conn_request not available "
-				 "(%s): full queues seen when a child is queued", strerror(-err));
-		}
-		bpf_program__set_autoload(t->skel->progs.dump_listeners, r->ok);
-	}
 	return 0;
 }
 
@@ -320,8 +154,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	struct tracer *t;
 	int err;
 
-	verbose = cfg->verbose;
-	libbpf_set_print(print_fn);
+	hooks_libbpf_logging(cfg->verbose);
 	t = calloc(1, sizeof(*t));
 	if (!t) {
 		set_err(errmsg, errsz, "out of memory");
@@ -364,40 +197,16 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	err = conntrace_bpf__load(t->skel);
 	if (err) {
 		set_err(errmsg, errsz, "bpf: loading the programs failed: %s%s", strerror(-err),
-			verbose ? "" : " (run with -v for the verifier's log)");
+			hooks_verbose() ? "" : " (run with -v for the verifier's log)");
 		goto fail;
 	}
-	for (size_t i = 0; i < NR_PROGS; i++) {
-		const struct prog_def *p = &progs[i];
-		struct bpf_program *prog = bpf_object__find_program_by_name(t->skel->obj, p->prog);
-		struct probe_report *r = &t->report[p->signal];
-
-		if (!bpf_program__autoload(prog))
-			continue;
-		if (p->kind == HK_ITER) {
-			union bpf_iter_link_info info = {
-				.map.map_fd = bpf_map__fd(t->skel->maps.listeners),
-			};
-			LIBBPF_OPTS(bpf_iter_attach_opts, io, .link_info = &info,
-				    .link_info_len = sizeof(info));
-
-			t->links[i] = bpf_program__attach_iter(prog, &io);
+	err = hooks_attach(t->skel->obj, progs, NR_PROGS, t->links,
+			   bpf_map__fd(t->skel->maps.listeners), t->report, SIG_MAX, errmsg, errsz);
+	if (err)
+		goto fail;
+	for (size_t i = 0; i < NR_PROGS; i++)
+		if (progs[i].kind == HK_ITER && !strcmp(progs[i].prog, "dump_listeners"))
 			t->listener_iter = t->links[i];
-		} else {
-			t->links[i] = bpf_program__attach(prog);
-		}
-		if (!t->links[i]) {
-			err = -errno;
-			r->ok = false;
-			snprintf(r->note, sizeof(r->note), "attaching %s failed: %s", p->target,
-				 strerror(-err));
-			if (p->signal == SIG_CONNECT) {
-				set_err(errmsg, errsz, "bpf: attaching to %s failed: %s", p->target,
-					strerror(-err));
-				goto fail;
-			}
-		}
-	}
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_record, t, NULL);
 	if (!t->rb) {
 		err = -errno;

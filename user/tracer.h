@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "conntrace.h"
+#include "hooks.h"
 
 struct tracer_config {
 	uint32_t tgid;		/* 0: every process */
@@ -23,14 +24,7 @@ struct tracer_config {
 	bool verbose;		/* libbpf's own messages on stderr */
 };
 
-/* One line of the --probes report: a signal and the hook that carries it. */
-struct probe_report {
-	const char *signal;	/* "connect", "syn_retransmit", ... */
-	char hook[96];		/* what is attached, or "-" */
-	bool ok;
-	char note[128];		/* why not, or a caveat */
-};
-
+/* One line of the --probes report: struct probe_report, in hooks.h. */
 #define TRACER_MAX_PROBES 16
 
 typedef int (*tracer_record_fn)(void *ctx, void *data, size_t len);

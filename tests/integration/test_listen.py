@@ -8,33 +8,45 @@ namespace and every process it started (by pid) even when it fails.
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CONNTRACE = os.path.join(ROOT, "conntrace")
-LQLISTEN = os.path.join(ROOT, "build", "tests", "lqlisten")
+from ctharness import ROOT, conntrace_path, run
+
+# The binary under test is the harness's: $CONNTRACE, else <repo>/conntrace.
+CONNTRACE = conntrace_path()
+LQLISTEN = str(ROOT / "build" / "tests" / "lqlisten")
 PY = "/usr/bin/python3"
 
+# Tools these tests run, and the Debian package that has each.
+TOOLS = {"ip": "iproute2", "nft": "nftables", "sysctl": "procps", "cat": "coreutils"}
 
 
-def has_listen_subcommand():
-    if not os.path.exists(CONNTRACE):
-        return False
-    r = subprocess.run([CONNTRACE, "listen", "--help"], capture_output=True, timeout=30)
-    return r.returncode == 0 and b"accept" in r.stdout
+@pytest.fixture(scope="module", autouse=True)
+def setup():
+    """Everything the tests need, or a failure that says what is missing: a
+    broken `conntrace listen` or a missing tool is never a skip. (Not being
+    root skips every integration test, in conftest.py.)"""
+    if os.geteuid() != 0:
+        return
+    missing = {t: pkg for t, pkg in TOOLS.items() if not shutil.which(t)}
+    if missing:
+        pytest.fail("setup: missing %s: apt-get install -y %s" %
+                    (", ".join(missing), " ".join(sorted(set(missing.values())))))
+    if not (os.path.isfile(CONNTRACE) and os.access(CONNTRACE, os.X_OK)):
+        pytest.fail(f"conntrace binary {CONNTRACE!r} is missing or not executable: "
+                    "build it (make) or set CONNTRACE=/path")
+    run(["make", "-C", ROOT, "--no-print-directory", os.path.relpath(LQLISTEN, ROOT)],
+        timeout=120)
+    r = subprocess.run([CONNTRACE, "listen", "--help"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, f"`conntrace listen --help` failed (rc={r.returncode}): {r.stderr}"
+    assert "accept" in r.stdout, f"`conntrace listen --help` is not listen's help:\n{r.stdout}"
 
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (BPF, netns)"),
-    pytest.mark.skipif(not os.path.exists(CONNTRACE) or not os.path.exists(LQLISTEN),
-                       reason="run `make all` first"),
-    pytest.mark.skipif(not has_listen_subcommand(),
-                       reason="./conntrace does not dispatch `listen` to listen_main()"),
-]
 
 # Clients: N non-blocking connects to 127.0.0.1:PORT, held open HOLD seconds.
 CLIENTS = r"""
@@ -394,10 +406,12 @@ def test_text_view_and_bad_option(ns):
     end = lines[hdr].index(" MAX") + 4
     assert row[end - 1] == "1" and row[end] == " "
 
-    # --pid keeps the owner's listeners only (ip netns exec execs lqlisten)
-    r = subprocess.run([CONNTRACE, "listen", "--once", "-j", "-i", "0.3", "--pid",
+    # -p (--pid, as in `conntrace`) keeps the owner's listeners only (ip netns
+    # exec execs lqlisten)
+    r = subprocess.run([CONNTRACE, "listen", "--once", "-j", "-i", "0.3", "-p",
                         str(owner.pid)],
                        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
     objs = [json.loads(line) for line in r.stdout.splitlines()]
     listed = [o for o in objs if o["type"] == "listener"]
     assert listed and all(o["lport"] == port and o["comm"] == "lqlisten" for o in listed)
@@ -406,3 +420,7 @@ def test_text_view_and_bad_option(ns):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "--interval" in r.stderr
+    r = subprocess.run([CONNTRACE, "listen", "--no-such-option"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "--no-such-option" in r.stderr

@@ -47,20 +47,20 @@ static struct listener mk(const char *addr, uint16_t port, uint32_t q, uint32_t 
 
 static void attribute_no_overflow_is_exact_zero(void **state)
 {
-	struct listen_share s[2] = { { .drops = 3 }, { .drops = 1, .was_full = true } };
+	struct overflow_share s[2] = { { .drops = 3 }, { .drops = 1, .was_full = true } };
 
 	(void)state;
-	assert_int_equal(listen_attribute(0, 4, s, 2), LISTEN_METHOD_NONE);
+	assert_int_equal(overflow_attribute(0, 4, s, 2), OVERFLOW_METHOD_NONE);
 	assert_int_equal(s[0].overflows, 0);
 	assert_int_equal(s[1].overflows, 0);
 }
 
 static void attribute_all_drops_overflows_is_exact(void **state)
 {
-	struct listen_share s[3] = { { .drops = 3 }, { .drops = 0 }, { .drops = 5 } };
+	struct overflow_share s[3] = { { .drops = 3 }, { .drops = 0 }, { .drops = 5 } };
 
 	(void)state;
-	assert_int_equal(listen_attribute(8, 8, s, 3), LISTEN_METHOD_SK_DROPS);
+	assert_int_equal(overflow_attribute(8, 8, s, 3), OVERFLOW_METHOD_SK_DROPS);
 	assert_int_equal(s[0].overflows, 3);
 	assert_int_equal(s[1].overflows, 0);
 	assert_int_equal(s[2].overflows, 5);
@@ -69,27 +69,27 @@ static void attribute_all_drops_overflows_is_exact(void **state)
 /* A listener that vanished took some of the namespace's drops: still exact. */
 static void attribute_exact_when_listener_vanished(void **state)
 {
-	struct listen_share s[1] = { { .drops = 4 } };
+	struct overflow_share s[1] = { { .drops = 4 } };
 
 	(void)state;
-	assert_int_equal(listen_attribute(10, 10, s, 1), LISTEN_METHOD_SK_DROPS);
+	assert_int_equal(overflow_attribute(10, 10, s, 1), OVERFLOW_METHOD_SK_DROPS);
 	assert_int_equal(s[0].overflows, 4);
 }
 
 static void attribute_prefers_full_listeners(void **state)
 {
-	struct listen_share s[2] = { { .drops = 6, .was_full = true }, { .drops = 4 } };
+	struct overflow_share s[2] = { { .drops = 6, .was_full = true }, { .drops = 4 } };
 
 	(void)state;
 	/* 4 overflows out of 10 drops: SYN-queue drops happened too */
-	assert_int_equal(listen_attribute(4, 10, s, 2), LISTEN_METHOD_ATTRIBUTED);
+	assert_int_equal(overflow_attribute(4, 10, s, 2), OVERFLOW_METHOD_ATTRIBUTED);
 	assert_int_equal(s[0].overflows, 4);
 	assert_int_equal(s[1].overflows, 0);
 }
 
 static void attribute_never_exceeds_drops_nor_total(void **state)
 {
-	struct listen_share s[3] = {
+	struct overflow_share s[3] = {
 		{ .drops = 3, .was_full = true },
 		{ .drops = 3, .was_full = true },
 		{ .drops = 3, .was_full = true },
@@ -98,7 +98,7 @@ static void attribute_never_exceeds_drops_nor_total(void **state)
 	int i;
 
 	(void)state;
-	assert_int_equal(listen_attribute(5, 9, s, 3), LISTEN_METHOD_ATTRIBUTED);
+	assert_int_equal(overflow_attribute(5, 9, s, 3), OVERFLOW_METHOD_ATTRIBUTED);
 	for (sum = 0, i = 0; i < 3; i++) {
 		assert_true(s[i].overflows <= s[i].drops);
 		sum += s[i].overflows;
@@ -106,10 +106,10 @@ static void attribute_never_exceeds_drops_nor_total(void **state)
 	assert_int_equal(sum, 5);
 
 	/* more overflows than drops among the listeners we saw: capped */
-	s[0] = (struct listen_share){ .drops = 1, .was_full = true };
-	s[1] = (struct listen_share){ .drops = 0 };
-	s[2] = (struct listen_share){ .drops = 2 };
-	assert_int_equal(listen_attribute(7, 9, s, 3), LISTEN_METHOD_ATTRIBUTED);
+	s[0] = (struct overflow_share){ .drops = 1, .was_full = true };
+	s[1] = (struct overflow_share){ .drops = 0 };
+	s[2] = (struct overflow_share){ .drops = 2 };
+	assert_int_equal(overflow_attribute(7, 9, s, 3), OVERFLOW_METHOD_ATTRIBUTED);
 	assert_int_equal(s[0].overflows, 1);
 	assert_int_equal(s[1].overflows, 0);
 	assert_int_equal(s[2].overflows, 0);
@@ -117,10 +117,10 @@ static void attribute_never_exceeds_drops_nor_total(void **state)
 
 static void attribute_without_full_evidence_shares_by_drops(void **state)
 {
-	struct listen_share s[2] = { { .drops = 2 }, { .drops = 6 } };
+	struct overflow_share s[2] = { { .drops = 2 }, { .drops = 6 } };
 
 	(void)state;
-	assert_int_equal(listen_attribute(4, 8 + 1, s, 2), LISTEN_METHOD_ATTRIBUTED);
+	assert_int_equal(overflow_attribute(4, 8 + 1, s, 2), OVERFLOW_METHOD_ATTRIBUTED);
 	assert_int_equal(s[0].overflows + s[1].overflows, 4);
 	assert_int_equal(s[0].overflows, 1);
 	assert_int_equal(s[1].overflows, 3);
@@ -129,27 +129,27 @@ static void attribute_without_full_evidence_shares_by_drops(void **state)
 /* sk_drops moved more than ListenDrops: some drops were not listen drops. */
 static void attribute_extra_sk_drops_is_not_exact(void **state)
 {
-	struct listen_share s[1] = { { .drops = 5, .was_full = true } };
+	struct overflow_share s[1] = { { .drops = 5, .was_full = true } };
 
 	(void)state;
-	assert_int_equal(listen_attribute(3, 3, s, 1), LISTEN_METHOD_ATTRIBUTED);
+	assert_int_equal(overflow_attribute(3, 3, s, 1), OVERFLOW_METHOD_ATTRIBUTED);
 	assert_int_equal(s[0].overflows, 3);
 }
 
 static void method_merge_keeps_the_weaker(void **state)
 {
 	(void)state;
-	assert_int_equal(listen_method_merge(LISTEN_METHOD_NONE, LISTEN_METHOD_SK_DROPS),
-			 LISTEN_METHOD_SK_DROPS);
-	assert_int_equal(listen_method_merge(LISTEN_METHOD_SK_DROPS, LISTEN_METHOD_ATTRIBUTED),
-			 LISTEN_METHOD_ATTRIBUTED);
-	assert_int_equal(listen_method_merge(LISTEN_METHOD_FENTRY, LISTEN_METHOD_NONE),
-			 LISTEN_METHOD_FENTRY);
+	assert_int_equal(overflow_method_merge(OVERFLOW_METHOD_NONE, OVERFLOW_METHOD_SK_DROPS),
+			 OVERFLOW_METHOD_SK_DROPS);
+	assert_int_equal(overflow_method_merge(OVERFLOW_METHOD_SK_DROPS, OVERFLOW_METHOD_ATTRIBUTED),
+			 OVERFLOW_METHOD_ATTRIBUTED);
+	assert_int_equal(overflow_method_merge(OVERFLOW_METHOD_FENTRY, OVERFLOW_METHOD_NONE),
+			 OVERFLOW_METHOD_FENTRY);
 	/* drops from before fentry was attached came from sk_drops: say so */
-	assert_int_equal(listen_method_merge(LISTEN_METHOD_FENTRY, LISTEN_METHOD_SK_DROPS),
-			 LISTEN_METHOD_SK_DROPS);
-	assert_string_equal(listen_method_name(LISTEN_METHOD_ATTRIBUTED), "attributed");
-	assert_string_equal(listen_method_name(LISTEN_METHOD_SK_DROPS), "sk_drops");
+	assert_int_equal(overflow_method_merge(OVERFLOW_METHOD_FENTRY, OVERFLOW_METHOD_SK_DROPS),
+			 OVERFLOW_METHOD_SK_DROPS);
+	assert_string_equal(overflow_method_name(OVERFLOW_METHOD_ATTRIBUTED), "attributed");
+	assert_string_equal(overflow_method_name(OVERFLOW_METHOD_SK_DROPS), "sk_drops");
 }
 
 /* ---- advice ---- */
@@ -403,7 +403,7 @@ static void json_listener_has_the_fields(void **state)
 	l.pid = 7;
 	memcpy(l.comm, "q\"x", 4);
 	l.overflows = 18;
-	l.method = LISTEN_METHOD_SK_DROPS;
+	l.method = OVERFLOW_METHOD_SK_DROPS;
 	l.full_streak = 2;
 	listen_advise(&l);
 	json_init(&j, f);
