@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,9 +52,10 @@ struct collector {
 	struct outfd *so;
 	struct metrics *metrics;	/* NULL without --metrics */
 	uint64_t verdicts[CT_V_MAX];	/* after -p/--port, before --verdict */
-	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again every
-	 * drain, so that a step of the wall clock (NTP) is followed */
-	int64_t boot_to_real;
+	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
+	 * batch of records, so that a step of the wall clock (NTP) is followed */
+	int64_t boot_to_real_ns;
+	bool clock_stale;	/* a new batch: take the offset again when used */
 	uint64_t start_boot, last_check;
 	bool reader_left;
 	/* what the last `lost` record that reached the output covered */
@@ -70,10 +70,19 @@ static uint64_t clock_ns(clockid_t id)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* The wall clock's offset from CLOCK_BOOTTIME (BPF's stamps), now. */
-static void clock_sync(struct collector *c)
+/*
+ * The wall clock's offset from CLOCK_BOOTTIME (BPF's stamps). Read once per
+ * batch, when its first record is written (after the poll woke for it):
+ * two vDSO calls per batch, and a clock step shows from the next record.
+ */
+static int64_t boot_to_real(struct collector *c)
 {
-	c->boot_to_real = (int64_t)clock_ns(CLOCK_REALTIME) - (int64_t)clock_ns(CLOCK_BOOTTIME);
+	if (c->clock_stale) {
+		c->boot_to_real_ns = (int64_t)clock_ns(CLOCK_REALTIME) -
+				     (int64_t)clock_ns(CLOCK_BOOTTIME);
+		c->clock_stale = false;
+	}
+	return c->boot_to_real_ns;
 }
 
 /* ------------------------------------------------------------------------
@@ -126,7 +135,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
 	if (!(c->o->verdict_mask & (1u << r->verdict)))
 		return;
-	c->w.ops->verdict(&c->w, r, f->ts_end + c->boot_to_real);
+	c->w.ops->verdict(&c->w, r, f->ts_end + boot_to_real(c));
 }
 
 /*
@@ -170,8 +179,8 @@ static void on_listener(void *ctx, const struct ct_listener *l)
 	}
 	if (!listener_wanted(c, l))
 		return;
-	c->w.ops->listen_overflow(&c->w, &r, clock_ns(CLOCK_BOOTTIME) + c->boot_to_real,
-				  r.since_ns + c->boot_to_real);
+	c->w.ops->listen_overflow(&c->w, &r, clock_ns(CLOCK_BOOTTIME) + boot_to_real(c),
+				  r.since_ns + boot_to_real(c));
 }
 
 /*
@@ -400,24 +409,6 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	return 0;
 }
 
-/* The metrics server's threads take no stop signal: the main thread must,
- * to be woken from a blocked write or poll. They inherit this mask. */
-static int start_metrics(struct collector *c, struct collector_error *e)
-{
-	sigset_t block, old;
-	int err;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	err = metrics_start(c->metrics, e->msg, sizeof(e->msg));
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	e->status = CT_EXIT_FAILURE;
-	return err;
-}
-
 /* The start record, once every probe is attached, then the metrics server. */
 static int write_start(struct collector *c, struct collector_error *e)
 {
@@ -430,8 +421,8 @@ static int write_start(struct collector *c, struct collector_error *e)
 	uname(&uts);
 	si.kernel = uts.release;
 	c->start_boot = clock_ns(CLOCK_BOOTTIME);
-	clock_sync(c);
-	si.ts_real_ns = c->start_boot + c->boot_to_real;
+	c->clock_stale = true;
+	si.ts_real_ns = c->start_boot + boot_to_real(c);
 	c->last_check = c->start_boot;
 	c->since_real_ns = si.ts_real_ns;
 	si.probes = tracer_report(c->t, &si.nr_probes);
@@ -439,7 +430,9 @@ static int write_start(struct collector *c, struct collector_error *e)
 	fflush(c->out);
 	/* export: the server starts once the hooks are known */
 	metrics_build_info(c->metrics, si.version, si.kernel, si.probes, si.nr_probes);
-	return start_metrics(c, e);
+	e->status = CT_EXIT_FAILURE;
+	/* its thread keeps the stop signals off (metrics.c): they wake this one */
+	return metrics_start(c->metrics, e->msg, sizeof(e->msg));
 }
 
 int collector_open(struct collector **out, const struct ct_options *o,
@@ -515,7 +508,7 @@ static void periodic(struct collector *c, uint64_t now)
 		metrics_listeners_end(c->metrics);
 	}
 	if (!tracer_counters(c->t, cnt)) {
-		report_loss(c, cnt, tracer_missed(c->t), now + c->boot_to_real);
+		report_loss(c, cnt, tracer_missed(c->t), now + boot_to_real(c));
 		c->last_check = now;
 	}
 }
@@ -545,13 +538,13 @@ static int step(struct collector *c)
 	uint64_t now;
 	int err;
 
+	c->clock_stale = true;	/* the records this poll brings are a new batch */
 	err = collector_poll_status(tracer_poll(c->t, DRAIN_MS), msg, sizeof(msg));
 	if (err) {
 		fprintf(stderr, "conntrace: %s\n", msg);
 		return err;
 	}
 	now = clock_ns(CLOCK_BOOTTIME);
-	clock_sync(c);	/* for the records of the next batch */
 	corr_tick(c->corr, now);
 	periodic(c, now);
 	err = check_output(c);
@@ -593,7 +586,7 @@ static void write_summary(struct collector *c, uint64_t now)
 	si.missed_events = tracer_missed(c->t);
 	si.flows = cnt[CT_CNT_FLOWS];
 	si.duration_s = (now - c->start_boot) / 1e9;
-	si.ts_real_ns = now + c->boot_to_real;
+	si.ts_real_ns = now + boot_to_real(c);
 	sink_get_stats(c->sink, &ss);
 	si.output_write_errors = ss.write_errors;
 	si.output_records_lost = ss.lines_lost;
@@ -612,12 +605,12 @@ int collector_finish(struct collector *c)
 	 * drain and the dump of pending flows (and be printed twice).
 	 */
 	err = tracer_detach(c->t);
+	c->clock_stale = true;
 	/* everything the programs submitted, whether the poll woke for it or not */
 	tracer_drain(c->t);
 	if (c->reader_left)
 		return err;
 	now = clock_ns(CLOCK_BOOTTIME);
-	clock_sync(c);
 	/* what is left in the flow table is still connecting: pending */
 	tracer_dump_pending(c->t, now);
 	corr_flush(c->corr);
