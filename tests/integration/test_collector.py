@@ -175,14 +175,14 @@ table inet cttest {{
 """)
     # sh waits for a line, then becomes synflood: its pid is known before it starts
     f = own_ns.popen(["sh", "-c", f"read go && exec {SYNFLOOD} --accept --count 200000 "
-                      f"--concurrency 500 --hold-ms 3000 --spread-ms 20000 "
+                      f"--concurrency 500 --hold-ms 2000 --spread-ms 20000 "
                       f"--name ctc-stopflood 127.0.0.1 {port}"], stdin=subprocess.PIPE)
     with Conntrace("-a", "-p", f.pid, "--port", port) as ct:
         f.stdin.write(b"go\n")
         f.stdin.flush()
-        deadline = time.monotonic() + 20
-        while len(ct.verdicts()) < 2000:
-            assert time.monotonic() < deadline, f"only {len(ct.verdicts())} verdicts in 20 s"
+        deadline = time.monotonic() + 60
+        while len(ct.verdicts()) < 1000:
+            assert time.monotonic() < deadline, f"only {len(ct.verdicts())} verdicts in 60 s"
             time.sleep(0.05)
         assert f.poll() is None, "the flood ended before the stop"
         summary = ct.stop()
