@@ -39,8 +39,10 @@ static const char doc[] =
 "            --metrics 127.0.0.1:9917   as a service: a file and Prometheus\n"
 "  conntrace listen --help        the accept-queue view of every listener\n"
 "\v"
-"Exit status: 0 after SIGINT or SIGTERM (a summary is printed), 1 when the\n"
-"kernel side cannot be set up, 2 for a bad command line.";
+"Exit status: 0 after SIGINT or SIGTERM (a summary is printed) or when the\n"
+"reader of the output goes away; 1 when the kernel side cannot be set up, or\n"
+"reading the ring buffer or writing standard output fails; 2 for a bad\n"
+"command line.";
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,

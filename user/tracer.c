@@ -14,9 +14,11 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
+#include <linux/membarrier.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -293,7 +295,9 @@ uint64_t tracer_missed(struct tracer *t)
 		struct bpf_prog_info info = { 0 };
 		__u32 len = sizeof(info);
 
-		if (!t->links[i])
+		/* by program, not link: still counted after tracer_detach() */
+		if (!bpf_program__autoload(bpf_object__find_program_by_name(t->skel->obj,
+									    progs[i].prog)))
 			continue;
 		/* the kernel skips a tracing program that fires again on a CPU
 		 * where it already runs (an interrupt during it), and only counts it */
@@ -337,4 +341,40 @@ void *tracer_drop_names(const struct tracer *t)
 void *tracer_rst_names(const struct tracer *t)
 {
 	return t->rst_names;
+}
+
+/*
+ * Stop tracing, keep what was traced: the links go (so no program starts
+ * again), the maps and the ring stay readable until tracer_close().
+ */
+int tracer_detach(struct tracer *t)
+{
+	for (size_t i = 0; i < NR_PROGS; i++) {
+		bpf_link__destroy(t->links[i]);
+		t->links[i] = NULL;
+	}
+	t->listener_iter = NULL;
+	/*
+	 * A program that started before its link went may still be running on
+	 * another CPU, about to submit a record. They run under RCU: a grace
+	 * period (membarrier's GLOBAL command is synchronize_rcu()) sees them
+	 * all finished. Where membarrier is refused (nohz_full), wait a while.
+	 */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0)) {
+		int err = -errno;
+
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+		return err;
+	}
+	return 0;
+}
+
+int tracer_drain(struct tracer *t)
+{
+	int n, total = 0;
+
+	/* a consume takes what is there; go on until a pass finds nothing */
+	while ((n = ring_buffer__consume(t->rb)) > 0)
+		total += n;
+	return n < 0 ? n : total;
 }

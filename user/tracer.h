@@ -53,5 +53,15 @@ int tracer_listeners(struct tracer *t, tracer_listener_fn fn, void *ctx);
 /* Enum names from this kernel's BTF (ct_name_fn and its ctx). */
 void *tracer_drop_names(const struct tracer *t);
 void *tracer_rst_names(const struct tracer *t);
+/*
+ * Destroys the links (no program runs once it returns: it waits out those
+ * already running) but keeps the maps and the ring buffer, so that they can
+ * be drained, the pending flows dumped and the counters read. After it,
+ * tracer_listeners() is -ENOTSUP. 0, or -errno when it could not wait for
+ * the running programs (it then sleeps 50 ms instead).
+ */
+int tracer_detach(struct tracer *t);
+/* Consumes every record in the ring without waiting: the count, or -errno. */
+int tracer_drain(struct tracer *t);
 
 #endif
