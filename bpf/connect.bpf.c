@@ -42,6 +42,8 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 		 * a flow still connecting when conntrace stops has it too */
 		read_tuple(f, sk);
 		flow_count_late(f);
+		/* on loopback an ICMP error for the first SYN is in before this */
+		note_err_soft(f, sk);
 		return;
 	}
 	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)

@@ -281,6 +281,21 @@ static __always_inline void flow_count_late(struct ct_flow *f)
 }
 
 /*
+ * An ICMP error for a SYN_SENT socket its owner holds (inside connect(), or
+ * any time on loopback) only sets sk_err_soft, and the kernel retries. A
+ * non-blocking client that reads SO_ERROR gets it and clears it, then often
+ * closes: so it is kept whenever seen (connect()'s return, a retransmit, an
+ * SO_ERROR read, the end), never overwritten by a later 0.
+ */
+static __always_inline void note_err_soft(struct ct_flow *f, const struct sock *sk)
+{
+	__s32 soft = BPF_CORE_READ(sk, sk_err_soft);
+
+	if (soft)
+		f->err_soft = soft;
+}
+
+/*
  * Older kernels (6.1) fire tcp_retransmit_skb only after a successful transmit, so a
  * SYN dropped on the output path is not counted there; the socket's own
  * count is. Take the larger (the times of the uncounted ones stay unknown).
@@ -306,8 +321,7 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 	read_tuple(f, sk);	/* the source port is only bound after the first state change */
 	if (newstate == CT_TCP_CLOSE && !f->err)
 		f->err = BPF_CORE_READ(sk, sk_err);
-	/* an ICMP error a non-blocking client may have read via SO_ERROR */
-	f->err_soft = BPF_CORE_READ(sk, sk_err_soft);
+	note_err_soft(f, sk);
 	syn_retrans_own(f, sk);
 	flow_count_late(f);
 	if (!port_wanted(f->sport, f->dport))

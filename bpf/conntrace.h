@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Records shared by the kernel side (conntrace.bpf.c) and the collector.
+ * Records shared by the kernel side (bpf/{flow,evidence,listener,connect}.bpf.c)
+ * and the collector.
  * Fixed-width types only, nothing from vmlinux.h: this header is included
  * by both sides and by the pure-C correlator and its tests.
  *
@@ -85,7 +86,8 @@ struct ct_flow {
 	__u32 drops;		/* drops of this flow's own packets seen via skb->sk */
 	__u32 drop_reason;	/* kernel enum skb_drop_reason of the last of them */
 	__s32 err_report;	/* errno seen at sock:inet_sk_error_report, 0 if none */
-	__s32 err_soft;		/* sk_err_soft when it ended (an ICMP error), 0 if none */
+	__s32 err_soft;		/* sk_err_soft (an ICMP error) last seen non-zero while
+				 * it lived, even if SO_ERROR cleared it since; 0 if none */
 	__u32 kflags;		/* kernel-side bookkeeping (CT_KF_*): not for user space */
 	__u64 cgroup_id;
 	__u64 ts_start;		/* connect(): the first SYN leaves right after */

@@ -208,6 +208,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk)
 		return 0;
 	read_tuple(f, sk);	/* the source port is bound by now */
 	flow_count_late(f);
+	note_err_soft(f, sk);	/* retrying after an ICMP error */
 	n = f->syn_retrans++;
 	if (n < CT_MAX_RETRANS)
 		f->retrans_us[n] = (bpf_ktime_get_boot_ns() - f->ts_start) / 1000;
