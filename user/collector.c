@@ -100,6 +100,8 @@ static bool flow_wanted(const struct collector *c, const struct ct_flow *f)
 
 	if (tc->tgid && f->pid != tc->tgid)
 		return false;
+	if (tc->netns && f->netns != tc->netns)
+		return false;
 	return !tc->port || f->sport == tc->port || f->dport == tc->port;
 }
 
@@ -109,6 +111,8 @@ static bool listener_wanted(const struct collector *c, const struct ct_listener 
 
 	if (tc->tgid)
 		return false;	/* a listener's owner is not known here */
+	if (tc->netns && l->netns != tc->netns)
+		return false;
 	return !tc->port || l->port == tc->port;
 }
 
