@@ -78,13 +78,14 @@ guest_visible() {
 	case "$1/" in
 	/proc/* | /sys/* | /dev/*) return 1 ;;
 	esac
-	[[ $1 == /?* && $1 != *[[:space:],]* ]]
+	[[ $1 == /* && $1 != *[[:space:],]* ]]
 }
 # share_ro DIR: share DIR read-only at its path, unless a directory already
 # shared read-only contains it. Parents are added before their children.
 ro_paths=()
 share_ro() {
 	local d=$1 p
+	[ "$d" != / ] || return 0       # the host root share is that
 	for p in ${ro_paths[@]+"${ro_paths[@]}"}; do
 		case "$d/" in "$p"/*) return 0 ;; esac
 	done
@@ -172,7 +173,7 @@ job=$run/job.sh
 append="console=ttyS0 panic=-1 rdinit=/init"
 [ "$kmsg" = 1 ] || append+=" quiet"
 append+=" vmtest.job=$job vmtest.id=$id vmtest.moddir=$VMTEST_MODDIR vmtest.modules=$modules"
-append+=" vmtest.ro=$(IFS=,; echo "${ro_paths[*]}")"
+[ ${#ro_paths[@]} -eq 0 ] || append+=" vmtest.ro=$(IFS=,; echo "${ro_paths[*]}")"
 [ ${#rw_paths[@]} -eq 0 ] || append+=" vmtest.rw=$(IFS=,; echo "${rw_paths[*]}")"
 # shellcheck disable=SC2054  # the commas belong to qemu's option syntax
 qemu=(qemu-system-x86_64
@@ -189,7 +190,7 @@ qemu=(qemu-system-x86_64
 # The working directory and the cache, read-only (tags ro0, ro1, ...): the
 # host root share shows them too, but not where the guest mounts a tmpfs.
 i=0
-for d in "${ro_paths[@]}"; do
+for d in ${ro_paths[@]+"${ro_paths[@]}"}; do
 	qemu+=(-virtfs "local,path=$d,mount_tag=ro$i,security_model=none,readonly=on,multidevs=remap")
 	i=$((i + 1))
 done
