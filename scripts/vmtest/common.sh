@@ -13,10 +13,10 @@ VMTEST_KREL=${VMTEST_KPKG#linux-image-}
 VMTEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VMTEST_REPO=$(cd "$VMTEST_DIR/../.." && pwd)
 # Downloads, the extracted kernel and the initramfs live here, never in git
-# (tests/vm/cache/ is in .gitignore). The guest reads this directory over 9p,
-# so it must be an absolute path outside /tmp, /run and /var/tmp (the guest
-# mounts fresh tmpfs there) and without whitespace (it goes on the kernel
-# command line).
+# (tests/vm/cache/ is in .gitignore). The guest reads this directory over 9p
+# (run.sh shares it at its own path, so /tmp is fine), so it must be an
+# absolute path without whitespace or commas (it goes on the kernel command
+# line), not under /proc, /sys or /dev.
 VMTEST_CACHE=${VMTEST_CACHE:-$VMTEST_REPO/tests/vm/cache}
 mkdir -p "$VMTEST_CACHE"
 VMTEST_CACHE=$(cd "$VMTEST_CACHE" && pwd)

@@ -22,10 +22,13 @@
 # VMTEST=1, VMTEST_KERNEL=<uname -r>, plus --env), stdin from /dev/null, and
 # stdout/stderr on the guest console, which is streamed to this script's stdout.
 # Writable in the guest: /tmp, /var/tmp, /run, /dev/shm (fresh tmpfs) and --rw dirs.
+# The working directory and $VMTEST_CACHE are shared again at their own paths
+# (read-only), so they are visible even under /tmp.
 #
 # Exit status: CMD's exit status in the guest; 124 if the timeout expired;
 # 125 if the guest never reported one (failed boot, panic, harness error).
-# A kernel BUG/Oops/panic on the console fails the run (125) even if CMD passed.
+# A kernel WARNING/BUG/Oops/panic on the console fails the run (125) even if
+# CMD passed.
 # The whole console log of the last run is kept in $VMTEST_CACHE/last-console.log.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -64,22 +67,43 @@ done
 [ $# -gt 0 ] || { echo "vmtest: no command given" >&2; usage; }
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || vmtest_die "--timeout wants whole seconds, got '$timeout'"
 
-# Paths the guest must see as they are on the host: not under the fresh tmpfs
-# mounts nor the pseudo filesystems, and no whitespace or commas (they go on
-# the kernel command line, comma-separated).
+# Paths the guest must see as they are on the host. The guest puts fresh
+# tmpfs on /tmp, /var/tmp, /run, /dev/shm and /boot, which hides the host's
+# files there, so the working directory and the cache are also shared as
+# read-only 9p mounts of their own, at the same paths, mounted over those
+# tmpfs: a checkout anywhere (/tmp/x, say) works. Not allowed: the pseudo
+# filesystems (the guest has its own), and whitespace or commas (the paths go
+# on the kernel command line, comma-separated).
 guest_visible() {
 	case "$1/" in
-	/tmp/* | /var/tmp/* | /run/* | /var/run/* | /proc/* | /sys/* | /dev/*) return 1 ;;
+	/proc/* | /sys/* | /dev/*) return 1 ;;
 	esac
-	[[ $1 != *[[:space:],]* ]]
+	[[ $1 == /* && $1 != *[[:space:],]* ]]
+}
+# share_ro DIR: share DIR read-only at its path, unless a directory already
+# shared read-only contains it. Parents are added before their children.
+ro_paths=()
+share_ro() {
+	local d=$1 p
+	[ "$d" != / ] || return 0       # the host root share is that
+	for p in ${ro_paths[@]+"${ro_paths[@]}"}; do
+		case "$d/" in "$p"/*) return 0 ;; esac
+	done
+	ro_paths+=("$d")
 }
 cwd=$(cd "$cwd" && pwd -P)
-guest_visible "$cwd" || vmtest_die "working directory $cwd is not visible in the guest (move it out of /tmp, /run, ...)"
-guest_visible "$VMTEST_CACHE" || vmtest_die "VMTEST_CACHE=$VMTEST_CACHE is not visible in the guest"
+guest_visible "$cwd" || vmtest_die "working directory $cwd cannot be shared with the guest (under /proc, /sys or /dev, or whitespace or a comma in it)"
+guest_visible "$VMTEST_CACHE" || vmtest_die "VMTEST_CACHE=$VMTEST_CACHE cannot be shared with the guest"
+# The shorter path first, so that a parent is shared before its children.
+if [ ${#VMTEST_CACHE} -lt ${#cwd} ]; then
+	share_ro "$VMTEST_CACHE"; share_ro "$cwd"
+else
+	share_ro "$cwd"; share_ro "$VMTEST_CACHE"
+fi
 rw_paths=()
 for d in ${rws[@]+"${rws[@]}"}; do
 	d=$(cd "$d" && pwd -P) || vmtest_die "--rw $d: no such directory"
-	guest_visible "$d" || vmtest_die "--rw $d is not visible in the guest"
+	guest_visible "$d" || vmtest_die "--rw $d cannot be shared with the guest"
 	rw_paths+=("$d")
 done
 [[ $modules =~ ^[A-Za-z0-9_,-]+$ ]] || vmtest_die "bad --modules list '$modules'"
@@ -149,6 +173,7 @@ job=$run/job.sh
 append="console=ttyS0 panic=-1 rdinit=/init"
 [ "$kmsg" = 1 ] || append+=" quiet"
 append+=" vmtest.job=$job vmtest.id=$id vmtest.moddir=$VMTEST_MODDIR vmtest.modules=$modules"
+[ ${#ro_paths[@]} -eq 0 ] || append+=" vmtest.ro=$(IFS=,; echo "${ro_paths[*]}")"
 [ ${#rw_paths[@]} -eq 0 ] || append+=" vmtest.rw=$(IFS=,; echo "${rw_paths[*]}")"
 # shellcheck disable=SC2054  # the commas belong to qemu's option syntax
 qemu=(qemu-system-x86_64
@@ -162,6 +187,13 @@ qemu=(qemu-system-x86_64
 	# across the host's filesystems seen through the one share.
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 	-pidfile "$run/qemu.pid")
+# The working directory and the cache, read-only (tags ro0, ro1, ...): the
+# host root share shows them too, but not where the guest mounts a tmpfs.
+i=0
+for d in ${ro_paths[@]+"${ro_paths[@]}"}; do
+	qemu+=(-virtfs "local,path=$d,mount_tag=ro$i,security_model=none,readonly=on,multidevs=remap")
+	i=$((i + 1))
+done
 i=0
 for d in ${rw_paths[@]+"${rw_paths[@]}"}; do
 	qemu+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=none,multidevs=remap")
@@ -213,11 +245,14 @@ fail() {
 }
 
 marker=$(grep -a -o "VMTEST-EXIT=[0-9]* id=$id\$" "$VMTEST_CACHE/last-console.log" | tail -n 1 || true)
+rc=${marker#VMTEST-EXIT=}
+rc=${rc%% *}
 # Kernel messages carry a printk timestamp; CMD's own output rarely does.
+# init shows warnings (level 4) on the console while CMD runs, so a WARN()
+# splat is seen here as well as a BUG, an oops or a panic: each fails the run.
 kre='\[ *[0-9]+\.[0-9]+\] '
-oops=$(grep -a -E "$kre.*(Kernel panic|BUG:|Oops:|general protection fault)" "$VMTEST_CACHE/last-console.log" | head -n 5 || true)
-warns=$(grep -a -c -E "$kre.*WARNING: CPU:" "$VMTEST_CACHE/last-console.log" || true)
-[ "$warns" = 0 ] || vmtest_log "note: the guest kernel logged $warns WARNING splat(s), see the console log"
+oops=$(grep -a -E "$kre.*(Kernel panic|BUG:|kernel BUG|Oops|general protection|WARNING:|UBSAN:)" \
+	"$VMTEST_CACHE/last-console.log" | head -n 10 || true)
 if [ "$timed_out" = 1 ]; then
 	fail "guest still running after ${timeout}s: killed"
 	exit 124
@@ -225,11 +260,9 @@ elif [ -z "$marker" ]; then
 	fail "guest stopped after ${elapsed}s (qemu exit $qrc) without reporting an exit status: boot failure, panic or harness error"
 	exit 125
 elif [ -n "$oops" ]; then
-	fail "kernel reported a crash:"$'\n'"$oops"
+	fail "the guest kernel logged a WARNING, BUG, Oops or panic (exit status of CMD: $rc):"$'\n'"$oops"
 	exit 125
 fi
-rc=${marker#VMTEST-EXIT=}
-rc=${rc%% *}
 vmtest_log "guest finished in ${elapsed}s: exit status $rc"
 # With --quiet nothing was shown yet: show what the failing command printed.
 [ "$quiet" = 0 ] || [ "$rc" = 0 ] || fail "command exited with status $rc"

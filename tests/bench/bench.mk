@@ -22,7 +22,7 @@ BENCH_LOADGEN := $(BENCH_OUT)/loadgen
 $(BENCH_LOADGEN): tests/bench/loadgen.c
 	$(call msg,CC-BENCH,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(BENCH_CFLAGS) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+	$(Q)$(CC) $(BENCH_CFLAGS) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra $(WERROR_FLAG) -pthread \
 		-o $@ $<
 
 # The reference (bpftrace) and the drops (nftables) are Debian packages.
@@ -32,8 +32,8 @@ bench-deps:
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace nftables; }
 
 .PHONY: bench
-bench: conntrace $(BENCH_LOADGEN) bench-deps
-	$(Q)$(BENCH_PYTHON) tests/bench/bench.py --conntrace ./conntrace \
+bench: $(BIN) $(BENCH_LOADGEN) bench-deps
+	$(Q)$(BENCH_PYTHON) tests/bench/bench.py --conntrace ./$(BIN) \
 		--loadgen $(BENCH_LOADGEN) --out $(BENCH_OUT) \
 		$(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 

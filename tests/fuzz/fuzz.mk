@@ -23,7 +23,7 @@ FUZZ_SEEDS  := tests/fuzz/corpus
 # the pure modules: no libbpf, no kernel
 FUZZ_SRCS   := user/correlate.c user/json.c user/output_json.c user/output_text.c \
                user/output_common.c
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra $(WERROR_FLAG) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -fno-omit-frame-pointer -Ibpf -Iuser -DCONNTRACE_VERSION='"fuzz"'
 
@@ -36,7 +36,7 @@ $(FUZZ_BIN): tests/fuzz/fuzz_correlate.c tests/fuzz/fuzz_one.c $(FUZZ_SRCS) \
 $(FUZZ_OUT)/mkseeds: tests/fuzz/mkseeds.c bpf/conntrace.h
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) -std=gnu11 -Wall -Wextra -Werror -Ibpf -o $@ $<
+	$(Q)$(CC) -std=gnu11 -Wall -Wextra $(WERROR_FLAG) -Ibpf -o $@ $<
 
 .PHONY: fuzz fuzz-ci fuzz-seeds soak
 fuzz: $(FUZZ_BIN)

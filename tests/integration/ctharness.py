@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS_DIR = ROOT / "build" / "tests"
+# The Makefile passes its $(OUT)/tests (build-asan/tests in a SANITIZE=1 run).
+TOOLS_DIR = Path(os.environ.get("CT_TOOLS_DIR") or ROOT / "build" / "tests")
 CTCLIENT = TOOLS_DIR / "ctclient"
 CTLISTEN = TOOLS_DIR / "ctlisten"
 
