@@ -91,7 +91,7 @@ BUILD_FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS) $(CLANG) $(BPF_CFLAGS)
 ifneq ($(BUILD_FLAGS_NOW),$(shell cat $(BUILD_FLAGS) 2>/dev/null))
 $(shell { mkdir -p $(OUT) && echo '$(BUILD_FLAGS_NOW)' > $(BUILD_FLAGS); } 2>/dev/null)
 endif
-$(BIN) $(USER_OBJS) $(UNIT_BINS) $(TOOL_BINS) $(BPF_OBJS): $(BUILD_FLAGS)
+$(BIN) $(USER_OBJS) $(UNIT_BINS) $(TOOL_BINS) $(BPF_OBJS) $(CT_PART_OBJS): $(BUILD_FLAGS)
 
 .PHONY: all
 all: $(BIN) $(TOOL_BINS)
