@@ -23,6 +23,7 @@
 #define AF_INET     2
 #define AF_INET6    10
 #define TCP_LISTEN  10
+#define TCP_CLOSE   7
 #define IPPROTO_TCP 6
 
 /* Bumped by the collector at each refresh; restarts the per-listener peak. */
@@ -166,8 +167,14 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	cookie = bpf_get_socket_cookie((void *)sk);
+	/*
+	 * A child is cloned from its listener, state and cookie included, and
+	 * moves LISTEN -> SYN_RECV before its own cookie is reset (6.1): only
+	 * LISTEN -> CLOSE is the listener itself going away.
+	 */
 	if (oldstate == TCP_LISTEN) {
-		bpf_map_delete_elem(&listeners, &cookie);
+		if (newstate == TCP_CLOSE)
+			bpf_map_delete_elem(&listeners, &cookie);
 		return 0;
 	}
 	if (newstate != TCP_LISTEN)

@@ -103,11 +103,6 @@ bool hooks_tp_btf_exists(const struct btf *btf, const char *tp)
 	return btf && btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) > 0;
 }
 
-bool hooks_func_exists(const struct btf *btf, const char *func)
-{
-	return btf && btf__find_by_name_kind(btf, func, BTF_KIND_FUNC) > 0;
-}
-
 int hooks_probe_fentry(const struct btf *btf, const char *func)
 {
 	struct bpf_insn insns[] = {

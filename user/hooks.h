@@ -70,7 +70,6 @@ int hooks_tracefs_mount(void);
  * mounting tracefs first if needed; else a negative errno and a note. */
 int hooks_tracefs_event(const char *event, char *note, size_t sz);
 bool hooks_tp_btf_exists(const struct btf *btf, const char *tp);
-bool hooks_func_exists(const struct btf *btf, const char *func);
 /* Really loads and attaches a do-nothing fentry program on func: 0, or
  * -ENOENT (no such function), -EPERM (trampolines refused), ... */
 int hooks_probe_fentry(const struct btf *btf, const char *func);

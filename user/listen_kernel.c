@@ -384,8 +384,10 @@ static void account_overflows(struct listen_ctx *c, struct tracked *v, size_t n)
 				continue;
 			have_stats = c->k->fentry &&
 				     bpf_map_lookup_elem(map_fd, &l->cookie, &s) == 0;
-			if (have_stats && !t->first) {
-				/* listen() again on the same socket restarts the BPF count */
+			/* an entry made at listen() (it has the owner) has counted
+			 * every overflow of the socket: exact from first sight */
+			if (have_stats && (!t->first || s.tgid)) {
+				/* a close and listen() again restarts the BPF count */
 				l->overflows_interval = overflow_delta(t->prev_fentry, s.overflows);
 				t->prev_fentry = s.overflows;
 				l->method_interval = OVERFLOW_METHOD_FENTRY;
