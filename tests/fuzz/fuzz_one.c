@@ -319,7 +319,18 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	FUZZ_CHECK((unsigned)r->verdict < CT_V_MAX);
 	FUZZ_CHECK((unsigned)r->cause < CT_C_MAX);
 	FUZZ_CHECK(r->nr_ev <= CT_MAX_EV);
-	FUZZ_CHECK(memchr(r->detail, '\0', sizeof(r->detail)));
+	{
+		/* the renderer fills and terminates any buffer, however small */
+		char d[CT_DETAIL_MAX], tiny[8];
+
+		memset(d, 'x', sizeof(d));
+		ct_render_detail(r, d, sizeof(d));
+		FUZZ_CHECK(memchr(d, '\0', sizeof(d)));
+		memset(tiny, 'x', sizeof(tiny));
+		ct_render_detail(r, tiny, sizeof(tiny));
+		FUZZ_CHECK(memchr(tiny, '\0', sizeof(tiny)) && !strncmp(d, tiny, strlen(tiny)));
+		FUZZ_CHECK(r->cause != CT_C_UNKNOWN || r->inferred);
+	}
 	for (unsigned i = 0; i < r->nr_ev; i++)
 		FUZZ_CHECK((unsigned)r->ev[i].kind < CT_EV_MAX);
 	fr->emitted++;

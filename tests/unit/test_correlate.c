@@ -269,6 +269,16 @@ static struct ct_evidence listen_report(const char *addr, uint16_t port, uint32_
 
 /* ---- feeding and looking ---- */
 
+/* The rendered detail of a result (step 3), as a writer would print it. */
+static const char *detail(const struct ct_result *r)
+{
+	static char buf[4][CT_DETAIL_MAX];
+	static unsigned i;
+
+	i = (i + 1) % 4;
+	return ct_render_detail(r, buf[i], sizeof(buf[i]));
+}
+
 static void feed_at(struct fixture *fx, const void *rec, size_t len, uint64_t now)
 {
 	int err = corr_feed(fx->c, rec, len, now);
@@ -297,16 +307,16 @@ static const struct ct_result *the_verdict(struct fixture *fx)
 	CHECK(r_->verdict == (v) && r_->cause == (c),					\
 	      "expected verdict %s, cause %s; got %s, %s (detail: %s)",			\
 	      ct_verdict_name(v), ct_cause_name(c), ct_verdict_name(r_->verdict),	\
-	      ct_cause_name(r_->cause), r_->detail);					\
+	      ct_cause_name(r_->cause), detail(r_));					\
 } while (0)
 
 #define expect_detail_has(r, s) \
-	CHECK(strstr((r)->detail, (s)), "expected the detail to mention \"%s\", got: %s", \
-	      (s), (r)->detail)
+	CHECK(strstr(detail(r), (s)), "expected the detail to mention \"%s\", got: %s", \
+	      (s), detail(r))
 
 #define expect_detail_lacks(r, s) \
-	CHECK(!strstr((r)->detail, (s)), "expected the detail not to mention \"%s\", got: %s", \
-	      (s), (r)->detail)
+	CHECK(!strstr(detail(r), (s)), "expected the detail not to mention \"%s\", got: %s", \
+	      (s), detail(r))
 
 static const struct ct_ev_item *find_ev(const struct ct_result *r, enum ct_ev_kind kind,
 					unsigned nth)
@@ -371,7 +381,7 @@ static void test_fast_established_is_ok(void **state)
 	CHECK(!memcmp(&r->flow, &f, sizeof(f)), "expected the result to carry the flow unchanged");
 }
 
-static void test_established_after_lost_syns_is_slow_syn_retransmit(void **state)
+static void test_established_after_unanswered_syns_is_slow_no_synack(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = default_flow();
@@ -381,17 +391,21 @@ static void test_established_after_lost_syns_is_slow_syn_retransmit(void **state
 	end_established(&f, 3 * SEC + 20 * MS);
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
-	expect_verdict(r, CT_V_SLOW, CT_C_SYN_RETRANSMIT);
-	expect_detail_has(r, "2 SYNs to 10.0.0.2:80 lost");
+	expect_verdict(r, CT_V_SLOW, CT_C_NO_SYNACK);
+	CHECK(r->inferred, "expected no_synack to be inferred");
+	expect_detail_has(r, "2 SYNs to 10.0.0.2:80 went unanswered");
 	expect_detail_has(r, "no drop seen on this host");
 	expect_detail_has(r, "SYN #3, sent 3.00 s after the first, got through: connected after 3.02 s");
+	/* a retransmit may be spurious: a round trip beyond the initial RTO */
+	expect_detail_has(r, "spurious");
+	expect_detail_has(r, "initial RTO");
 	expect_t_us(must_find_ev(r, CT_EV_SYN_RETRANS, 0), 1000000);
 	expect_t_us(must_find_ev(r, CT_EV_SYN_RETRANS, 1), 3000000);
 	CHECK(must_find_ev(r, CT_EV_SYN_RETRANS, 1)->n == 2,
 	      "expected the second retransmit item numbered 2");
 }
 
-static void test_slow_by_retransmit_names_netfilter_when_drop_seen(void **state)
+static void test_slow_with_netfilter_drop_is_slow_netfilter_drop(void **state)
 {
 	struct fixture *fx = *state;
 	struct ct_flow f = default_flow();
@@ -403,8 +417,11 @@ static void test_slow_by_retransmit_names_netfilter_when_drop_seen(void **state)
 	feed_ev(fx, &e);
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
-	expect_verdict(r, CT_V_SLOW, CT_C_SYN_RETRANSMIT);
-	expect_detail_has(r, "1 SYN to 10.0.0.2:80 lost (dropped by netfilter on this host)");
+	expect_verdict(r, CT_V_SLOW, CT_C_NETFILTER_DROP);
+	CHECK(!r->inferred, "expected a seen netfilter drop not to be inferred");
+	expect_detail_has(r, "1 SYN to 10.0.0.2:80 went unanswered");
+	expect_detail_has(r, "netfilter on this host dropped 1 of this flow's SYNs");
+	expect_detail_lacks(r, "spurious");
 	expect_reason(must_find_ev(r, CT_EV_DROP, 0), "NETFILTER_DROP");
 }
 
@@ -546,8 +563,9 @@ static void test_timeout_while_listener_queue_full_is_accept_queue_full(void **s
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
 	expect_verdict(r, CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
-	expect_detail_has(r, "full accept queue (129 queued, limit 128)");
-	it = must_find_ev(r, CT_EV_LISTEN_FULL, 0);
+	expect_detail_has(r, "full accept queue (129 queued, limit 128, 1.00 s before the connect)");
+	CHECK(r->inferred, "expected a listener matched by time alone to be inferred");
+	it = must_find_ev(r, CT_EV_ACCEPT_QUEUE_FULL, 0);
 	CHECK(it->queue == 129 && it->queue_max == 128,
 	      "expected the listen_full item to say 129 of 128, got %u of %u",
 	      it->queue, it->queue_max);
@@ -577,7 +595,7 @@ static void test_full_listener_without_retransmit_is_not_blamed(void **state)
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
 	expect_verdict(r, CT_V_OK, CT_C_ESTABLISHED);
-	CHECK(!find_ev(r, CT_EV_LISTEN_FULL, 0), "expected no listen_full item without retransmits");
+	CHECK(!find_ev(r, CT_EV_ACCEPT_QUEUE_FULL, 0), "expected no listen_full item without retransmits");
 }
 
 static void test_timeout_with_listen_overflow_drops_is_accept_queue_full(void **state)
@@ -596,7 +614,8 @@ static void test_timeout_with_listen_overflow_drops_is_accept_queue_full(void **
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
 	expect_verdict(r, CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
-	expect_detail_has(r, "dropped 3 SYNs on a full accept queue");
+	expect_detail_has(r, "dropped 3 of this flow's SYNs on a full accept queue");
+	CHECK(!r->inferred, "expected listen-overflow drops of the flow's SYNs not to be inferred");
 	expect_reason(must_find_ev(r, CT_EV_DROP, 0), "TCP_LISTEN_OVERFLOW");
 }
 
@@ -1417,8 +1436,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_fast_established_is_ok),
-		T(test_established_after_lost_syns_is_slow_syn_retransmit),
-		T(test_slow_by_retransmit_names_netfilter_when_drop_seen),
+		T(test_established_after_unanswered_syns_is_slow_no_synack),
+		T(test_slow_with_netfilter_drop_is_slow_netfilter_drop),
 		T(test_established_slower_than_slow_ns_is_slow_handshake),
 		T(test_slow_ns_zero_disables_slow_handshake),
 		T(test_timeout_with_netfilter_drops_of_the_syn_is_netfilter_drop),

@@ -51,7 +51,6 @@ static struct ct_result make_result(enum ct_verdict v, enum ct_cause c)
 	struct ct_result r = { .verdict = v, .cause = c };
 	struct ct_flow *f = &r.flow;
 
-	snprintf(r.detail, sizeof(r.detail), "a sentence about %s", ct_cause_name(c));
 	f->type = CT_REC_FLOW;
 	f->family = CT_AF_INET;
 	f->state = v == CT_V_OK || v == CT_V_SLOW ? CT_TCP_ESTABLISHED : CT_TCP_CLOSE;
@@ -73,10 +72,13 @@ static struct ct_result make_result(enum ct_verdict v, enum ct_cause c)
 /* A realistic TIMEOUT with evidence, for the JSON fields. */
 static struct ct_result timeout_result(void)
 {
-	struct ct_result r = { .verdict = CT_V_TIMEOUT, .cause = CT_C_NETFILTER_DROP };
+	struct ct_result r = { .verdict = CT_V_TIMEOUT, .cause = CT_C_LOCAL_DROP };
 	struct ct_flow *f = &r.flow;
 
-	snprintf(r.detail, sizeof(r.detail), "netfilter \"dropped\" it\\");
+	/* the detail quotes a kernel enum name: a hostile one must come out escaped */
+	r.facts = (struct ct_facts){ .end = CT_END_CLOSED, .err = ETIMEDOUT, .syn_retrans = 1,
+				     .other_drops = 1, .other_reason = "EVIL\"NAME\\",
+				     .duration_ns = 7000123456ULL };
 	f->type = CT_REC_FLOW;
 	f->family = CT_AF_INET;
 	f->state = CT_TCP_CLOSE;
@@ -98,8 +100,8 @@ static struct ct_result timeout_result(void)
 	r.ev[2] = (struct ct_ev_item){ .t_us = 1000100, .kind = CT_EV_DROP, .n = 1, .synack = true,
 				       .reason = "NETFILTER_DROP" };
 	r.ev[3] = (struct ct_ev_item){ .t_us = 7000123, .kind = CT_EV_CLOSED, .err = ETIMEDOUT };
-	r.ev[4] = (struct ct_ev_item){ .t_us = INT64_MIN, .kind = CT_EV_LISTEN_FULL, .queue = 129,
-				       .queue_max = 128 };
+	r.ev[4] = (struct ct_ev_item){ .t_us = INT64_MIN, .kind = CT_EV_ACCEPT_QUEUE_FULL,
+				       .queue = 129, .queue_known = true, .queue_max = 128 };
 	return r;
 }
 
@@ -373,7 +375,7 @@ static void test_text_detail_line_follows_each_verdict(void **state)
 	c.w.ops->verdict(&c.w, &r, TS_NS);
 	text = cap_close(&c);
 	CHECK(split_lines(text, lines, 4) == 2, "expected the verdict and its detail line");
-	CHECK(strstr(lines[1], r.detail) && lines[1][0] == ' ',
+	CHECK(strstr(lines[1], "nothing listens on 255.255.255.254:65534") && lines[1][0] == ' ',
 	      "expected an indented detail line, got: %s", lines[1]);
 }
 
@@ -531,7 +533,7 @@ static void expect_rfc3339(const struct record *r, const char *key)
 static void test_json_verdict_carries_every_field(void **state)
 {
 	static const char *const keys[] = {
-		"type", "schema", "ts", "verdict", "cause", "detail", "pid", "tid", "comm",
+		"type", "schema", "ts", "verdict", "cause", "inferred", "detail", "pid", "tid", "comm",
 		"cgroup_id", "netns", "family", "saddr", "sport", "daddr", "dport", "syn_retrans",
 		"duration_us", "errno", "evicted", "untracked", "evidence",
 	};
@@ -552,8 +554,10 @@ static void test_json_verdict_carries_every_field(void **state)
 	expect_field(&rec, "ts", "\"2023-11-14T22:13:20.123456789Z\"");
 	expect_rfc3339(&rec, "ts");
 	expect_field(&rec, "verdict", "\"timeout\"");
-	expect_field(&rec, "cause", "\"netfilter_drop\"");
-	expect_field(&rec, "detail", "\"netfilter \\\"dropped\\\" it\\\\\"");
+	expect_field(&rec, "cause", "\"local_drop\"");
+	expect_field(&rec, "inferred", "false");
+	expect_field(&rec, "detail", "\"this host dropped 1 of this flow's SYNs to 10.0.0.2:80, "
+		     "reason EVIL\\\"NAME\\\\\"");
 	expect_field(&rec, "pid", "4240");
 	expect_field(&rec, "tid", "4242");
 	expect_field(&rec, "comm", "\"curl\"");
@@ -575,8 +579,8 @@ static void test_json_verdict_carries_every_field(void **state)
 		     "{\"count\":1,\"event\":\"drop\",\"packet\":\"synack\","
 		     "\"reason\":\"NETFILTER_DROP\",\"t_us\":1000100},"
 		     "{\"errno\":\"ETIMEDOUT\",\"event\":\"closed\",\"t_us\":7000123},"
-		     "{\"accept_queue\":129,\"accept_queue_max\":128,\"event\":\"listen_full\","
-		     "\"t_us\":null}]");
+		     "{\"accept_queue\":129,\"accept_queue_max\":128,"
+		     "\"event\":\"accept_queue_full\",\"t_us\":null}]");
 }
 
 static void test_json_verdict_ipv6_and_evicted(void **state)
