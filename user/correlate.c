@@ -37,6 +37,7 @@ struct listener {
 	bool full;		/* the last word on it said full */
 	__u64 full_since;	/* start of the current or last full period */
 	__u64 full_until;	/* end of the last full period; 0 while full */
+	bool since_exact;	/* full_since was seen, not an interval's start */
 	bool queue_known;
 	__u32 queue;		/* the accept queue last seen while full */
 	__u64 queue_at;		/* when */
@@ -280,15 +281,26 @@ static struct listener *listener_get(struct correlator *c, __u32 netns, __u8 fam
 	return l;
 }
 
+/*
+ * Seen full at ts with queue waiting. The length kept is the one seen when
+ * the full period began: it explains the SYNs lost from then on, and it is
+ * never a reading taken after the queue drained.
+ */
 static void listener_saw_full(struct listener *l, __u32 queue, __u64 ts)
 {
-	if (!l->full)
+	bool same = l->full || (l->full_since && l->full_until >= ts);
+
+	if (!same) {
 		l->full_since = ts;
+		l->since_exact = true;
+	}
+	if (!same || !l->queue_known || l->queue_at < l->full_since) {
+		l->queue = queue;
+		l->queue_at = ts;
+		l->queue_known = true;
+	}
 	l->full = true;
 	l->full_until = 0;
-	l->queue = queue;
-	l->queue_at = ts;
-	l->queue_known = true;
 }
 
 /* The kernel found a listener's accept queue full, or no longer full. */
@@ -316,8 +328,10 @@ int corr_listener_full(struct correlator *c, const struct corr_listener *cl, uin
 	l = listener_get(c, cl->netns, cl->family, cl->addr, cl->port);
 	/* overflows: full at some time in [since, until], when is not known */
 	if (cl->overflows && !l->full) {
-		if (!l->full_since || l->full_until < cl->since)
+		if (!l->full_since || l->full_until < cl->since) {
 			l->full_since = cl->since;
+			l->since_exact = false;
+		}
 		l->full_until = cl->until;
 	}
 	if (cl->queue > cl->queue_max) {
@@ -519,7 +533,10 @@ static void claim_listener(struct correlator *c, struct ct_result *r, const stru
 	fx->queue = fx->queue_known ? l->queue : 0;
 	fx->full_us = fx->queue_known ? rel_us(f, l->queue_at) : INT64_MIN;
 	fx->full_from_us = rel_us(f, l->full_since);
-	fx->full_to_us = rel_us(f, l->full ? f->ts_end : l->full_until);
+	fx->full_exact = l->since_exact;
+	/* INT64_MIN: still full when the attempt ended */
+	fx->full_to_us = l->full || l->full_until > f->ts_end ? INT64_MIN :
+			 rel_us(f, l->full_until);
 	if ((it = add_ev(r, fx->full_us, CT_EV_ACCEPT_QUEUE_FULL))) {
 		it->queue = fx->queue;
 		it->queue_known = fx->queue_known;

@@ -117,8 +117,10 @@ struct ct_facts {
 	bool queue_full;
 	bool queue_known;	/* queue is the length seen while full */
 	uint32_t queue, queue_max;
-	int64_t full_us;	/* when seen full, after the connect; INT64_MIN if unknown */
-	int64_t full_from_us, full_to_us; /* else: full at some time in between */
+	int64_t full_us;	/* when queue was seen, after the connect; INT64_MIN if unknown */
+	int64_t full_from_us;	/* full from (if full_exact) or at some time after this */
+	int64_t full_to_us;	/* to this; INT64_MIN: still full when the attempt ended */
+	bool full_exact;
 	/* ICMP errors this host sent about the flow's SYN (or SYN-ACK) */
 	bool icmp_sent;
 	bool icmp_about_synack;

@@ -113,6 +113,11 @@ static void icmp_origin(struct out *o, const struct ctx *c)
 		if ((!fx->v6 && fx->icmp_type == 3 && fx->icmp_code == 1) ||
 		    (fx->v6 && fx->icmp_type == 1 && fx->icmp_code == 3))
 			put(o, ", or the next hop never answered ARP/neighbour discovery");
+	} else if (fx->nf_drops) {
+		/* a reject rule drops the packet (NETFILTER_DROP) and answers with ICMP */
+		put(o, ": netfilter on this host dropped %u of its SYNs, so a reject rule in this "
+		    "host's firewall most likely sent the ICMP error (check nftables/iptables)",
+		    fx->nf_drops);
 	} else if (fx->err_soft) {
 		put(o, ": an ICMP error (%s) came back for %s, from a router or the host "
 		    "itself; this host was not seen sending it", ct_errno_name(fx->err_soft),
@@ -120,10 +125,35 @@ static void icmp_origin(struct out *o, const struct ctx *c)
 	}
 }
 
+/* When the destination listener's accept queue was full, and how full. */
+static void full_period(struct out *o, const struct ct_facts *fx)
+{
+	char when[64];
+
+	put(o, "%s a full accept queue", fx->overflow_drops ? "; it had" : " had");
+	if (fx->full_from_us != INT64_MIN) {
+		fmt_rel(when, sizeof(when), fx->full_from_us);
+		put(o, " %s %s", fx->full_exact ? "from" : "at some time from", when);
+		if (fx->full_to_us != INT64_MIN) {
+			fmt_rel(when, sizeof(when), fx->full_to_us);
+			put(o, " to %s", when);
+		} else {
+			put(o, " until the attempt ended");
+		}
+	}
+	if (fx->queue_known && fx->full_us != fx->full_from_us && fx->full_us != INT64_MIN) {
+		fmt_rel(when, sizeof(when), fx->full_us);
+		put(o, " (%u queued %s, limit %u)", fx->queue, when, fx->queue_max);
+	} else if (fx->queue_known) {
+		put(o, " (%u queued, limit %u)", fx->queue, fx->queue_max);
+	} else {
+		put(o, " (limit %u)", fx->queue_max);
+	}
+}
+
 static void why_lost(struct out *o, const struct ctx *c, enum ct_cause cause)
 {
 	const struct ct_facts *fx = c->fx;
-	char when[64];
 
 	switch (cause) {
 	case CT_C_NETFILTER_DROP:
@@ -136,17 +166,8 @@ static void why_lost(struct out *o, const struct ctx *c, enum ct_cause cause)
 		if (fx->overflow_drops)
 			put(o, " dropped %u of this flow's SYNs on a full accept queue (reason "
 			    "TCP_LISTEN_OVERFLOW)", fx->overflow_drops);
-		if (fx->queue_full && fx->queue_known) {
-			fmt_rel(when, sizeof(when), fx->full_us);
-			put(o, "%s a full accept queue (%u queued, limit %u, %s)",
-			    fx->overflow_drops ? "; it had" : " had", fx->queue, fx->queue_max, when);
-		} else if (fx->queue_full) {
-			fmt_rel(when, sizeof(when), fx->full_from_us);
-			put(o, "%s a full accept queue (limit %u) at some time from %s", fx->overflow_drops
-			    ? "; it had" : " had", fx->queue_max, when);
-			fmt_rel(when, sizeof(when), fx->full_to_us);
-			put(o, " to %s", when);
-		}
+		if (fx->queue_full)
+			full_period(o, fx);
 		put(o, ": the application does not accept() fast enough, or its backlog is too small");
 		break;
 	case CT_C_LOCAL_DROP:
@@ -205,7 +226,7 @@ static void refused_detail(struct out *o, const struct ctx *c, enum ct_cause cau
 	else if (cause == CT_C_RST_RECEIVED)
 		put(o, "an RST came back from %s that this host's TCP stack did not send: the peer "
 		    "has no listener there, or a firewall rejects the connection", c->dest);
-	else if (fx->icmp_sent || fx->err_soft)
+	else if (fx->icmp_sent || fx->err_soft || fx->nf_drops)
 		put(o, "refused by an ICMP port unreachable, not an RST"), icmp_origin(o, c);
 	else
 		put(o, "refused without an RST: an ICMP port unreachable came back from %s",
@@ -230,7 +251,8 @@ static void unreachable_detail(struct out *o, const struct ctx *c, enum ct_cause
 	else if (cause == CT_C_LOCAL_ERROR)
 		put(o, "connect() to %s failed at once with %s (errno %d)", c->dest,
 		    en ? en : "an error", fx->err);
-	else if (cause == CT_C_ICMP_UNREACHABLE && !fx->icmp_sent && !fx->err_soft)
+	else if (cause == CT_C_ICMP_UNREACHABLE && !fx->icmp_sent && !fx->err_soft &&
+		 !fx->nf_drops)
 		put(o, "%s after %u SYN%s: an ICMP unreachable came back for %s (a router or the "
 		    "host says it cannot be reached)", en, fx->syn_retrans + 1,
 		    fx->syn_retrans ? "s" : "", c->dest);

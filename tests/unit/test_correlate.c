@@ -562,7 +562,8 @@ static void test_timeout_while_listener_queue_full_is_accept_queue_full(void **s
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
 	expect_verdict(r, CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
-	expect_detail_has(r, "full accept queue (129 queued, limit 128, 1.00 s before the connect)");
+	expect_detail_has(r, "full accept queue from 1.00 s before the connect until the attempt ended "
+			  "(129 queued, limit 128)");
 	CHECK(r->inferred, "expected a listener matched by time alone to be inferred");
 	it = must_find_ev(r, CT_EV_ACCEPT_QUEUE_FULL, 0);
 	CHECK(it->queue == 129 && it->queue_max == 128,
@@ -1913,7 +1914,8 @@ static void test_listener_drained_keeps_the_queue_seen_full(void **state)
 	feed_flow(fx, &f);
 	r = the_verdict(fx);
 	expect_verdict(r, CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
-	expect_detail_has(r, "(5 queued, limit 4, 500.0 ms after the connect)");
+	expect_detail_has(r, "full accept queue from 500.0 ms after the connect to 1.00 s after the "
+			  "connect (5 queued, limit 4)");
 	expect_detail_lacks(r, "0 queued");
 	it = must_find_ev(r, CT_EV_ACCEPT_QUEUE_FULL, 0);
 	CHECK(it->queue_known && it->queue == 5 && it->queue_max == 4,
@@ -1936,8 +1938,8 @@ static void test_listener_overflows_alone_give_the_interval(void **state)
 	r = the_verdict(fx);
 	expect_verdict(r, CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
 	CHECK(r->inferred, "matched by time: inferred");
-	expect_detail_has(r, "full accept queue (limit 4) at some time from 1.00 s after the "
-			  "connect to 2.00 s after the connect");
+	expect_detail_has(r, "full accept queue at some time from 1.00 s after the connect to "
+			  "2.00 s after the connect (limit 4)");
 	expect_detail_lacks(r, "queued");
 	it = must_find_ev(r, CT_EV_ACCEPT_QUEUE_FULL, 0);
 	CHECK(!it->queue_known && it->t_us == INT64_MIN,
@@ -1954,7 +1956,7 @@ static void test_listener_full_when_read(void **state)
 	CHECK(corr_listener_full(fx->c, &l, T0 + 1 * SEC) == 0, "expected 0");
 	feed_flow(fx, &f);
 	expect_verdict(the_verdict(fx), CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
-	expect_detail_has(the_verdict(fx), "(9 queued, limit 8, 1.00 s after the connect)");
+	expect_detail_has(the_verdict(fx), "(9 queued 1.00 s after the connect, limit 8)");
 }
 
 static void test_listener_interval_before_the_flow_is_not_blamed(void **state)
@@ -1974,6 +1976,41 @@ static void test_listener_interval_before_the_flow_is_not_blamed(void **state)
 	CHECK(corr_listener_full(fx->c, &bad, T0) == -EINVAL, "a bad family: -EINVAL");
 	feed_flow(fx, &f);
 	expect_verdict(the_verdict(fx), CT_V_TIMEOUT, CT_C_NO_SYNACK);
+}
+
+/* Without the ICMP hook: a NETFILTER_DROP of the SYN and no RST point at a reject rule here. */
+static void test_refused_after_netfilter_drop_points_at_a_reject_rule(void **state)
+{
+	struct fixture *fx = *state;
+	struct ct_flow f = refused_flow(false);
+	struct ct_evidence e = syn_evidence(&f, CT_REC_DROP, DROP_NETFILTER, T0 + 50 * US);
+	const struct ct_result *r;
+
+	feed_ev(fx, &e);
+	feed_flow(fx, &f);
+	r = the_verdict(fx);
+	expect_verdict(r, CT_V_REFUSED, CT_C_ICMP_UNREACHABLE);
+	CHECK(r->inferred, "no ICMP was seen: inferred");
+	expect_detail_has(r, "netfilter on this host dropped 1 of its SYNs, so a reject rule");
+}
+
+/* The kernel re-reports a full listener once a second: the period's start stays. */
+static void test_listener_full_period_keeps_its_start(void **state)
+{
+	struct fixture *fx = *state;
+	struct ct_flow f = timeout_flow();
+
+	for (unsigned i = 0; i < 7; i++) {
+		struct ct_evidence full = listen_report("10.0.0.2", 80, NETNS_A,
+							T0 - 1 * MS + i * SEC, 2 + i, 1);
+
+		feed_ev(fx, &full);
+	}
+	feed_flow(fx, &f);
+	expect_verdict(the_verdict(fx), CT_V_TIMEOUT, CT_C_ACCEPT_QUEUE_FULL);
+	expect_detail_has(the_verdict(fx), "full accept queue from 1.0 ms before the connect until "
+			  "the attempt ended (2 queued, limit 1)");
+	expect_t_us(must_find_ev(the_verdict(fx), CT_EV_ACCEPT_QUEUE_FULL, 0), -1000);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -2054,6 +2091,8 @@ int main(void)
 		T(test_listener_overflows_alone_give_the_interval),
 		T(test_listener_full_when_read),
 		T(test_listener_interval_before_the_flow_is_not_blamed),
+		T(test_refused_after_netfilter_drop_points_at_a_reject_rule),
+		T(test_listener_full_period_keeps_its_start),
 	};
 
 	return cmocka_run_group_tests_name("correlate", tests, NULL, NULL);
