@@ -583,6 +583,46 @@ static void test_json_verdict_carries_every_field(void **state)
 		     "\"event\":\"accept_queue_full\",\"t_us\":null}]");
 }
 
+/* Schema 2.0's evidence events and inferred, as docs/schema.json describes them. */
+static void test_json_new_evidence_events_and_inferred(void **state)
+{
+	struct ct_result r = timeout_result();
+	struct record rec;
+	struct capture c;
+	char *text;
+
+	(void)state;
+	r.verdict = CT_V_REFUSED;
+	r.cause = CT_C_ICMP_UNREACHABLE;
+	r.inferred = true;
+	r.facts = (struct ct_facts){ .end = CT_END_CLOSED, .err = ECONNREFUSED,
+				     .err_soft = ECONNREFUSED, .icmp_sent = true, .icmp_type = 3,
+				     .icmp_code = 3 };
+	r.nr_ev = 4;
+	r.ev[0] = (struct ct_ev_item){ .t_us = 120, .kind = CT_EV_ICMP_SENT, .icmp_type = 3,
+				       .icmp_code = 3 };
+	r.ev[1] = (struct ct_ev_item){ .t_us = INT64_MIN, .kind = CT_EV_ICMP_ERROR,
+				       .err = ECONNREFUSED };
+	r.ev[2] = (struct ct_ev_item){ .t_us = INT64_MIN, .kind = CT_EV_SIMOPEN };
+	r.ev[3] = (struct ct_ev_item){ .t_us = -2589, .kind = CT_EV_ACCEPT_QUEUE_FULL,
+				       .queue_max = 1 };
+	cap_json(&c);
+	c.w.ops->verdict(&c.w, &r, TS_NS);
+	text = cap_close(&c);
+	CHECK(parse_records(text, &rec, 1) == 1, "expected one record");
+	expect_field(&rec, "inferred", "true");
+	expect_field(&rec, "cause", "\"icmp_unreachable\"");
+	expect_field(&rec, "evidence",
+		     "[{\"answering\":\"syn\",\"event\":\"icmp_sent\",\"icmp_code\":3,"
+		     "\"icmp_type\":3,\"t_us\":120},"
+		     "{\"errno\":\"ECONNREFUSED\",\"event\":\"icmp_error\",\"t_us\":null},"
+		     "{\"event\":\"simultaneous_open\",\"t_us\":null},"
+		     "{\"accept_queue\":null,\"accept_queue_max\":1,"
+		     "\"event\":\"accept_queue_full\",\"t_us\":-2589}]");
+	CHECK(strstr(text, "this host sent an ICMP port unreachable about the SYN"),
+	      "expected the rendered detail in the record: %s", text);
+}
+
 static void test_json_verdict_ipv6_and_evicted(void **state)
 {
 	struct ct_result r = timeout_result();
@@ -782,6 +822,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_text_hostile_comm_reaches_terminal_escaped, free_owned),
 		cmocka_unit_test_teardown(test_json_verdict_carries_every_field, free_owned),
 		cmocka_unit_test_teardown(test_json_verdict_ipv6_and_evicted, free_owned),
+		cmocka_unit_test_teardown(test_json_new_evidence_events_and_inferred, free_owned),
 		cmocka_unit_test_teardown(test_json_hostile_comm_round_trips, free_owned),
 		cmocka_unit_test_teardown(test_json_every_verdict_and_cause_parses, free_owned),
 		cmocka_unit_test_teardown(test_json_start_lost_and_summary_parse, free_owned),
