@@ -350,6 +350,27 @@ static size_t take(const uint8_t **d, size_t *n, void *out, size_t want)
 	return got;
 }
 
+/* The counts add up, and the loss and summary records are well formed too. */
+static void check_end(struct fuzz_run *fr, const struct corr_stats *st, uint64_t now)
+{
+	struct loss_info li = { .lost_records = st->records, .new_lost = st->malformed,
+				.since_real_ns = now, .ts_real_ns = now };
+	struct summary_info si = { .stats = st, .verdicts = st->verdicts,
+				   .lost_records = st->malformed,
+				   .duration_s = now / 1e9, .ts_real_ns = now };
+	uint64_t total = 0;
+
+	for (int v = 0; v < CT_V_MAX; v++)
+		total += st->verdicts[v];
+	FUZZ_CHECK(total == fr->emitted);
+	FUZZ_CHECK(st->malformed <= st->records);
+	fr->jw.ops->loss(&fr->jw, &li);
+	fr->jw.ops->summary(&fr->jw, &si);
+	fr->tw.ops->loss(&fr->tw, &li);
+	fr->tw.ops->summary(&fr->tw, &si);
+	check_new_output(fr);
+}
+
 int ct_fuzz_one(const uint8_t *data, size_t size)
 {
 	struct fuzz_run fr = { 0 };
@@ -357,8 +378,6 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 	struct correlator *c;
 	uint64_t now = 1000000000000ULL;	/* 1000 s after boot */
 	uint8_t cfg, rec[256 + sizeof(struct ct_flow)];
-	const struct corr_stats *st;
-	uint64_t total = 0;
 
 	if (!size)
 		return 0;
@@ -429,25 +448,7 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 		}
 	}
 	corr_flush(c);
-
-	st = corr_stats(c);
-	for (int v = 0; v < CT_V_MAX; v++)
-		total += st->verdicts[v];
-	FUZZ_CHECK(total == fr.emitted);
-	FUZZ_CHECK(st->malformed <= st->records);
-	{
-		struct loss_info li = { .lost_records = st->records, .new_lost = st->malformed,
-					.since_real_ns = now, .ts_real_ns = now };
-		struct summary_info si = { .stats = st, .verdicts = st->verdicts,
-					   .lost_records = st->malformed,
-					   .duration_s = now / 1e9, .ts_real_ns = now };
-
-		fr.jw.ops->loss(&fr.jw, &li);
-		fr.jw.ops->summary(&fr.jw, &si);
-		fr.tw.ops->loss(&fr.tw, &li);
-		fr.tw.ops->summary(&fr.tw, &si);
-		check_new_output(&fr);
-	}
+	check_end(&fr, corr_stats(c), now);
 	corr_free(c);
 	fclose(fr.jf);
 	fclose(fr.tf);
