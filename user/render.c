@@ -119,10 +119,22 @@ static void icmp_origin(struct out *o, const struct ctx *c)
 		    "host's firewall most likely sent the ICMP error (check nftables/iptables)",
 		    fx->nf_drops);
 	} else if (fx->err_soft) {
-		put(o, ": an ICMP error (%s) came back for %s, from a router or the host "
-		    "itself; this host was not seen sending it", ct_errno_name(fx->err_soft),
-		    c->dest);
+		put(o, ": the ICMP error came from a router or from %s itself; this host was "
+		    "not seen sending it", c->dest);
 	}
+}
+
+/* The lead of an icmp_unreachable detail; icmp_origin() says where it came from. */
+static void icmp_lead(struct out *o, const struct ctx *c, const char *otherwise)
+{
+	const struct ct_facts *fx = c->fx;
+
+	if (!fx->err && fx->err_soft)	/* the application gave up before reading it */
+		put(o, "the application closed the socket after %s while still connecting to %s, "
+		    "with an ICMP error on it (%s)", c->took, c->dest, ct_errno_name(fx->err_soft));
+	else
+		put(o, "%s", otherwise);
+	icmp_origin(o, c);
 }
 
 /* When the destination listener's accept queue was full, and how full. */
@@ -227,7 +239,7 @@ static void refused_detail(struct out *o, const struct ctx *c, enum ct_cause cau
 		put(o, "an RST came back from %s that this host's TCP stack did not send: the peer "
 		    "has no listener there, or a firewall rejects the connection", c->dest);
 	else if (fx->icmp_sent || fx->err_soft || fx->nf_drops)
-		put(o, "refused by an ICMP port unreachable, not an RST"), icmp_origin(o, c);
+		icmp_lead(o, c, "refused by an ICMP port unreachable, not an RST");
 	else
 		put(o, "refused without an RST: an ICMP port unreachable came back from %s",
 		    c->dest);
@@ -237,7 +249,14 @@ static void unreachable_detail(struct out *o, const struct ctx *c, enum ct_cause
 {
 	const struct ct_facts *fx = c->fx;
 	const char *en = ct_errno_name(fx->err ? fx->err : fx->err_soft);
+	char lead[64];
 
+	if (cause == CT_C_ICMP_UNREACHABLE && (fx->icmp_sent || fx->err_soft || fx->nf_drops)) {
+		snprintf(lead, sizeof(lead), "%s after %u SYN%s", en, fx->syn_retrans + 1,
+			 fx->syn_retrans ? "s" : "");
+		icmp_lead(o, c, lead);
+		return;
+	}
 	if (cause == CT_C_NO_ROUTE)
 		put(o, "connect() failed at once with %s: no route to %s in netns %u, no SYN was "
 		    "sent (see `ip route get`)", en, c->dest, c->f->netns);
@@ -251,14 +270,10 @@ static void unreachable_detail(struct out *o, const struct ctx *c, enum ct_cause
 	else if (cause == CT_C_LOCAL_ERROR)
 		put(o, "connect() to %s failed at once with %s (errno %d)", c->dest,
 		    en ? en : "an error", fx->err);
-	else if (cause == CT_C_ICMP_UNREACHABLE && !fx->icmp_sent && !fx->err_soft &&
-		 !fx->nf_drops)
+	else if (cause == CT_C_ICMP_UNREACHABLE)
 		put(o, "%s after %u SYN%s: an ICMP unreachable came back for %s (a router or the "
 		    "host says it cannot be reached)", en, fx->syn_retrans + 1,
 		    fx->syn_retrans ? "s" : "", c->dest);
-	else if (cause == CT_C_ICMP_UNREACHABLE)
-		put(o, "%s after %u SYN%s", en, fx->syn_retrans + 1, fx->syn_retrans ? "s" : ""),
-			icmp_origin(o, c);
 	else if (!fx->err)
 		put(o, "the attempt to %s ended with an ICMP error on the socket (%s, errno %d) "
 		    "that does not say why", c->dest, en ? en : "?", fx->err_soft);

@@ -193,6 +193,8 @@ static void test_soft_icmp_errors_are_not_abandoned(void **state)
 			expect_verdict(r, cases[i].verdict, CT_C_ICMP_UNREACHABLE);
 			CHECK(!r->inferred, "%s: an ICMP error on the socket is observed",
 			      cases[i].name);
+			expect_detail_has(r, "the application closed the socket after 1.50 s while "
+					  "still connecting to 10.0.0.2:80, with an ICMP error on it");
 			it = must_find_ev(r, CT_EV_ICMP_ERROR, 0);
 			CHECK(it->err == cases[i].err && it->t_us == INT64_MIN,
 			      "%s: expected an untimed icmp_error item with it", cases[i].name);
