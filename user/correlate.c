@@ -490,8 +490,10 @@ static void take_evidence(struct correlator *c, struct ct_result *r, const struc
 		it->synack = reply;
 		it->n = 1;
 		it->reason = reason;
-		it->icmp_type = fx->icmp_type;
-		it->icmp_code = fx->icmp_code;
+		if (kind == CT_EV_ICMP_SENT) {
+			it->icmp_type = e->reason >> 8;
+			it->icmp_code = e->reason & 0xff;
+		}
 	}
 }
 
