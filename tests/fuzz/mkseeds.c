@@ -111,9 +111,9 @@ static void tick(uint32_t us)
 	put(&us, sizeof(us));
 }
 
-int main(int argc, char **argv)
+/* One seed per verdict and cause. */
+static void seeds_verdicts(const char *dir)
 {
-	const char *dir = argc > 1 ? argv[1] : "tests/fuzz/corpus";
 	struct ct_flow f;
 	struct ct_evidence e;
 
@@ -202,6 +202,13 @@ int main(int argc, char **argv)
 	f.sport = 40009;
 	flow(&f);
 	finish(dir, "connect-errors");
+}
+
+/* Abandoned, pending, evicted, dual-stack and held flows. */
+static void seeds_lifecycle(const char *dir)
+{
+	struct ct_flow f;
+	struct ct_evidence e;
 
 	/* abandoned while SYNs were dropped, ICMP unreachable, unknown errno */
 	begin(0);
@@ -257,6 +264,13 @@ int main(int argc, char **argv)
 	flow(&f);
 	op(OP_FLUSH);
 	finish(dir, "held-late-evidence");
+}
+
+/* ICMP errors, simultaneous open, listeners re-reported full. */
+static void seeds_new_rules(const char *dir)
+{
+	struct ct_flow f;
+	struct ct_evidence e;
 
 	/* ICMP errors: a soft error on an abandoned socket, one this host sent */
 	begin(0);
@@ -290,6 +304,13 @@ int main(int argc, char **argv)
 	f.syn_retrans = 2;
 	flow(&f);
 	finish(dir, "simopen-listener-periods");
+}
+
+/* Bounds and hostile input: overflowing evidence, escape sequences, malformed records. */
+static void seeds_bounds(const char *dir)
+{
+	struct ct_flow f;
+	struct ct_evidence e;
 
 	/* the evidence store overflows (max 8) and expires (1 s), no enum names */
 	begin(2 | 8 | 32);
@@ -330,5 +351,15 @@ int main(int argc, char **argv)
 	e.family = 0;
 	ev(&e);
 	finish(dir, "malformed");
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "tests/fuzz/corpus";
+
+	seeds_verdicts(dir);
+	seeds_lifecycle(dir);
+	seeds_new_rules(dir);
+	seeds_bounds(dir);
 	return 0;
 }
