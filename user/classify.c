@@ -124,10 +124,9 @@ static struct ct_class refused(const struct ct_facts *fx)
 {
 	const enum ct_verdict v = CT_V_REFUSED;
 
-	if (fx->rst_sent && (fx->rst_no_socket || !fx->rst_reason_known))
-		return CLASS(v, CT_C_NO_LISTENER, !fx->rst_no_socket);
-	if (fx->no_socket_drop)
-		return CLASS(v, CT_C_NO_LISTENER, false);
+	/* an RST without a reason (before 6.10) is most likely for want of a listener */
+	if (fx->no_socket_drop || (fx->rst_sent && (fx->rst_no_socket || !fx->rst_reason_known)))
+		return CLASS(v, CT_C_NO_LISTENER, !fx->rst_no_socket && !fx->no_socket_drop);
 	if (fx->rst_sent || fx->rst_received)
 		return CLASS(v, CT_C_RST_RECEIVED, false);
 	/* no RST: an ICMP port unreachable, seen or taken for granted */

@@ -225,7 +225,7 @@ static void refused_detail(struct out *o, const struct ctx *c, enum ct_cause cau
 {
 	const struct ct_facts *fx = c->fx;
 
-	if (cause == CT_C_NO_LISTENER && fx->rst_sent)
+	if (cause == CT_C_NO_LISTENER && (fx->rst_no_socket || !fx->no_socket_drop))
 		put(o, "nothing listens on %s: this host's TCP stack answered the SYN with an RST "
 		    "(netns %u)%s", c->dest, c->f->netns, fx->rst_no_socket ? "" :
 		    "; this kernel gives no reset reason, so no listener is the likely one");
