@@ -114,6 +114,9 @@ static struct ct_class stall(const struct ct_facts *fx, enum ct_verdict v)
 		return CLASS(v, CT_C_ACCEPT_QUEUE_FULL, true);
 	if (fx->other_drops)
 		return CLASS(v, CT_C_LOCAL_DROP, false);
+	/* an ICMP error answered a SYN while the socket was busy: it was retransmitted */
+	if (fx->err_soft == ECONNREFUSED || icmp_unreach_errno(fx->err_soft))
+		return CLASS(v, CT_C_ICMP_UNREACHABLE, false);
 	/* a SYN to this host itself was not lost beyond it: do not say so */
 	if (fx->syn_retrans && !fx->dest_local)
 		return CLASS(v, CT_C_NO_SYNACK, true);

@@ -187,6 +187,11 @@ static void why_lost(struct out *o, const struct ctx *c, enum ct_cause cause)
 		    fx->synack_dropped ? "SYN-ACKs" : "SYNs", c->dest,
 		    fx->other_reason ? fx->other_reason : "?");
 		break;
+	case CT_C_ICMP_UNREACHABLE:
+		put(o, "an ICMP error (%s) answered a SYN to %s", ct_errno_name(fx->err_soft),
+		    c->dest);
+		icmp_origin(o, c);
+		break;
 	case CT_C_NO_SYNACK:
 		put(o, "%u SYN%s left for %s and no SYN-ACK came back, with no drop seen on this "
 		    "host: lost beyond it (a remote firewall, or the host is down)",

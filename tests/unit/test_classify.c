@@ -39,6 +39,14 @@ static const struct class_case class_cases[] = {
 	  CT_C_UNKNOWN, true },
 	{ "SLOW: netfilter before a full listener", ESTAB(.syn_retrans = 2, .nf_drops = 1,
 	  .queue_full = true), CT_V_SLOW, CT_C_NETFILTER_DROP, false },
+	{ "SLOW: an ICMP error on the socket", ESTAB(.syn_retrans = 1, .err_soft = EHOSTUNREACH),
+	  CT_V_SLOW, CT_C_ICMP_UNREACHABLE, false },
+	{ "SLOW: a netfilter drop before an ICMP error", ESTAB(.syn_retrans = 1, .nf_drops = 1,
+	  .err_soft = ECONNREFUSED), CT_V_SLOW, CT_C_NETFILTER_DROP, false },
+	{ "SLOW: an ICMP error that says nothing", ESTAB(.syn_retrans = 1, .err_soft = EMSGSIZE),
+	  CT_V_SLOW, CT_C_NO_SYNACK, true },
+	{ "PENDING: an ICMP error on the socket", { .end = CT_END_PENDING, .syn_retrans = 2,
+	  .err_soft = ENETUNREACH }, CT_V_PENDING, CT_C_ICMP_UNREACHABLE, false },
 	{ "SLOW: lossy, nothing seen", ESTAB(.syn_retrans = 1, .lossy = true), CT_V_SLOW,
 	  CT_C_UNKNOWN, true },
 	/* timeouts */
@@ -88,8 +96,10 @@ static const struct class_case class_cases[] = {
 	{ "soft EACCES (ICMPv6 prohibited)", CLOSED(.err_soft = EACCES), CT_V_UNREACHABLE,
 	  CT_C_ICMP_UNREACHABLE, false },
 	{ "soft EPROTO", CLOSED(.err_soft = EPROTO), CT_V_UNREACHABLE, CT_C_UNKNOWN, true },
-	{ "hard error wins over soft", CLOSED(.err = ETIMEDOUT, .err_soft = EHOSTUNREACH,
-	  .syn_retrans = 2), CT_V_TIMEOUT, CT_C_NO_SYNACK, true },
+	{ "TIMEOUT with an ICMP error seen on the way", CLOSED(.err = ETIMEDOUT,
+	  .err_soft = EHOSTUNREACH, .syn_retrans = 2), CT_V_TIMEOUT, CT_C_ICMP_UNREACHABLE, false },
+	{ "the error it ended with decides the verdict", CLOSED(.err = ECONNREFUSED,
+	  .err_soft = EHOSTUNREACH, .rst_received = true), CT_V_REFUSED, CT_C_RST_RECEIVED, false },
 	/* unreachable */
 	{ "EHOSTUNREACH after SYNs", CLOSED(.err = EHOSTUNREACH, .syn_retrans = 1),
 	  CT_V_UNREACHABLE, CT_C_ICMP_UNREACHABLE, false },
@@ -504,6 +514,23 @@ static void test_listener_full_period_keeps_its_start(void **state)
 	expect_t_us(must_find_ev(the_verdict(fx), CT_EV_ACCEPT_QUEUE_FULL, 0), -1000);
 }
 
+/* A SYN answered by an ICMP error while connect() held the socket, then a retransmit got through. */
+static void test_slow_after_an_icmp_error_is_icmp_unreachable(void **state)
+{
+	struct fixture *fx = *state;
+	struct ct_flow f = default_flow();
+	const struct ct_result *r;
+
+	set_retrans(&f, 1);
+	end_established(&f, 1 * SEC + 3 * MS);
+	f.err_soft = EHOSTUNREACH;
+	feed_flow(fx, &f);
+	r = the_verdict(fx);
+	expect_verdict(r, CT_V_SLOW, CT_C_ICMP_UNREACHABLE);
+	expect_detail_has(r, "an ICMP error (EHOSTUNREACH) answered a SYN to 10.0.0.2:80");
+	must_find_ev(r, CT_EV_ICMP_ERROR, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -526,6 +553,7 @@ int main(void)
 		T(test_listener_interval_before_the_flow_is_not_blamed),
 		T(test_refused_after_netfilter_drop_points_at_a_reject_rule),
 		T(test_listener_full_period_keeps_its_start),
+		T(test_slow_after_an_icmp_error_is_icmp_unreachable),
 	};
 
 	return cmocka_run_group_tests_name("classify", tests, NULL, NULL);
