@@ -152,12 +152,16 @@ static void on_listener(void *ctx, const struct ct_listener *l)
 	struct collector *c = ctx;
 	struct overflow_report r = { 0 };
 	bool dropped = overflow_update(c->overflows, l, &r);
-	struct ct_evidence e = {
-		.type = CT_REC_LISTEN_FULL,
-		.family = l->family,
-		.sport = l->port,
+	uint64_t now = clock_ns(CLOCK_BOOTTIME);
+	struct corr_listener cl = {
 		.netns = l->netns,
+		.family = l->family,
+		.port = l->port,
+		.queue = l->queue,
 		.queue_max = l->queue_max,
+		.overflows = r.overflows,
+		.since = r.since_ns,
+		.until = now,
 	};
 
 	/* export: every listener of the reading to the metrics, dropping or not */
@@ -172,19 +176,11 @@ static void on_listener(void *ctx, const struct ct_listener *l)
 	}
 	if (!dropped)
 		return;
-	memcpy(e.saddr, l->addr, sizeof(e.saddr));
-	e.ts = r.since_ns;
-	e.queue = l->queue_max + 1;	/* full since the previous reading at least */
-	corr_feed(c->corr, &e, sizeof(e), r.since_ns);
-	if (l->queue <= l->queue_max) {
-		e.ts = clock_ns(CLOCK_BOOTTIME);
-		e.queue = l->queue;	/* and drained by now */
-		corr_feed(c->corr, &e, sizeof(e), e.ts);
-	}
+	memcpy(cl.addr, l->addr, sizeof(cl.addr));
+	corr_listener_full(c->corr, &cl, now);
 	if (!listener_wanted(c, l))
 		return;
-	c->w.ops->listen_overflow(&c->w, &r, clock_ns(CLOCK_BOOTTIME) + boot_to_real(c),
-				  r.since_ns + boot_to_real(c));
+	c->w.ops->listen_overflow(&c->w, &r, now + boot_to_real(c), r.since_ns + boot_to_real(c));
 }
 
 /*

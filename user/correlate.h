@@ -34,8 +34,7 @@ enum ct_cause {
 	CT_C_ICMP_UNREACHABLE,
 	CT_C_NO_ROUTE,
 	CT_C_APP_CLOSED,
-	CT_C_SYN_RETRANSMIT,
-	CT_C_SLOW_HANDSHAKE,
+	CT_C_SLOW_HANDSHAKE,	/* SLOW with no SYN lost */
 	CT_C_LOCAL_DROP,	/* dropped on this host for another reason */
 	CT_C_LOCAL_ERROR,	/* connect() failed at once for a local reason */
 	CT_C_UNKNOWN,
@@ -50,10 +49,13 @@ enum ct_ev_kind {
 	CT_EV_RST_SENT,		/* reason (may be NULL) */
 	CT_EV_RST_RECEIVED,
 	CT_EV_ERROR,		/* err */
-	CT_EV_LISTEN_FULL,	/* queue, queue_max */
+	CT_EV_ACCEPT_QUEUE_FULL, /* queue (queue_known), queue_max */
 	CT_EV_ESTABLISHED,
 	CT_EV_CLOSED,		/* err */
 	CT_EV_CONNECT_ERROR,	/* err: connect() returned it */
+	CT_EV_ICMP_SENT,	/* icmp_type, icmp_code; synack: about the SYN-ACK */
+	CT_EV_ICMP_ERROR,	/* err: the ICMP error left on the socket (sk_err_soft) */
+	CT_EV_SIMOPEN,		/* passed through SYN_RECV: simultaneous open */
 	CT_EV_MAX,
 };
 
@@ -65,20 +67,87 @@ struct ct_ev_item {
 	bool synack;		/* DROP/RST_SENT: the packet was the SYN-ACK (reply) */
 	const char *reason;	/* kernel enum name, prefix stripped; NULL if none */
 	uint32_t queue, queue_max;
+	bool queue_known;	/* ACCEPT_QUEUE_FULL: queue is the length seen while full */
+	uint8_t icmp_type, icmp_code;
 };
 
 #define CT_MAX_EV	24
 
+/* How an attempt ended, as the kernel reported it. */
+enum ct_end {
+	CT_END_ESTABLISHED,
+	CT_END_CLOSED,		/* CLOSE, with or without an error */
+	CT_END_CONNECT_ERROR,	/* connect() failed before any SYN left */
+	CT_END_PENDING,		/* still connecting when conntrace stopped */
+};
+
+/*
+ * Step 1 of a verdict: what is known about one attempt, gathered from its
+ * record and the evidence matched to it. Plain values: ct_classify() decides
+ * on these alone, and ct_render_detail() writes its sentence from them.
+ */
+struct ct_facts {
+	enum ct_end end;
+	int err;		/* the error it ended with (err, else err_report), 0 if none */
+	int err_soft;		/* an ICMP error left on the socket (sk_err_soft), 0 if none */
+	bool v6;		/* its packets are IPv6 (an IPv4-mapped flow's are IPv4) */
+	bool dest_local;	/* the destination is this host */
+	bool no_history;	/* evicted or untracked: owner, start, SYNs unknown */
+	bool evicted;		/* ... because its flow-table entry was evicted */
+	bool lossy;		/* the kernel lost records while it ran */
+	bool simopen;		/* simultaneous open */
+	bool slow;		/* established no faster than --slow */
+	uint32_t syn_retrans;
+	uint64_t duration_ns;	/* 0 when unknown */
+	uint64_t last_retrans_ns; /* when the last timed SYN retransmit left */
+	/* RSTs */
+	bool rst_received;	/* an RST arrived while in SYN_SENT */
+	bool rst_sent;		/* this host's stack answered the SYN with an RST */
+	bool rst_no_socket;	/* ... with reason NO_SOCKET */
+	bool rst_reason_known;	/* ... and the kernel gives RST reasons */
+	const char *rst_reason;
+	/* drops of this flow's packets on this host */
+	uint32_t nf_drops;	/* NETFILTER_DROP */
+	uint32_t overflow_drops; /* TCP_LISTEN_OVERFLOW: listen overflows */
+	uint32_t other_drops;
+	const char *other_reason;
+	bool no_socket_drop;	/* NO_SOCKET: nothing listened */
+	bool synack_dropped;	/* a dropped packet was the SYN-ACK */
+	/* a listener on this host for the destination, full while it tried */
+	bool queue_full;
+	bool queue_known;	/* queue is the length seen while full */
+	uint32_t queue, queue_max;
+	int64_t full_us;	/* when queue was seen, after the connect; INT64_MIN if unknown */
+	int64_t full_from_us;	/* full from (if full_exact) or at some time after this */
+	int64_t full_to_us;	/* to this; INT64_MIN: still full when the attempt ended */
+	bool full_exact;
+	/* ICMP errors this host sent about the flow's SYN (or SYN-ACK) */
+	bool icmp_sent;
+	bool icmp_about_synack;
+	uint8_t icmp_type, icmp_code;
+};
+
+/* Step 2: the facts, classified. */
+struct ct_class {
+	enum ct_verdict verdict;
+	enum ct_cause cause;
+	bool inferred;		/* rests on inference, not on an observed kernel event */
+};
+
 struct ct_result {
 	enum ct_verdict verdict;
 	enum ct_cause cause;
-	char detail[320];
+	bool inferred;
+	struct ct_facts facts;
 	struct ct_flow flow;
 	uint64_t duration_ns;	/* 0 when unknown (evicted) */
 	unsigned int nr_ev;
 	unsigned int ev_omitted;	/* evidence items that did not fit */
 	struct ct_ev_item ev[CT_MAX_EV];
 };
+
+/* Room for any detail ct_render_detail() writes. */
+#define CT_DETAIL_MAX	512
 
 typedef const char *(*ct_name_fn)(uint32_t value, void *ctx);
 typedef void (*ct_emit_fn)(const struct ct_result *r, void *ctx);
@@ -121,6 +190,33 @@ void corr_flush(struct correlator *c);
 const struct corr_stats *corr_stats(const struct correlator *c);
 /* Entries held: unmatched evidence plus listeners plus held flows. */
 size_t corr_held(const struct correlator *c);
+
+/*
+ * A listener on this host whose accept queue was full at some time in
+ * [since, until]: it had overflows listen overflows then (SYNs dropped on the
+ * full queue), and queue connections waiting when read at until.
+ */
+struct corr_listener {
+	uint32_t netns;
+	uint8_t family;		/* CT_AF_INET or CT_AF_INET6 */
+	uint8_t addr[16];	/* its local address; all zero: every address */
+	uint16_t port;
+	uint32_t queue;		/* accept queue at until */
+	uint32_t queue_max;
+	uint32_t overflows;	/* in [since, until] */
+	uint64_t since, until;	/* CLOCK_BOOTTIME ns */
+};
+
+/* Tells the correlator about it; 0 or -EINVAL. */
+int corr_listener_full(struct correlator *c, const struct corr_listener *l, uint64_t now);
+
+/* Step 2: verdict, cause and whether it is inferred, from the facts alone. */
+struct ct_class ct_classify(const struct ct_facts *fx);
+/*
+ * Step 3: the sentence that explains a verdict, for the writers (text -d,
+ * JSON "detail"); always NUL-terminated. Returns buf.
+ */
+const char *ct_render_detail(const struct ct_result *r, char *buf, size_t sz);
 
 const char *ct_verdict_name(enum ct_verdict v);	/* "timeout" */
 const char *ct_verdict_label(enum ct_verdict v);	/* "TIMEOUT" */

@@ -13,7 +13,7 @@
 #include "overflow.h"
 #include "tracer.h"
 
-#define CT_SCHEMA_VERSION "1.0"
+#define CT_SCHEMA_VERSION "2.0"
 
 struct start_info {
 	const char *version;

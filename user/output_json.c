@@ -71,11 +71,21 @@ static void ev_item(struct json *j, const struct ct_ev_item *it)
 	case CT_EV_ERROR:
 	case CT_EV_CLOSED:
 	case CT_EV_CONNECT_ERROR:
+	case CT_EV_ICMP_ERROR:
 		json_kstr(j, "errno", ct_errno_name(it->err));
 		break;
-	case CT_EV_LISTEN_FULL:
-		json_ku64(j, "accept_queue", it->queue);
+	case CT_EV_ACCEPT_QUEUE_FULL:
+		json_key(j, "accept_queue");
+		if (it->queue_known)
+			json_u64(j, it->queue);
+		else
+			json_null(j);
 		json_ku64(j, "accept_queue_max", it->queue_max);
+		break;
+	case CT_EV_ICMP_SENT:
+		json_kstr(j, "answering", it->synack ? "synack" : "syn");
+		json_ku64(j, "icmp_type", it->icmp_type);
+		json_ku64(j, "icmp_code", it->icmp_code);
 		break;
 	default:
 		break;
@@ -89,12 +99,14 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	bool evicted = f->flags & CT_F_NO_HISTORY;
 	char addr[64];
 	int err = f->err ? f->err : f->err_report;
+	char detail[CT_DETAIL_MAX];
 	struct json j;
 
 	begin(&j, w->f, "verdict", ts_real_ns);
 	json_kstr(&j, "verdict", ct_verdict_name(r->verdict));
 	json_kstr(&j, "cause", ct_cause_name(r->cause));
-	json_kstr(&j, "detail", r->detail);
+	json_kbool(&j, "inferred", r->inferred);
+	json_kstr(&j, "detail", ct_render_detail(r, detail, sizeof(detail)));
 	if (evicted) {
 		json_kstr(&j, "pid", NULL);
 		json_kstr(&j, "tid", NULL);

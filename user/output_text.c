@@ -106,9 +106,10 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	fprintf(w->f, " %4u %6s %s\n", syns, lat, ct_cause_name(r->cause));
 	if (w->detail) {
 		/* it quotes kernel enum names (drop and reset reasons) from BTF */
-		char detail[4 * sizeof(r->detail) + 1];
+		char raw[CT_DETAIL_MAX], detail[4 * CT_DETAIL_MAX + 1];
 
-		escape_text(detail, sizeof(detail), r->detail, strlen(r->detail));
+		ct_render_detail(r, raw, sizeof(raw));
+		escape_text(detail, sizeof(detail), raw, strlen(raw));
 		fprintf(w->f, "         %s\n", detail);
 	}
 }

@@ -319,7 +319,18 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	FUZZ_CHECK((unsigned)r->verdict < CT_V_MAX);
 	FUZZ_CHECK((unsigned)r->cause < CT_C_MAX);
 	FUZZ_CHECK(r->nr_ev <= CT_MAX_EV);
-	FUZZ_CHECK(memchr(r->detail, '\0', sizeof(r->detail)));
+	{
+		/* the renderer fills and terminates any buffer, however small */
+		char d[CT_DETAIL_MAX], tiny[8];
+
+		memset(d, 'x', sizeof(d));
+		ct_render_detail(r, d, sizeof(d));
+		FUZZ_CHECK(memchr(d, '\0', sizeof(d)));
+		memset(tiny, 'x', sizeof(tiny));
+		ct_render_detail(r, tiny, sizeof(tiny));
+		FUZZ_CHECK(memchr(tiny, '\0', sizeof(tiny)) && !strncmp(d, tiny, strlen(tiny)));
+		FUZZ_CHECK(r->cause != CT_C_UNKNOWN || r->inferred);
+	}
 	for (unsigned i = 0; i < r->nr_ev; i++)
 		FUZZ_CHECK((unsigned)r->ev[i].kind < CT_EV_MAX);
 	fr->emitted++;
@@ -339,6 +350,27 @@ static size_t take(const uint8_t **d, size_t *n, void *out, size_t want)
 	return got;
 }
 
+/* The counts add up, and the loss and summary records are well formed too. */
+static void check_end(struct fuzz_run *fr, const struct corr_stats *st, uint64_t now)
+{
+	struct loss_info li = { .lost_records = st->records, .new_lost = st->malformed,
+				.since_real_ns = now, .ts_real_ns = now };
+	struct summary_info si = { .stats = st, .verdicts = st->verdicts,
+				   .lost_records = st->malformed,
+				   .duration_s = now / 1e9, .ts_real_ns = now };
+	uint64_t total = 0;
+
+	for (int v = 0; v < CT_V_MAX; v++)
+		total += st->verdicts[v];
+	FUZZ_CHECK(total == fr->emitted);
+	FUZZ_CHECK(st->malformed <= st->records);
+	fr->jw.ops->loss(&fr->jw, &li);
+	fr->jw.ops->summary(&fr->jw, &si);
+	fr->tw.ops->loss(&fr->tw, &li);
+	fr->tw.ops->summary(&fr->tw, &si);
+	check_new_output(fr);
+}
+
 int ct_fuzz_one(const uint8_t *data, size_t size)
 {
 	struct fuzz_run fr = { 0 };
@@ -346,8 +378,6 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 	struct correlator *c;
 	uint64_t now = 1000000000000ULL;	/* 1000 s after boot */
 	uint8_t cfg, rec[256 + sizeof(struct ct_flow)];
-	const struct corr_stats *st;
-	uint64_t total = 0;
 
 	if (!size)
 		return 0;
@@ -418,25 +448,7 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 		}
 	}
 	corr_flush(c);
-
-	st = corr_stats(c);
-	for (int v = 0; v < CT_V_MAX; v++)
-		total += st->verdicts[v];
-	FUZZ_CHECK(total == fr.emitted);
-	FUZZ_CHECK(st->malformed <= st->records);
-	{
-		struct loss_info li = { .lost_records = st->records, .new_lost = st->malformed,
-					.since_real_ns = now, .ts_real_ns = now };
-		struct summary_info si = { .stats = st, .verdicts = st->verdicts,
-					   .lost_records = st->malformed,
-					   .duration_s = now / 1e9, .ts_real_ns = now };
-
-		fr.jw.ops->loss(&fr.jw, &li);
-		fr.jw.ops->summary(&fr.jw, &si);
-		fr.tw.ops->loss(&fr.tw, &li);
-		fr.tw.ops->summary(&fr.tw, &si);
-		check_new_output(&fr);
-	}
+	check_end(&fr, corr_stats(c), now);
 	corr_free(c);
 	fclose(fr.jf);
 	fclose(fr.tf);

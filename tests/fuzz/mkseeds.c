@@ -111,9 +111,9 @@ static void tick(uint32_t us)
 	put(&us, sizeof(us));
 }
 
-int main(int argc, char **argv)
+/* One seed per verdict and cause. */
+static void seeds_verdicts(const char *dir)
 {
-	const char *dir = argc > 1 ? argv[1] : "tests/fuzz/corpus";
 	struct ct_flow f;
 	struct ct_evidence e;
 
@@ -202,6 +202,13 @@ int main(int argc, char **argv)
 	f.sport = 40009;
 	flow(&f);
 	finish(dir, "connect-errors");
+}
+
+/* Abandoned, pending, evicted, dual-stack and held flows. */
+static void seeds_lifecycle(const char *dir)
+{
+	struct ct_flow f;
+	struct ct_evidence e;
 
 	/* abandoned while SYNs were dropped, ICMP unreachable, unknown errno */
 	begin(0);
@@ -257,6 +264,53 @@ int main(int argc, char **argv)
 	flow(&f);
 	op(OP_FLUSH);
 	finish(dir, "held-late-evidence");
+}
+
+/* ICMP errors, simultaneous open, listeners re-reported full. */
+static void seeds_new_rules(const char *dir)
+{
+	struct ct_flow f;
+	struct ct_evidence e;
+
+	/* ICMP errors: a soft error on an abandoned socket, one this host sent */
+	begin(0);
+	e = v4ev(CT_REC_ICMP_SENT, 40018, 20018, CT_TCP_SYN, 3 << 8 | 3, T0 + MS / 10);
+	ev(&e);
+	f = v4flow(40018, 20018, CT_TCP_CLOSE, 0, T0, T0 + 1500 * MS);
+	f.err_soft = 111;
+	flow(&f);
+	f = v4flow(40019, 20019, CT_TCP_CLOSE, 0, T0, T0 + 1500 * MS);
+	f.err_soft = 113;
+	flow(&f);
+	f = v4flow(40020, 20020, CT_TCP_CLOSE, 0, T0, T0 + 1500 * MS);
+	f.err_soft = 71;	/* EPROTO */
+	flow(&f);
+	finish(dir, "icmp-errors");
+
+	/* a simultaneous open, and a listener re-reported full */
+	begin(0);
+	f = v4flow(40021, 40021, CT_TCP_ESTABLISHED, 0, T0, T0 + 1200 * MS);
+	f.flags = CT_F_SIMOPEN;
+	f.syn_retrans = 1;
+	f.retrans_us[0] = 1000000;
+	flow(&f);
+	for (int i = 0; i < 3; i++) {
+		e = v4ev(CT_REC_LISTEN_FULL, 20022, 0, 0, 0, T0 + i * 1000 * MS);
+		e.queue = 2 + i;
+		e.queue_max = 1;
+		ev(&e);
+	}
+	f = v4flow(40022, 20022, CT_TCP_CLOSE, 110, T0, T0 + 7000 * MS);
+	f.syn_retrans = 2;
+	flow(&f);
+	finish(dir, "simopen-listener-periods");
+}
+
+/* Bounds and hostile input: overflowing evidence, escape sequences, malformed records. */
+static void seeds_bounds(const char *dir)
+{
+	struct ct_flow f;
+	struct ct_evidence e;
 
 	/* the evidence store overflows (max 8) and expires (1 s), no enum names */
 	begin(2 | 8 | 32);
@@ -297,5 +351,15 @@ int main(int argc, char **argv)
 	e.family = 0;
 	ev(&e);
 	finish(dir, "malformed");
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "tests/fuzz/corpus";
+
+	seeds_verdicts(dir);
+	seeds_lifecycle(dir);
+	seeds_new_rules(dir);
+	seeds_bounds(dir);
 	return 0;
 }

@@ -517,8 +517,8 @@ def parse_ts(ts):
 
 def check_start(rec):
     p = []
-    if rec.get("schema") != "1.0":
-        p.append(f"schema {rec.get('schema')!r} != '1.0'")
+    if rec.get("schema") != "2.0":
+        p.append(f"schema {rec.get('schema')!r} != '2.0'")
     if not isinstance(rec.get("probes"), dict) or not rec["probes"]:
         p.append("probes is not a non-empty object")
     return p

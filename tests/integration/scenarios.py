@@ -143,7 +143,7 @@ SPECS = {s.name: s for s in [
          attempt_timeout, lambda r: ("ETIMEDOUT",), retrans=(2, 10), min_elapsed_ms=5000),
     Spec("timeout6", "timeout", "netfilter_drop", "ipv6", "::1", "::1",
          attempt_timeout, lambda r: ("ETIMEDOUT",), retrans=(2, 10), min_elapsed_ms=5000),
-    Spec("slow4", "slow", "syn_retransmit", "ipv4", "127.0.0.1", "127.0.0.1",
+    Spec("slow4", "slow", "netfilter_drop", "ipv4", "127.0.0.1", "127.0.0.1",
          attempt_slow, lambda r: (None,), retrans=(1, 4), min_elapsed_ms=900),
     # The application gave up; the socket never had an error. connect()
     # itself returned EINPROGRESS, so accept that name too.

@@ -39,7 +39,7 @@ def test_full_accept_queue_in_the_verdict_stream():
         assert v, f"no verdict for client {c.pid}"
         assert (v["verdict"], v["cause"]) == ("timeout", "accept_queue_full"), v
         assert "accept queue" in v["detail"], v["detail"]
-        assert any(e["event"] == "listen_full" for e in v["evidence"]), v["evidence"]
+        assert any(e["event"] == "accept_queue_full" for e in v["evidence"]), v["evidence"]
     for c, _ in connected:
         assert verdicts[c.pid]["verdict"] == "ok", verdicts[c.pid]
 

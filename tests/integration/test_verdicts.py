@@ -15,7 +15,7 @@ from scenarios import SPECS, mismatches
 
 def test_start_record(ct):
     rec = ct.start_record
-    assert rec["type"] == "start" and rec["schema"] == "1.0", rec
+    assert rec["type"] == "start" and rec["schema"] == "2.0", rec
     assert isinstance(rec["probes"], dict) and rec["probes"], rec
 
 

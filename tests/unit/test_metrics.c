@@ -233,7 +233,7 @@ static void test_render_counts_and_histogram(void **state)
 	metrics_verdict(m, &r);
 	r = result(CT_V_TIMEOUT, CT_C_NETFILTER_DROP, 200, 6);	/* past the last bound */
 	metrics_verdict(m, &r);
-	r = result(CT_V_SLOW, CT_C_SYN_RETRANSMIT, 1.0, 1);	/* on a bound: le is <= */
+	r = result(CT_V_SLOW, CT_C_NO_SYNACK, 1.0, 1);	/* on a bound: le is <= */
 	metrics_verdict(m, &r);
 	r = result(CT_V_ABANDONED, CT_C_APP_CLOSED, 0, 0);
 	r.flow.flags = CT_F_EVICTED;				/* no start: no duration */
@@ -246,7 +246,7 @@ static void test_render_counts_and_histogram(void **state)
 
 	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\"}") == 2);
 	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"netfilter_drop\"}") == 2);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"syn_retransmit\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"no_synack\"}") == 1);
 	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"abandoned\",cause=\"app_closed\"}") == 1);
 	assert_true(sample(t, "conntrace_syn_retransmits_total") == 12);
 	assert_true(sample(t, "conntrace_lost_records_total") == 11);
