@@ -70,6 +70,16 @@ static __always_inline void flow_start(const struct sock *sk)
 		__u64 *seen;
 
 		__builtin_memcpy(dk.addr, f->daddr, sizeof(dk.addr));
+		/*
+		 * A dual-stack socket to ::ffff:a.b.c.d sends IPv4 packets: its
+		 * evidence (drops, RSTs, ICMP) arrives as IPv4, so key it so.
+		 */
+		if (dk.family == AF_INET6 && !*(__u64 *)dk.addr &&
+		    *(__u32 *)(dk.addr + 8) == bpf_htonl(0xffff)) {
+			dk.family = AF_INET;
+			__builtin_memcpy(dk.addr, f->daddr + 12, 4);
+			__builtin_memset(dk.addr + 4, 0, 12);
+		}
 		/* a lookup is cheaper than an update: refresh the stamp once a second */
 		seen = bpf_map_lookup_elem(&dests, &dk);
 		if (!seen || f->ts_start - *seen > 1000000000ULL)
