@@ -237,12 +237,11 @@ static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mas
 	return 0;
 }
 
-static error_t parse_opt(int key, char *arg, struct argp_state *state)
+/* What to trace and how: filters, thresholds, kernel sizes, privileges. */
+static error_t parse_trace_opt(int key, char *arg, struct parse_state *ps)
 {
-	struct parse_state *ps = state->input;
 	struct ct_options *o = ps->o;
 	unsigned long long v = 0;
-	char msg[256];	/* export: a message from sink.c or metrics.c */
 	int err = 0;
 
 	switch (key) {
@@ -265,22 +264,6 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_SLOW:
 		err = parse_num(ps, "--slow", arg, 0, 3600000, "a number of milliseconds", &v);
 		o->tc.slow_ns = v * 1000000ULL;
-		break;
-	case 'j':
-		o->json = true;
-		break;
-	case 'd':
-		o->detail = true;
-		break;
-	case OPT_COLOR:
-		if (!strcmp(arg, "auto"))
-			o->color = -1;
-		else if (!strcmp(arg, "always"))
-			o->color = 1;
-		else if (!strcmp(arg, "never"))
-			o->color = 0;
-		else
-			err = fail(ps, "--color: '%s' is not auto, always or never", esc(arg));
 		break;
 	case OPT_PROBES:
 		o->probes = true;
@@ -305,7 +288,37 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			return fail(ps, "--user: no such user '%s'", esc(arg));
 		o->user = arg;
 		break;
-	/* export */
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return err;
+}
+
+/* What to write and where: formats, the output file, the metrics server. */
+static error_t parse_output_opt(int key, char *arg, struct parse_state *ps)
+{
+	struct ct_options *o = ps->o;
+	unsigned long long v = 0;
+	char msg[256];	/* export: a message from sink.c or metrics.c */
+	int err = 0;
+
+	switch (key) {
+	case 'j':
+		o->json = true;
+		break;
+	case 'd':
+		o->detail = true;
+		break;
+	case OPT_COLOR:
+		if (!strcmp(arg, "auto"))
+			o->color = -1;
+		else if (!strcmp(arg, "always"))
+			o->color = 1;
+		else if (!strcmp(arg, "never"))
+			o->color = 0;
+		else
+			err = fail(ps, "--color: '%s' is not auto, always or never", esc(arg));
+		break;
 	case 'o':
 		if (!arg[0] || strlen(arg) >= sizeof(o->output))
 			err = fail(ps, "--output: '%s' is not a usable file name", esc(arg));
@@ -326,6 +339,24 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 				       sizeof(msg)))
 			err = fail(ps, "%s", msg);
 		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return err;
+}
+
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct parse_state *ps = state->input;
+	error_t err;
+
+	/* each group answers ARGP_ERR_UNKNOWN for keys that are not its own */
+	err = parse_trace_opt(key, arg, ps);
+	if (err == ARGP_ERR_UNKNOWN)
+		err = parse_output_opt(key, arg, ps);
+	if (err != ARGP_ERR_UNKNOWN)
+		return err;
+	switch (key) {
 	case '?':
 		argp_help(state->root_argp, stdout, ARGP_HELP_STD_HELP, state->name);
 		exit(0);
@@ -340,7 +371,6 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
-	return err;
 }
 
 /*
