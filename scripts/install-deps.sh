@@ -12,6 +12,7 @@ PKGS=(
 	python3 python3-pytest                   # integration test runner
 	qemu-system-x86 busybox-static cpio      # second kernel under qemu (make vmtest)
 	libmicrohttpd-dev prometheus python3-jsonschema # --metrics; export tests: Prometheus, schema
+	curl nginx-light haproxy wrk apache2-utils socat # real clients and servers (test_real_clients.py)
 )
 
 missing=()
