@@ -71,14 +71,14 @@ ICMP_CASES = [
 def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdict, icmp_out):
     """connect_ex() returns EINPROGRESS; nft on this host rejects each SYN
     with an ICMP error (the ICMP out counter and the rule's counter agree,
-    one per SYN). The first ICMP arrives while connect() still owns the
-    socket, so the kernel keeps it as the soft error (sk_err_soft;
-    TcpExtLockDroppedIcmps) and retransmits; over IPv4 select() reports the
-    socket writable at once, over IPv6 after the retransmit's ICMP made it a
-    hard error. Either way SO_ERROR gives the ICMP's errno and the client
-    closes: the verdict is the ICMP's (refused or unreachable,
-    icmp_unreachable, that errno), not the close's, and the evidence shows
-    this host sending the ICMP (icmp_sent)."""
+    one per SYN). On loopback the first ICMP usually arrives while connect()
+    still owns the socket, so the kernel keeps it as the soft error
+    (sk_err_soft; TcpExtLockDroppedIcmps) and retransmits; measured on 6.18:
+    over IPv4 select() reports the socket writable at once, over IPv6 only
+    after the retransmit's ICMP made it a hard error. Either way SO_ERROR
+    gives the ICMP's errno and the client closes: the verdict is the ICMP's
+    (refused or unreachable, icmp_unreachable, that errno), not the
+    close's, and the evidence shows this host sending the ICMP (icmp_sent)."""
     port = free_port()
     ns.listen(port, v6=family == "6")
     nft_syn_rule(ns, port, rule)
@@ -88,7 +88,6 @@ def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdic
         ("EINPROGRESS", True, so_error), res
     sent = nft_packets(ns)
     assert d[icmp_out] == sent == d["TcpExtTCPSynRetrans"] + 1, (sent, d)
-    assert d["TcpExtLockDroppedIcmps"] >= 1, d
     rec = single(recs, res)
     want = dict(verdict=verdict, cause="icmp_unreachable", errno=so_error,
                 pid=res["spawned_pid"], tid=res["tid"], comm="rt-nonblock",

@@ -346,17 +346,17 @@ def test_haproxy_health_checks_refused(ns):
 def test_wrk_full_accept_queue_times_out_accept_queue_full(ns):
     """A listener with listen(fd, 1) that never accepts holds 2 connections;
     every later SYN is dropped on its full accept queue
-    (TcpExtListenOverflows). wrk -c4 for 8 s: 2 attempts connect (ok), the
-    others retransmit until the kernel gives up after ~7 s (tcp_syn_retries=2;
-    TcpAttemptFails counts them: timeout/accept_queue_full), and those still
-    connecting when wrk stops are abandoned. Every dropped SYN is one of the
-    verdicts' syn_retrans + 1."""
+    (TcpExtListenOverflows). wrk -c4 for 5 s: 2 attempts connect (ok), the
+    others retransmit until the kernel gives up after ~3 s (tcp_syn_retries=1;
+    TcpAttemptFails counts them: timeout/accept_queue_full), wrk reconnects,
+    and the attempts still connecting when it stops are abandoned. Every
+    dropped SYN is one of the verdicts' syn_retrans + 1."""
     port = free_port()
-    ns.sysctl("net.ipv4.tcp_syn_retries", 2)
+    ns.sysctl("net.ipv4.tcp_syn_retries", 1)
     ns.listen(port, backlog=1, no_accept=True)
     with Conntrace("-a", "--port", port) as ct:
         k = Counters(ns)
-        p = ns.popen(["wrk", "-t1", "-c4", "-d8s", "--timeout", "30s", url(False, port)])
+        p = ns.popen(["wrk", "-t1", "-c4", "-d5s", "--timeout", "30s", url(False, port)])
         out, err = p.communicate(timeout=60)
         d = k.delta()           # wrk has exited: every attempt has ended
         wait_until(lambda: len(ct.verdicts(flow(ns, port))) >= d["TcpActiveOpens"], 15,
