@@ -321,6 +321,12 @@ def test_haproxy_health_checks_refused(ns):
     nft_syn_rule(ns, reset, "reject with tcp reset")
     with Conntrace("-a", "--port", closed) as ct_closed, \
             Conntrace("-a", "--port", reset) as ct_reset:
+        def v_closed():
+            return ct_closed.verdicts(flow(ns, closed))
+
+        def v_reset():
+            return ct_reset.verdicts(flow(ns, reset))
+
         k = Counters(ns)
         hap = Haproxy(ns, f"""
             backend be
@@ -329,14 +335,13 @@ def test_haproxy_health_checks_refused(ns):
             """)
         try:
             tids = threads(hap.pid)
-            wait_until(lambda: len(ct_closed.verdicts()) >= 3 and len(ct_reset.verdicts()) >= 3,
-                       15, "three checks of each server")
+            wait_until(lambda: len(v_closed()) >= 3 and len(v_reset()) >= 3, 15,
+                       "three checks of each server")
             st_closed, st_reset = hap.server("closed"), hap.server("reset")
         finally:
             rc, err = hap.stop()
         d = k.delta()           # haproxy is gone: every attempt has ended
-        wait_until(lambda: len(ct_closed.verdicts()) + len(ct_reset.verdicts())
-                   >= d["TcpAttemptFails"], 10,
+        wait_until(lambda: len(v_closed()) + len(v_reset()) >= d["TcpAttemptFails"], 10,
                    f"{d['TcpAttemptFails']} verdicts (TcpAttemptFails)")
         time.sleep(0.5)         # nothing more may come
         ct_closed.stop()
@@ -346,12 +351,12 @@ def test_haproxy_health_checks_refused(ns):
             ("DOWN", "L4CON", "Connection refused"), st
     assert re.search(r'Server be/closed is DOWN, reason: Layer4 connection problem, '
                      r'info: "Connection refused"', err), err
-    v_closed, v_reset = ct_closed.verdicts(), ct_reset.verdicts()
-    assert len(v_closed) + len(v_reset) == d["TcpAttemptFails"], (len(v_closed), len(v_reset), d)
-    assert len(v_closed) == d["TcpOutRsts"], (len(v_closed), d)
-    assert len(v_reset) == nft_packets(ns), (len(v_reset), nft_packets(ns))
+    r_closed, r_reset = v_closed(), v_reset()
+    assert len(r_closed) + len(r_reset) == d["TcpAttemptFails"], (len(r_closed), len(r_reset), d)
+    assert len(r_closed) == d["TcpOutRsts"], (len(r_closed), d)
+    assert len(r_reset) == nft_packets(ns), (len(r_reset), nft_packets(ns))
     assert d["TcpExtTCPSynRetrans"] == 0, d
-    for recs, cause in ((v_closed, "no_listener"), (v_reset, "rst_received")):
+    for recs, cause in ((r_closed, "no_listener"), (r_reset, "rst_received")):
         for rec in recs:
             assert_verdict(rec, verdict="refused", cause=cause, errno="ECONNREFUSED",
                            pid=hap.pid, comm="haproxy", netns=ns.inode, syn_retrans=0)
@@ -494,7 +499,7 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
             slow = slow_curl(ns, port, k)
             stop_process(srv)
             refused = curl(ns, url(False, port))
-            ct.wait_for(lambda r: r.get("type") == "verdict" and r["verdict"] == "refused",
+            ct.wait_for(lambda r: flow(ns, port)(r) and r["verdict"] == "refused",
                         what="the refused verdict")
             text.wait_line(lambda line: " REFUSED " in line, 20, "REFUSED line")
             time.sleep(1.0)     # an OK verdict, if one were printed, would be out by now
@@ -507,7 +512,9 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
     assert slow.rc == 0 and slow.http_code == 200 and slow.elapsed >= 0.9, slow
     assert refused.rc == 7 and refused.connect_error == "Connection refused", refused
 
-    got = sorted((r["verdict"], r["pid"]) for r in ct.verdicts())
+    # (--port is global: another session's namespace may use the same port,
+    # so only this namespace's verdicts and these curls' lines are judged)
+    got = sorted((r["verdict"], r["pid"]) for r in ct.verdicts(flow(ns, port)))
     assert got == sorted([("slow", slow.pid), ("refused", refused.pid)]), ct.verdicts()
 
     rows = []
@@ -516,7 +523,8 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
             continue
         cols = line.split()
         assert len(cols) >= 8 and re.fullmatch(r"\d\d:\d\d:\d\d", cols[0]), line
-        rows.append((cols[5], int(cols[1]), cols[2], cols[4]))
+        if int(cols[1]) in (ok.pid, slow.pid, refused.pid):
+            rows.append((cols[5], int(cols[1]), cols[2], cols[4]))
     assert sorted(rows) == sorted([
         ("REFUSED", refused.pid, "curl", f"127.0.0.1:{port}"),
         ("SLOW", slow.pid, "curl", f"127.0.0.1:{port}")]), lines
