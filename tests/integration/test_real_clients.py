@@ -156,7 +156,9 @@ def test_curl_dropped_syns_time_out_netfilter_drop(ns, v6):
      "ECONNREFUSED"),
     ("reject with icmp type host-unreachable", "No route to host", "unreachable",
      "EHOSTUNREACH"),
-], ids=["port-unreachable", "host-unreachable"])
+    ("reject with icmp type net-unreachable", "Network is unreachable", "unreachable",
+     "ENETUNREACH"),
+], ids=["port-unreachable", "host-unreachable", "net-unreachable"])
 def test_curl_icmp_reject_is_icmp_unreachable(ns, rule, said, verdict, errno):
     """An nft rule on this host rejects curl's SYN with an ICMP error
     (IcmpOutDestUnreachs +1 per SYN rejected). The ICMP reaches the socket
