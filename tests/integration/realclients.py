@@ -484,11 +484,60 @@ def mismatches(rec, **want):
     return p
 
 
-def assert_verdict(rec, context="", **want):
-    p = mismatches(rec, **want)
+def assert_verdict(rec, context="", extra=(), **want):
+    """Fail with every mismatch at once (and the problems in `extra`)."""
+    p = mismatches(rec, **want) + list(extra)
     assert not p, (f"{len(p)} mismatches:\n  " + "\n  ".join(p) +
                    f"\nrecord: {json.dumps(rec)}\n{context}")
 
 
 def events(rec, name):
     return [e for e in rec["evidence"] if e.get("event") == name]
+
+
+def icmp_problems(rec, errno, icmp_type, icmp_code):
+    """What is wrong with a verdict's account of an ICMP error that this
+    host's firewall sent for the SYN. Its errno is the attempt's errno when
+    it ended the attempt; when the application closed the socket first
+    (having read it with SO_ERROR) it is left on the socket, and shows as an
+    `icmp_error` evidence item instead. Where the kernel has the icmp_send
+    tracepoint, the evidence shows this host sending it (`icmp_sent`, with
+    the ICMP type and code when given)."""
+    p = []
+    left = [e.get("errno") for e in events(rec, "icmp_error")]
+    if rec["errno"] is None:
+        if errno not in left:
+            p.append(f"errno null and no icmp_error {errno} in the evidence")
+    elif rec["errno"] != errno:
+        p.append(f"errno: got {rec['errno']!r}, want {errno!r}")
+    if any(x != errno for x in left):
+        p.append(f"icmp_error evidence {left}, want {errno}")
+    if has_tracepoint("icmp_send"):
+        sent = events(rec, "icmp_sent")
+        if not sent:
+            p.append("no icmp_sent evidence (this host's firewall sent the ICMP)")
+        for e in sent:
+            got = (e.get("icmp_type", icmp_type), e.get("icmp_code", icmp_code))
+            if got != (icmp_type, icmp_code):
+                p.append(f"icmp_sent {e}: want type {icmp_type} code {icmp_code}")
+    return p
+
+
+def full_queue_problems(rec, queue_max=1):
+    """What is wrong with a verdict's evidence of a full accept queue: there
+    must be some (an `accept_queue_full` event, or drops with the kernel's
+    reason TCP_LISTEN_OVERFLOW, depending on the kernel's hooks), with the
+    listener's limit, and the length it shows (null when only overflows over
+    an interval are known) must be above that limit: the queue was full."""
+    full = events(rec, "accept_queue_full")
+    overflow = [e for e in events(rec, "drop") if e.get("reason") == "TCP_LISTEN_OVERFLOW"]
+    p = []
+    if not full and not overflow:
+        p.append(f"no evidence of the full accept queue (accept_queue_full event or "
+                 f"TCP_LISTEN_OVERFLOW drops): {rec['evidence']}")
+    for e in full:
+        q, qmax = e.get("accept_queue"), e.get("accept_queue_max")
+        if qmax != queue_max or (q is not None and q <= qmax):
+            p.append(f"accept_queue_full evidence does not show a full queue (more than "
+                     f"{queue_max} queued): {e}")
+    return p

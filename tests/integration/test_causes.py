@@ -12,7 +12,7 @@ pid and thread id) and the namespace's counters (`nstat`)."""
 import pytest
 
 from ctharness import Conntrace, flow, free_port, related
-from realclients import (Counters, assert_verdict, events, has_tracepoint, make_ns,
+from realclients import (Counters, assert_verdict, events, icmp_problems, make_ns,
                          nft_packets, nft_syn_rule, pyclient)
 
 SHORT_WAIT = 5.0    # for a verdict due at once (the default is 20 s)
@@ -54,21 +54,23 @@ def single(recs, res):
 # -- ICMP errors on a non-blocking connect --------------------------------------
 
 ICMP_CASES = [
-    # id, family, address, nft reject, SO_ERROR, verdict, ICMP out counter
+    # id, family, address, nft reject, SO_ERROR, verdict, ICMP out counter,
+    # (type, code) of the ICMP sent: ICMP for IPv4, ICMPv6 for IPv6
     ("ipv4-port-unreachable", "4", "127.0.0.1", "reject with icmpx type port-unreachable",
-     "ECONNREFUSED", "refused", "IcmpOutDestUnreachs"),
+     "ECONNREFUSED", "refused", "IcmpOutDestUnreachs", (3, 3)),
     ("ipv4-host-unreachable", "4", "127.0.0.1", "reject with icmp type host-unreachable",
-     "EHOSTUNREACH", "unreachable", "IcmpOutDestUnreachs"),
+     "EHOSTUNREACH", "unreachable", "IcmpOutDestUnreachs", (3, 1)),
     ("ipv6-port-unreachable", "6", "::1", "reject with icmpx type port-unreachable",
-     "ECONNREFUSED", "refused", "Icmp6OutDestUnreachs"),
+     "ECONNREFUSED", "refused", "Icmp6OutDestUnreachs", (1, 4)),
     ("ipv6-host-unreachable", "6", "::1", "reject with icmpx type host-unreachable",
-     "EHOSTUNREACH", "unreachable", "Icmp6OutDestUnreachs"),
+     "EHOSTUNREACH", "unreachable", "Icmp6OutDestUnreachs", (1, 3)),
 ]
 
 
-@pytest.mark.parametrize("family, addr, rule, so_error, verdict, icmp_out",
+@pytest.mark.parametrize("family, addr, rule, so_error, verdict, icmp_out, icmp",
                          [c[1:] for c in ICMP_CASES], ids=[c[0] for c in ICMP_CASES])
-def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdict, icmp_out):
+def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdict, icmp_out,
+                                        icmp):
     """connect_ex() returns EINPROGRESS; nft on this host rejects each SYN
     with an ICMP error (the ICMP out counter and the rule's counter agree,
     one per SYN). On loopback the first ICMP usually arrives while connect()
@@ -78,7 +80,9 @@ def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdic
     after the retransmit's ICMP made it a hard error. Either way SO_ERROR
     gives the ICMP's errno and the client closes: the verdict is the ICMP's
     (refused or unreachable, icmp_unreachable, that errno), not the
-    close's, and the evidence shows this host sending the ICMP (icmp_sent)."""
+    close's. The ICMP's errno is the attempt's errno where it ended the
+    attempt (IPv6 here), else it was left on the socket (icmp_error); and
+    the evidence shows this host sending that ICMP (icmp_sent)."""
     port = free_port()
     ns.listen(port, v6=family == "6")
     nft_syn_rule(ns, port, rule)
@@ -89,15 +93,13 @@ def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdic
     sent = nft_packets(ns)
     assert d[icmp_out] == sent == d["TcpExtTCPSynRetrans"] + 1, (sent, d)
     rec = single(recs, res)
-    want = dict(verdict=verdict, cause="icmp_unreachable", errno=so_error,
+    want = dict(verdict=verdict, cause="icmp_unreachable",
                 pid=res["spawned_pid"], tid=res["tid"], comm="rt-nonblock",
                 family="ipv6" if family == "6" else "ipv4", daddr=addr,
                 syn_retrans=d["TcpExtTCPSynRetrans"])
     if res["sport"]:
         want["sport"] = res["sport"]
-    assert_verdict(rec, res, **want)
-    if has_tracepoint("icmp_send"):
-        assert events(rec, "icmp_sent"), f"no icmp_sent evidence: {rec['evidence']}"
+    assert_verdict(rec, res, extra=icmp_problems(rec, so_error, *icmp), **want)
 
 
 # -- AF_INET6 dual-stack sockets to v4-mapped addresses --------------------------
@@ -146,7 +148,7 @@ def test_self_connect_is_ok(ns):
     """A socket bound to 127.0.0.1:P connects to 127.0.0.1:P: its SYN comes
     back to itself, it passes through SYN_RECV (simultaneous open) and
     connects to itself (getpeername == getsockname). One attempt, which
-    succeeded: ok."""
+    succeeded: ok, and the evidence says it was a simultaneous open."""
     port = free_port()
     res, recs, d = traced(ns, port, lambda: pyclient(
         ns, "127.0.0.1", port, comm="rt-selfconn", bind=True))
@@ -154,8 +156,10 @@ def test_self_connect_is_ok(ns):
         res["peer"] == ["127.0.0.1", port], res
     assert d["TcpActiveOpens"] == 1 and d["TcpAttemptFails"] == 0, d
     rec = single(recs, res)
-    assert_verdict(rec, res, verdict="ok", pid=res["spawned_pid"], tid=res["tid"],
-                   comm="rt-selfconn", sport=port, dport=port, errno=None,
+    simopen = [] if events(rec, "simultaneous_open") else [
+        "no simultaneous_open evidence (the socket passed through SYN_RECV)"]
+    assert_verdict(rec, res, extra=simopen, verdict="ok", pid=res["spawned_pid"],
+                   tid=res["tid"], comm="rt-selfconn", sport=port, dport=port, errno=None,
                    syn_retrans=d["TcpExtTCPSynRetrans"])
 
 
