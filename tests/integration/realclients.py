@@ -500,8 +500,9 @@ def icmp_problems(rec, errno, icmp_type, icmp_code):
     host's firewall sent for the SYN. Its errno is the attempt's errno when
     it ended the attempt; when the application closed the socket first
     (having read it with SO_ERROR) it is left on the socket, and shows as an
-    `icmp_error` evidence item instead. Where the kernel has the icmp_send
-    tracepoint, the evidence shows this host sending it (`icmp_sent`, with
+    `icmp_error` evidence item instead. Where the kernel has a tracepoint
+    for sending it (icmp:icmp_send, for IPv4 only: 6.18 has none for
+    ICMPv6), the evidence shows this host sending it (`icmp_sent`, with
     the ICMP type and code when given)."""
     p = []
     left = [e.get("errno") for e in events(rec, "icmp_error")]
@@ -512,7 +513,7 @@ def icmp_problems(rec, errno, icmp_type, icmp_code):
         p.append(f"errno: got {rec['errno']!r}, want {errno!r}")
     if any(x != errno for x in left):
         p.append(f"icmp_error evidence {left}, want {errno}")
-    if has_tracepoint("icmp_send"):
+    if has_tracepoint("icmpv6_send" if rec["family"] == "ipv6" else "icmp_send"):
         sent = events(rec, "icmp_sent")
         if not sent:
             p.append("no icmp_sent evidence (this host's firewall sent the ICMP)")

@@ -82,7 +82,8 @@ def test_nonblocking_connect_icmp_error(ns, family, addr, rule, so_error, verdic
     (refused or unreachable, icmp_unreachable, that errno), not the
     close's. The ICMP's errno is the attempt's errno where it ended the
     attempt (IPv6 here), else it was left on the socket (icmp_error); and
-    the evidence shows this host sending that ICMP (icmp_sent)."""
+    the evidence shows this host sending that ICMP (icmp_sent), where the
+    kernel has a tracepoint for it (IPv4's icmp_send; none for ICMPv6)."""
     port = free_port()
     ns.listen(port, v6=family == "6")
     nft_syn_rule(ns, port, rule)
