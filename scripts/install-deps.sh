@@ -9,6 +9,7 @@ PKGS=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev # libbpf, skeleton generator
 	libcmocka-dev libclang-rt-14-dev valgrind # unit tests, the fuzzer runtime, memcheck
 	iproute2 nftables jq                     # integration tests: netns, drops
+	curl nginx-light haproxy wrk apache2-utils socat # real clients and servers (test_real_clients.py)
 	python3 python3-pytest                   # integration test runner
 	qemu-system-x86 busybox-static cpio      # second kernel under qemu (make vmtest)
 	libmicrohttpd-dev prometheus python3-jsonschema # --metrics; export tests: Prometheus, schema
