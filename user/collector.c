@@ -634,14 +634,6 @@ void collector_close(struct collector *c)
 /* ------------------------------------------------------------------------
  * conntrace [OPTIONS] */
 
-static void print_probes(const struct probe_report *rep, int nr)
-{
-	printf("%-15s %-48s %s\n", "SIGNAL", "HOOK", "NOTE");
-	for (int i = 0; i < nr; i++)
-		printf("%-15s %-48s %s\n", rep[i].signal, rep[i].ok ? rep[i].hook : "(none)",
-		       rep[i].note);
-}
-
 /* --probes: load and attach, print which hook carries each signal, exit. */
 static int probes_main(const struct ct_options *o)
 {
@@ -656,7 +648,7 @@ static int probes_main(const struct ct_options *o)
 		return CT_EXIT_FAILURE;
 	}
 	rep = tracer_report(t, &nr);
-	print_probes(rep, nr);
+	hooks_print_report(stdout, "", rep, nr);
 	tracer_close(t);
 	return CT_EXIT_OK;
 }

@@ -438,8 +438,19 @@ bool hooks_set_attached(const struct hook_def *defs, size_t n, struct bpf_link *
 void hooks_print_report(FILE *f, const char *prefix, const struct probe_report *rep,
 			size_t nr)
 {
-	fprintf(f, "%s%-17s %-48s %s\n", prefix, "SIGNAL", "HOOK", "NOTE");
+	int ws = (int)strlen("SIGNAL"), wh = (int)strlen("HOOK");
+
+	/* columns fitted to the rows, so they line up whatever the hooks are */
+	for (size_t i = 0; i < nr; i++) {
+		const char *h = rep[i].ok ? rep[i].hook : "(none)";
+
+		if ((int)strlen(rep[i].signal) > ws)
+			ws = (int)strlen(rep[i].signal);
+		if ((int)strlen(h) > wh)
+			wh = (int)strlen(h);
+	}
+	fprintf(f, "%s%-*s  %-*s  %s\n", prefix, ws, "SIGNAL", wh, "HOOK", "NOTE");
 	for (size_t i = 0; i < nr; i++)
-		fprintf(f, "%s%-17s %-48s %s\n", prefix, rep[i].signal,
+		fprintf(f, "%s%-*s  %-*s  %s\n", prefix, ws, rep[i].signal, wh,
 			rep[i].ok ? rep[i].hook : "(none)", rep[i].note);
 }

@@ -192,7 +192,6 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	err = choose_hooks(t, errmsg, errsz);
 	if (err)
 		goto fail;
-	report_caveats(t->report);
 	/* libbpf loads the BTF again for its relocations: drop ours first */
 	btf__free(t->vmlinux);
 	t->vmlinux = NULL;
@@ -206,6 +205,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 			   bpf_map__fd(t->skel->maps.listeners), t->report, SIG_MAX, errmsg, errsz);
 	if (err)
 		goto fail;
+	report_caveats(t->report);	/* of what did attach */
 	for (size_t i = 0; i < NR_PROGS; i++)
 		if (progs[i].kind == HK_ITER && !strcmp(progs[i].prog, "dump_listeners"))
 			t->listener_iter = t->links[i];

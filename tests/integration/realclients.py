@@ -184,7 +184,9 @@ class CurlResult:
         m = re.search(r"(?:connect to \S+ port \d+ failed|Immediate connect fail for \S+): (.+)",
                       stderr)
         self.connect_error = m.group(1).strip() if m else None
-        self.timed_out = "Timeout was reached" in stderr
+        # curl words its connect timeout two ways, by where the timer fired
+        self.timed_out = ("Timeout was reached" in stderr or
+                          re.search(r"Connection timeout? after \d+ ms", stderr) is not None)
         m = re.search(r"^http_code=(\d+)$", stdout, re.M)
         self.http_code = int(m.group(1)) if m else None
 

@@ -346,8 +346,14 @@ table inet cttimer {{
     assert not pending, f"{pending} attempts long over were still pending in conntrace's " \
         f"flow table at exit: their end went unseen; {context}"
     made = len(busy) * per + nt
-    assert sum(by.get(("ok", a), 0) for a in busy) + by.get(("timeout", "127.0.0.2"), 0) + \
-        reported >= made, f"{made} attempts, silent loss: {context}"
+    # the floods close in batches: on a slow machine (the qemu guest) some of
+    # their sockets are closed still connecting, and those are abandoned, not
+    # lost; what must not happen is an attempt with no verdict and no count
+    assert sum(v for (verdict, a), v in by.items() if a in busy) + \
+        by.get(("timeout", "127.0.0.2"), 0) + reported >= made, \
+        f"{made} attempts, silent loss: {context}"
+    assert not [k for k in by if k[1] in busy and k[0] not in ("ok", "abandoned")], \
+        f"a fast connect to a listener got another verdict: {context}"
     assert summary.get("missed_events", 0) >= sum(misses.values()), \
         f"the kernel skipped conntrace's programs {sum(misses.values())} times " \
         f"(recursion_misses {misses}); the summary does not say so: {summary}"
