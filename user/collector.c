@@ -175,11 +175,10 @@ static void on_overflow(void *ctx, const struct overflow_report *r)
 		fmt_addr(ml.laddr, sizeof(ml.laddr), l->family, l->addr);
 		metrics_listener_add(c->metrics, &ml);
 	}
-	if (!r->overflows)
-		return;
+	/* with no overflows too: a queue read drained ends a full period */
 	memcpy(cl.addr, l->addr, sizeof(cl.addr));
 	corr_listener_full(c->corr, &cl, now);
-	if (!listener_wanted(c, l))
+	if (!r->overflows || !listener_wanted(c, l))
 		return;
 	c->w.ops->listen_overflow(&c->w, r, now + boot_to_real(c), r->since_ns + boot_to_real(c));
 }
