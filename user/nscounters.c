@@ -214,7 +214,7 @@ int nscounters_read(void *p, __u32 netns, uint64_t *d_overflows, uint64_t *d_dro
 		if (!s->warned && err != -ENOTRECOVERABLE)
 			fprintf(stderr, "conntrace: netns %u: cannot read its ListenOverflows (%s): "
 				"its listen overflows are counted from sk_drops, an upper bound\n",
-				netns, err == -ENOENT ? "no process or /run/netns entry in it"
+				netns, err == -ENOENT ? "not found in /run/netns or /proc/*/ns/net"
 						      : strerror(-err));
 		s->warned = true;
 		return err;
