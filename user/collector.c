@@ -26,6 +26,7 @@
 #include "correlate.h"
 #include "kenum.h"
 #include "metrics.h"
+#include "nscounters.h"
 #include "outfd.h"
 #include "output.h"
 #include "overflow.h"
@@ -143,15 +144,15 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 }
 
 /*
- * A listener dropped SYNs on its full queue: say so (at most once a reading,
- * so once a second), and tell the correlator it was full over the interval so
- * the flows that lost SYNs to it get accept_queue_full.
+ * A listener of a reading, with its overflows counted (overflow_end()): say
+ * so when it dropped SYNs on its full queue (at most once a reading, so once a
+ * second), and tell the correlator it was full over the interval so the flows
+ * that lost SYNs to it get accept_queue_full.
  */
-static void on_listener(void *ctx, const struct ct_listener *l)
+static void on_overflow(void *ctx, const struct overflow_report *r)
 {
 	struct collector *c = ctx;
-	struct overflow_report r = { 0 };
-	bool dropped = overflow_update(c->overflows, l, &r);
+	const struct ct_listener *l = r->l;
 	uint64_t now = clock_ns(CLOCK_BOOTTIME);
 	struct corr_listener cl = {
 		.netns = l->netns,
@@ -159,28 +160,54 @@ static void on_listener(void *ctx, const struct ct_listener *l)
 		.port = l->port,
 		.queue = l->queue,
 		.queue_max = l->queue_max,
-		.overflows = r.overflows,
-		.since = r.since_ns,
+		.overflows = r->overflows,
+		.since = r->since_ns,
 		.until = now,
 	};
 
 	/* export: every listener of the reading to the metrics, dropping or not */
-	if (r.l && c->metrics && listener_wanted(c, l)) {
+	if (c->metrics && listener_wanted(c, l)) {
 		struct metrics_listener ml = {
-			.netns = l->netns, .lport = l->port, .overflows = r.total,
+			.netns = l->netns, .lport = l->port, .overflows = r->total,
 			.accept_queue = l->queue, .accept_queue_max = l->queue_max,
 		};
 
 		fmt_addr(ml.laddr, sizeof(ml.laddr), l->family, l->addr);
 		metrics_listener_add(c->metrics, &ml);
 	}
-	if (!dropped)
-		return;
+	/* with no overflows too: a queue read drained ends a full period */
 	memcpy(cl.addr, l->addr, sizeof(cl.addr));
 	corr_listener_full(c->corr, &cl, now);
-	if (!listener_wanted(c, l))
+	if (!r->overflows || !listener_wanted(c, l))
 		return;
-	c->w.ops->listen_overflow(&c->w, &r, now + boot_to_real(c), r.since_ns + boot_to_real(c));
+	c->w.ops->listen_overflow(&c->w, r, now + boot_to_real(c), r->since_ns + boot_to_real(c));
+}
+
+/*
+ * A listener found full, from the kernel's list: its sk_drops increment is
+ * counted against its namespace's ListenOverflows and ListenDrops once the
+ * whole list is read (overflow_end(), which calls on_overflow()), since a
+ * SYN dropped on a full SYN queue moves sk_drops too.
+ */
+static void on_listener(void *ctx, const struct ct_listener *l)
+{
+	struct collector *c = ctx;
+
+	overflow_add(c->overflows, l);	/* out of memory: read again in a second */
+}
+
+/* The overflow table, with the namespaces' counters read from now on. */
+static struct overflow_table *new_overflow_table(struct collector *c)
+{
+	struct overflow_ops ops = {
+		.ns_counters = nscounters_read,
+		.ns_free = nscounters_free,
+		.ns_ctx = nscounters_open(),	/* NULL: sk_drops, unchecked */
+		.report = on_overflow,
+		.report_ctx = c,
+	};
+
+	return overflow_new(&ops);
 }
 
 /*
@@ -401,7 +428,7 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.rst_reason_name = kenum_name;
 	cc.rst_names = tracer_rst_names(c->t);
 	c->corr = corr_new(&cc);
-	c->overflows = overflow_new();
+	c->overflows = new_overflow_table(c);
 	if (!c->corr || !c->overflows) {
 		snprintf(e->msg, sizeof(e->msg), "correlator: out of memory");
 		return -ENOMEM;

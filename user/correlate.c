@@ -323,9 +323,18 @@ int corr_listener_full(struct correlator *c, const struct corr_listener *cl, uin
 
 	if ((cl->family != CT_AF_INET && cl->family != CT_AF_INET6) || cl->since > cl->until)
 		return -EINVAL;
-	if (!cl->overflows && cl->queue <= cl->queue_max)
-		return 0;	/* nothing says it was full */
 	l = listener_get(c, cl->netns, cl->family, cl->addr, cl->port);
+	if (!cl->overflows && cl->queue <= cl->queue_max) {
+		/* drained, no SYN lost to it since `since`: a full period the
+		 * kernel did not see end (it looks when a child is queued) ends
+		 * there, or is forgotten if it began after */
+		if (l->full && l->full_since >= cl->since)
+			l->full_since = 0;
+		if (l->full)
+			l->full_until = cl->since;
+		l->full = false;
+		return 0;
+	}
 	/* overflows: full at some time in [since, until], when is not known */
 	if (cl->overflows && !l->full) {
 		if (!l->full_since || l->full_until < cl->since) {

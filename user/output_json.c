@@ -209,7 +209,7 @@ static void json_listen_overflow(struct writer *w, const struct overflow_report 
 	json_ku64(&j, "overflows_total", r->total);
 	json_ku64(&j, "accept_queue", l->queue);
 	json_ku64(&j, "accept_queue_max", l->queue_max);
-	json_kstr(&j, "method", "sk_drops");
+	json_kstr(&j, "method", overflow_method_name(r->method));
 	end(&j);
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Listen overflows: the definition (overflow.h) and the verdict stream's table. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "overflow.h"
@@ -101,11 +102,30 @@ struct entry {
 	uint64_t total;
 	uint64_t seen;		/* the reading that last listed it */
 	uint64_t read_ns;	/* when */
+	/* this reading */
+	struct ct_listener cur;
+	uint64_t delta;		/* sk_drops increment */
+	uint64_t since_ns;
+	bool fresh;		/* first listed: found full since the previous reading */
+	bool done;		/* reported */
+};
+
+/* A namespace's counts that no listener's sk_drops matched yet. */
+struct ns_pending {
+	__u32 netns;
+	uint64_t reading;	/* the reading that left them: good for the next one only */
+	uint64_t overflows, drops;
 };
 
 struct overflow_table {
+	struct overflow_ops ops;
 	struct entry *v;
 	size_t n, cap;
+	struct ns_pending *ns;
+	size_t ns_n, ns_cap;
+	struct overflow_share *sh;	/* scratch for one namespace */
+	size_t *idx;
+	size_t sh_cap;
 	uint64_t reading;
 	uint64_t now, prev_now;
 };
@@ -117,15 +137,30 @@ static bool same_listener(const struct ct_listener *a, const struct ct_listener 
 	       a->port == b->port && !memcmp(a->addr, b->addr, sizeof(a->addr));
 }
 
-struct overflow_table *overflow_new(void)
+struct overflow_table *overflow_new(const struct overflow_ops *ops)
 {
-	return calloc(1, sizeof(struct overflow_table));
+	struct overflow_table *t = calloc(1, sizeof(struct overflow_table));
+
+	if (!t) {
+		if (ops && ops->ns_free)
+			ops->ns_free(ops->ns_ctx);
+		return NULL;
+	}
+	if (ops)
+		t->ops = *ops;
+	return t;
 }
 
 void overflow_free(struct overflow_table *t)
 {
-	if (t)
-		free(t->v);
+	if (!t)
+		return;
+	if (t->ops.ns_free)
+		t->ops.ns_free(t->ops.ns_ctx);
+	free(t->v);
+	free(t->ns);
+	free(t->sh);
+	free(t->idx);
 	free(t);
 }
 
@@ -136,10 +171,28 @@ void overflow_begin(struct overflow_table *t, uint64_t now)
 	t->now = now;
 }
 
-static struct entry *find_or_add(struct overflow_table *t, const struct ct_listener *l)
+/* Grows v (of *cap elements of sz bytes) to hold n + 1. */
+static int grow(void **v, size_t *cap, size_t n, size_t sz)
+{
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = realloc(*v, c * sz);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+static struct entry *find_or_add(struct overflow_table *t, const struct ct_listener *l,
+				 bool *fresh)
 {
 	struct entry *e;
 
+	*fresh = false;
 	for (size_t i = 0; i < t->n; i++) {
 		if (!same_listener(&t->v[i].id, l))
 			continue;
@@ -151,15 +204,8 @@ static struct entry *find_or_add(struct overflow_table *t, const struct ct_liste
 		}
 		return &t->v[i];
 	}
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct entry *v = realloc(t->v, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		t->v = v;
-		t->cap = cap;
-	}
+	if (grow((void **)&t->v, &t->cap, t->n, sizeof(*t->v)))
+		return NULL;
 	e = &t->v[t->n++];
 	memset(e, 0, sizeof(*e));
 	e->id = *l;
@@ -167,38 +213,146 @@ static struct entry *find_or_add(struct overflow_table *t, const struct ct_liste
 	 * mark belongs to an earlier socket (it is above today's drops) */
 	e->drops = l->drops_at_full <= l->drops ? l->drops_at_full : l->drops;
 	e->read_ns = t->prev_now ? t->prev_now : t->now;
+	*fresh = true;
 	return e;
 }
 
-bool overflow_update(struct overflow_table *t, const struct ct_listener *l,
-		     struct overflow_report *r)
+int overflow_add(struct overflow_table *t, const struct ct_listener *l)
 {
-	struct entry *e = find_or_add(t, l);
-	uint32_t delta;
+	bool fresh;
+	struct entry *e = find_or_add(t, l, &fresh);
 
 	if (!e)
-		return false;
-	delta = (uint32_t)overflow_delta(e->drops, l->drops);
+		return -ENOMEM;
+	if (e->seen == t->reading)
+		return 0;	/* listed twice in one reading: counted once */
 	e->seen = t->reading;
-	r->l = l;
-	r->overflows = delta;
-	r->since_ns = e->read_ns;
-	r->method = OVERFLOW_METHOD_SK_DROPS;
+	e->cur = *l;
+	e->delta = overflow_delta(e->drops, l->drops);
+	e->since_ns = e->read_ns;
+	e->fresh = fresh;
+	e->done = false;
 	e->drops = l->drops;
 	e->read_ns = t->now;
-	e->total += delta;
-	r->total = e->total;
-	return delta > 0;
+	return 0;
+}
+
+static struct ns_pending *ns_pending(struct overflow_table *t, __u32 netns)
+{
+	struct ns_pending *p;
+
+	for (size_t i = 0; i < t->ns_n; i++)
+		if (t->ns[i].netns == netns)
+			return &t->ns[i];
+	if (grow((void **)&t->ns, &t->ns_cap, t->ns_n, sizeof(*t->ns)))
+		return NULL;
+	p = &t->ns[t->ns_n++];
+	memset(p, 0, sizeof(*p));
+	p->netns = netns;
+	return p;
+}
+
+/*
+ * The overflows of one namespace's listeners (sh[], sum: their sk_drops
+ * increments) by overflow_attribute(), against the namespace's counters
+ * plus what the previous reading left unmatched.
+ */
+static enum overflow_method count_netns(struct overflow_table *t, __u32 netns,
+					struct overflow_share *sh, size_t n, uint64_t sum)
+{
+	uint64_t d_ovf, d_drops, given = 0;
+	enum overflow_method m;
+	struct ns_pending *p;
+	size_t i;
+
+	if (!sum)	/* nothing dropped: nothing to ask the namespace */
+		return overflow_attribute(0, 0, sh, n);
+	if (!t->ops.ns_counters || t->ops.ns_counters(t->ops.ns_ctx, netns, &d_ovf, &d_drops)) {
+		for (i = 0; i < n; i++)
+			sh[i].overflows = sh[i].drops;	/* unchecked: an upper bound */
+		return OVERFLOW_METHOD_SK_DROPS;
+	}
+	p = ns_pending(t, netns);
+	if (p && p->reading + 1 == t->reading) {
+		d_ovf += p->overflows;
+		d_drops += p->drops;
+	}
+	m = overflow_attribute(d_ovf, d_drops, sh, n);
+	for (i = 0; i < n; i++)
+		given += sh[i].overflows;
+	if (p) {
+		p->reading = t->reading;
+		p->overflows = d_ovf - given;
+		p->drops = d_drops - (sum < d_drops ? sum : d_drops);
+	}
+	return m;
+}
+
+/* Reports every listener of the reading in namespace netns. */
+static void end_netns(struct overflow_table *t, __u32 netns)
+{
+	enum overflow_method m;
+	uint64_t sum = 0;
+	size_t i, k = 0;
+
+	for (i = 0; i < t->n; i++) {
+		struct entry *e = &t->v[i];
+
+		if (e->seen != t->reading || e->done || e->id.netns != netns)
+			continue;
+		if (k == t->sh_cap) {
+			size_t c = t->sh_cap ? t->sh_cap * 2 : 16;
+			struct overflow_share *sh = realloc(t->sh, c * sizeof(*sh));
+			size_t *idx = sh ? realloc(t->idx, c * sizeof(*idx)) : NULL;
+
+			if (sh)
+				t->sh = sh;
+			if (!idx)
+				break;	/* out of memory: the rest wait for the next reading */
+			t->idx = idx;
+			t->sh_cap = c;
+		}
+		t->idx[k] = i;
+		t->sh[k].drops = e->delta;
+		/* found full since the last reading, or full now */
+		t->sh[k].was_full = e->fresh || e->cur.queue > e->cur.queue_max;
+		sum += e->delta;
+		k++;
+	}
+	m = count_netns(t, netns, t->sh, k, sum);
+	for (i = 0; i < k; i++) {
+		struct entry *e = &t->v[t->idx[i]];
+		struct overflow_report r = {
+			.l = &e->cur,
+			.overflows = (uint32_t)t->sh[i].overflows,
+			.since_ns = e->since_ns,
+			.method = m,
+		};
+
+		e->done = true;
+		e->total += r.overflows;
+		r.total = e->total;
+		if (t->ops.report)
+			t->ops.report(t->ops.report_ctx, &r);
+	}
 }
 
 void overflow_end(struct overflow_table *t)
 {
-	size_t k = 0;
+	size_t i, k = 0;
 
-	for (size_t i = 0; i < t->n; i++)
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].seen == t->reading && !t->v[i].done)
+			end_netns(t, t->v[i].id.netns);
+	for (i = 0; i < t->n; i++)
 		if (t->v[i].seen == t->reading)
 			t->v[k++] = t->v[i];
 	t->n = k;
+	/* what a namespace left unmatched is good for one more reading only */
+	for (i = 0, k = 0; i < t->ns_n; i++)
+		if (t->ns[i].reading == t->reading)
+			t->ns[k++] = t->ns[i];
+	t->ns_n = k;
 }
 
 size_t overflow_count(const struct overflow_table *t)

@@ -13,8 +13,8 @@
  *             cookies off, a child that could not be created, and segments the
  *             socket layer dropped: exact when the namespace's ListenOverflows
  *             and ListenDrops moved together (overflow_attribute() checks
- *             that), an upper bound when nothing checked it (the verdict
- *             stream, which reads no namespace counters).
+ *             that), an upper bound when nothing could check it (a
+ *             namespace the collector could not enter).
  * attributed  the namespace's ListenOverflows increment shared out among its
  *             listeners (overflow_attribute()): the total is right, the split
  *             an estimate.
@@ -26,7 +26,11 @@
  *
  * The rest is the verdict stream's table: the kernel lists the listeners it
  * has found full with their sk_drops, once a second; this turns the readings
- * into overflow counts since the previous one. Pure C, no libbpf.
+ * into overflow counts since the previous one, by the same definition as
+ * `conntrace listen`: at the end of a reading, each namespace whose listeners
+ * dropped something is asked for its ListenOverflows and ListenDrops
+ * (overflow_ops.ns_counters, nsstat.c) and overflow_attribute() decides.
+ * Pure C, no libbpf.
  */
 #ifndef CONNTRACE_OVERFLOW_H
 #define CONNTRACE_OVERFLOW_H
@@ -76,24 +80,46 @@ struct overflow_report {
 	uint32_t overflows;	/* since the previous reading (or since found full) */
 	uint64_t total;		/* since conntrace found it full */
 	uint64_t since_ns;	/* CLOCK_BOOTTIME of the previous reading */
-	enum overflow_method method; /* always _SK_DROPS here: an upper bound */
+	enum overflow_method method; /* _SK_DROPS, _ATTRIBUTED, or _NONE (0 overflows) */
+};
+
+struct overflow_ops {
+	/*
+	 * A namespace's TcpExt ListenOverflows and ListenDrops increments since
+	 * the previous call for it: 0, or -errno when they cannot be read (its
+	 * listeners then count by sk_drops, an upper bound). NULL: never read.
+	 */
+	int (*ns_counters)(void *ctx, __u32 netns, uint64_t *d_overflows, uint64_t *d_drops);
+	void (*ns_free)(void *ctx);	/* by overflow_free(), with ns_ctx */
+	void *ns_ctx;
+	/* Every listener of a reading, with its overflows, from overflow_end(). */
+	void (*report)(void *ctx, const struct overflow_report *r);
+	void *report_ctx;
 };
 
 struct overflow_table;
 
-struct overflow_table *overflow_new(void);
+/* The table takes ops->ns_ctx (freed with ops->ns_free), even on failure. */
+struct overflow_table *overflow_new(const struct overflow_ops *ops);
 void overflow_free(struct overflow_table *t);
 /* Begins a reading taken at now (CLOCK_BOOTTIME ns). */
 void overflow_begin(struct overflow_table *t, uint64_t now);
 /*
- * One listener of the reading: true, with *r filled, if it dropped SYNs since.
- * A listener is the same one while its socket pointer, namespace, family,
- * address and port are (pointers are reused); its drops going down also
- * means a new socket: the count restarts from there, reporting 0.
+ * One listener of the reading: its sk_drops increment since the previous
+ * reading (since found full at first sight). A listener is the same one while
+ * its socket pointer, namespace, family, address and port are (pointers are
+ * reused); its drops going down also means a new socket: the count restarts
+ * from there. 0 or -ENOMEM.
  */
-bool overflow_update(struct overflow_table *t, const struct ct_listener *l,
-		     struct overflow_report *r);
-/* Ends the reading: listeners it did not list have closed and are forgotten. */
+int overflow_add(struct overflow_table *t, const struct ct_listener *l);
+/*
+ * Ends the reading: per namespace, the listeners' increments are checked
+ * against the namespace's counters (with what the previous reading left
+ * unmatched: a drop between the kernel's listing and the counters' reading
+ * shows in the counters one reading before the listener's sk_drops), and
+ * ops->report is called for every listener of the reading. Listeners it did
+ * not list have closed and are forgotten.
+ */
 void overflow_end(struct overflow_table *t);
 size_t overflow_count(const struct overflow_table *t);
 

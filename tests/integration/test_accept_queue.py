@@ -3,11 +3,18 @@
 listen(fd, 1), and 8 clients in the same namespace. The first two are queued
 (a queue of 1 holds 2), the SYNs of the others are dropped on the full queue:
 they time out with cause accept_queue_full, and the listener's
-listen_overflow records add up to the namespace's ListenOverflows delta."""
+listen_overflow records add up to the namespace's ListenOverflows delta.
 
+Then the other way round: a listener once found full whose SYN queue
+overflows (SYN cookies off, its SYN-ACKs dropped) while its accept queue is
+empty: its sk_drops moves, ListenDrops moves, ListenOverflows does not, and
+neither do the verdict stream's listen overflows (issue 16 item 5)."""
+
+import re
+import subprocess
 import time
 
-from ctharness import Conntrace, NetNS, free_port
+from ctharness import Conntrace, NetNS, free_port, readline_timeout
 
 CLIENTS = 8
 
@@ -47,6 +54,8 @@ def test_full_accept_queue_in_the_verdict_stream():
            and r.get("netns") == ns.inode and r.get("lport") == port]
     assert ovf, "no listen_overflow record for the full listener"
     assert all(r["laddr"] == "127.0.0.1" and r["accept_queue_max"] == 1 for r in ovf), ovf
+    # every listen drop of the namespace was an overflow: exact
+    assert all(r["method"] == "sk_drops" for r in ovf), ovf
     # only SYNs were dropped here (no ACK-time overflow), so the listener's
     # sk_drops is exact: the records add up to the namespace counter
     assert sum(r["overflows"] for r in ovf) == overflows, (ovf, overflows)
@@ -54,3 +63,112 @@ def test_full_accept_queue_in_the_verdict_stream():
     # at most one record a second per listener
     stamps = [r["ts"] for r in ovf]
     assert len(stamps) == len(set(s[:19] for s in stamps)), stamps
+
+
+BACKLOG = 2         # the accept queue holds 3, the SYN queue 2 or 3 (kernels differ)
+SYNQ_CLIENTS = 10
+
+# Listens with BACKLOG, never accepts until told: a line on stdin accepts
+# everything queued (and keeps it open), answering "accepted N".
+HOLDER = f"""
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen({BACKLOG})
+s.setblocking(False)
+print("ready", flush=True)
+held = []
+for line in sys.stdin:
+    n = 0
+    while True:
+        try:
+            held.append(s.accept()[0])
+        except BlockingIOError:
+            break
+        n += 1
+    print("accepted", n, flush=True)
+"""
+
+
+def listener_state(ns, port):
+    """(accept queue length, sk_drops) of the listener, from ss -m."""
+    out = ns.exec(["ss", "-Hltnm", "sport", "=", f":{port}"]).stdout
+    m = re.search(r"^LISTEN\s+(\d+)\s.*?skmem:\(([^)]*)\)", out, re.S | re.M)
+    assert m, out
+    drops = re.search(r"(?:^|,)d(\d+)", m.group(2))
+    return int(m.group(1)), int(drops.group(1)) if drops else 0
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_syn_queue_drops_are_not_listen_overflows():
+    port = free_port()
+    with NetNS() as ns, Conntrace("-a", "--port", port) as ct:
+        ns.sysctl("net.ipv4.tcp_syncookies", 0)     # a full SYN queue drops
+        ns.sysctl("net.ipv4.tcp_syn_retries", 1)    # the dropped ones give up after ~3 s
+        ns.sysctl("net.ipv4.tcp_synack_retries", 1)
+        holder = ns.popen(["/usr/bin/python3", "-c", HOLDER, port], stdin=subprocess.PIPE)
+        assert readline_timeout(holder, 10, "holder ready") == "ready\n"
+
+        # 1. found full: 3 queued, then one SYN overflows (the client gives
+        # up before retransmitting): the listener is in the kernel's list
+        first = [ns.client("127.0.0.1", port, name=f"ctc-sq{i}") for i in range(BACKLOG + 1)]
+        assert [c.finish(timeout=30)["result"] for c in first] == ["ok"] * (BACKLOG + 1)
+        wait_until(lambda: listener_state(ns, port)[0] == BACKLOG + 1, 10, "a full queue")
+        late = ns.client("127.0.0.1", port, name="ctc-sq-late", nonblock=True,
+                         abandon_after=500)
+        late.finish(timeout=30)
+        ovf_1 = ns.counter("ListenOverflows")
+        assert ovf_1 == 1, ns.netstat()["TcpExt"]
+        ct.wait_for(lambda r: r.get("type") == "listen_overflow" and r.get("lport") == port
+                    and r["overflows_total"] == 1, timeout=10, what="the late SYN's overflow")
+
+        # 2. the queue drained; SYN-ACKs dropped, so the SYN queue fills
+        holder.stdin.write(b"accept\n")
+        holder.stdin.flush()
+        assert readline_timeout(holder, 10, "holder accepted") == f"accepted {BACKLOG + 1}\n"
+        assert listener_state(ns, port)[0] == 0
+        ns.nft(f"""
+table inet ctsynq {{
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        tcp sport {port} tcp flags & (syn | ack) == syn | ack drop
+    }}
+}}
+""")
+        mark = ct.mark()
+        before = ns.netstat()["TcpExt"]
+        _, drops_before = listener_state(ns, port)
+        clients = [ns.client("127.0.0.1", port, name=f"ctc-sqf{i}") for i in range(SYNQ_CLIENTS)]
+        results = [c.finish(timeout=30) for c in clients]
+        time.sleep(2.5)     # the last readings of the listener come once a second
+        after = ns.netstat()["TcpExt"]
+        queue, drops_after = listener_state(ns, port)
+        with ct.cond:
+            records = list(ct.records[mark:])
+        ct.stop()
+
+    assert all(r["result"] == "ETIMEDOUT" for r in results), results
+    d = {k: after[k] - before[k] for k in ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop")}
+    # the premise: SYN-queue drops, counted by sk_drops and ListenDrops only
+    assert queue == 0
+    assert d["ListenOverflows"] == 0 and d["ListenDrops"] >= SYNQ_CLIENTS - BACKLOG - 1, d
+    assert d["TCPReqQFullDrop"] == d["ListenDrops"], d
+    # sk_drops also counts the SYNs retransmitted to a pending request
+    # (tcp_check_req answers them and the segment is dropped)
+    assert drops_after - drops_before >= d["ListenDrops"], (drops_before, drops_after, d)
+
+    ovf = [r for r in records if r.get("type") == "listen_overflow" and r.get("lport") == port]
+    assert sum(r["overflows"] for r in ovf) == d["ListenOverflows"], (ovf, d)
+    verdicts = {r["pid"]: r for r in records if r.get("type") == "verdict"
+                and r.get("dport") == port}
+    for c in clients:
+        v = verdicts.get(c.pid)
+        assert v, f"no verdict for client {c.pid}"
+        assert v["verdict"] == "timeout" and v["cause"] != "accept_queue_full", v

@@ -460,6 +460,29 @@ static void test_listener_full_when_read(void **state)
 	expect_detail_has(the_verdict(fx), "(9 queued 1.00 s after the connect, limit 8)");
 }
 
+/*
+ * Found full before the flow, then read drained with no overflow since the
+ * previous reading (the kernel says a queue stopped being full only when a
+ * child is queued): the flow's lost SYNs are not the full queue's; nor are
+ * those of a flow during a full period that lost no SYN at all.
+ */
+static void test_listener_drained_without_overflows_ends_the_period(void **state)
+{
+	struct fixture *fx = *state;
+	struct ct_flow f = timeout_flow();
+	struct ct_evidence before = listen_report("10.0.0.2", 80, NETNS_A, T0 - 3 * SEC, 5, 4);
+	struct ct_evidence during = listen_report("10.0.0.2", 80, NETNS_A, T0 + 500 * MS, 5, 4);
+	struct corr_listener quiet = listener_at("10.0.0.2", 80, 0, 4, 0, T0 - 2 * SEC, T0 - SEC);
+
+	feed_ev(fx, &before);
+	CHECK(corr_listener_full(fx->c, &quiet, T0 - SEC) == 0, "expected 0");
+	feed_ev(fx, &during);
+	quiet = listener_at("10.0.0.2", 80, 0, 4, 0, T0, T0 + SEC);
+	CHECK(corr_listener_full(fx->c, &quiet, T0 + SEC) == 0, "expected 0");
+	feed_flow(fx, &f);
+	expect_verdict(the_verdict(fx), CT_V_TIMEOUT, CT_C_NO_SYNACK);
+}
+
 static void test_listener_interval_before_the_flow_is_not_blamed(void **state)
 {
 	struct fixture *fx = *state;
@@ -551,6 +574,7 @@ int main(void)
 		T(test_listener_overflows_alone_give_the_interval),
 		T(test_listener_full_when_read),
 		T(test_listener_interval_before_the_flow_is_not_blamed),
+		T(test_listener_drained_without_overflows_ends_the_period),
 		T(test_refused_after_netfilter_drop_points_at_a_reject_rule),
 		T(test_listener_full_period_keeps_its_start),
 		T(test_slow_after_an_icmp_error_is_icmp_unreachable),
