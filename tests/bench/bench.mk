@@ -31,6 +31,32 @@ bench-deps:
 	$(Q)command -v bpftrace >/dev/null && command -v nft >/dev/null || \
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace nftables; }
 
+# The writers' micro-benchmark: ns per verdict line, JSON and text. With
+# WRITER_BASE=DIR (another tree's build directory, e.g. a worktree of main
+# built with `make build/libconntrace.a`) the same benchmark is also linked
+# against that library, and the two binaries run in alternation.
+WRITER_BENCH  := $(BENCH_OUT)/writer_bench
+WRITER_BASE   ?=
+WRITER_ROUNDS ?= 5
+
+$(WRITER_BENCH): tests/bench/writer_bench.c $(LIB)
+	$(call msg,CC-BENCH,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(WRITER_BENCH)-base: tests/bench/writer_bench.c $(WRITER_BASE)/libconntrace.a
+	$(call msg,CC-BENCH,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(filter-out -I$(OUT) -Iuser,$(CFLAGS)) -I$(WRITER_BASE) \
+		-I$(WRITER_BASE)/../user $(LDFLAGS) -o $@ $< $(WRITER_BASE)/libconntrace.a $(LDLIBS)
+
+.PHONY: bench-writer
+bench-writer: $(WRITER_BENCH) $(if $(WRITER_BASE),$(WRITER_BENCH)-base)
+	$(Q)for i in $$(seq $(WRITER_ROUNDS)); do \
+		$(if $(WRITER_BASE),$(WRITER_BENCH)-base --rounds 3 --label before || exit 1;) \
+		$(WRITER_BENCH) --rounds 3 --label after || exit 1; \
+	done | $(BENCH_PYTHON) tests/bench/writer_median.py
+
 .PHONY: bench
 bench: $(BIN) $(BENCH_LOADGEN) bench-deps
 	$(Q)$(BENCH_PYTHON) tests/bench/bench.py --conntrace ./$(BIN) \
