@@ -4,6 +4,7 @@
  * Kernel-sourced strings (task names) are escaped: nothing printed can
  * reach the terminal as a control sequence.
  */
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include "fmt.h"
@@ -133,6 +134,22 @@ static char *put_detail(char *p, const struct ct_result *r)
 	return p;
 }
 
+/* Whether this verdict is printed as a line, or only summed (aggregate.h). */
+static bool printed(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
+{
+	const struct ct_flow *f = &r->flow;
+	struct agg_key k = {
+		.verdict = r->verdict, .cause = r->cause, .family = f->family, .dport = f->dport,
+	};
+
+	if (!w->aggregate)
+		return true;
+	if (!w->agg.since)	/* the first second starts with the first verdict */
+		w->agg.since = ts_real_ns;
+	memcpy(k.daddr, f->daddr, sizeof(k.daddr));
+	return agg_add(&w->agg, &k);
+}
+
 static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
@@ -141,6 +158,8 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
 	const char *label = ct_verdict_label(r->verdict);
 
+	if (!printed(w, r, ts_real_ns))
+		return;
 	fmt_clock(clock, sizeof(clock), ts_real_ns);
 	p = put_left(p, clock, strlen(clock), 8);
 	*p++ = ' ';
@@ -177,6 +196,56 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	fwrite_unlocked(line, 1, p - line, w->f);
 }
 
+/* 4,213: a count people read at a glance */
+static char *put_thousands(char *p, uint64_t v)
+{
+	char num[FMT_U64_MAX];
+	size_t n = fmt_u64(num, v) - num;
+
+	for (size_t i = 0; i < n; i++) {
+		if (i && (n - i) % 3 == 0)
+			*p++ = ',';
+		*p++ = num[i];
+	}
+	return p;
+}
+
+/* One key's verdicts that were summed, not printed, in [since, now]. */
+static void agg_line(const struct agg_entry *e, uint64_t since, uint64_t now, void *ctx)
+{
+	struct writer *w = ctx;
+	char line[256], clock[16], *p = line;
+
+	fmt_clock(clock, sizeof(clock), now);
+	p = put_left(p, clock, strlen(clock), 8);
+	*p++ = ' ';
+	p = stpcpy(p, ct_verdict_label(e->key.verdict));
+	*p++ = ' ';
+	p = stpcpy(p, ct_cause_name(e->key.cause));
+	p = stpcpy(p, " to ");
+	p = fmt_ip_port(p, e->key.family, e->key.daddr, e->key.dport);
+	p = stpcpy(p, " x ");
+	p = put_thousands(p, e->summed);
+	p = stpcpy(p, " more in the last ");
+	p = fmt_fixed(p, now > since ? now - since : 0, 1000000000ULL, 1);
+	p = stpcpy(p, " s, aggregated (over ");
+	p = fmt_u64(p, w->agg.per_sec);
+	p = stpcpy(p, " a second): --no-aggregate prints each\n");
+	fwrite_unlocked(line, 1, p - line, w->f);
+}
+
+static void text_tick(struct writer *w, uint64_t ts_real_ns)
+{
+	if (w->aggregate)
+		agg_flush(&w->agg, ts_real_ns, agg_line, w);
+}
+
+void writer_text_aggregate(struct writer *w, unsigned per_sec, uint64_t now_real_ns)
+{
+	w->aggregate = per_sec > 0;
+	agg_init(&w->agg, per_sec, now_real_ns);
+}
+
 static void text_loss(struct writer *w, const struct loss_info *l)
 {
 	char clock[16];
@@ -199,6 +268,7 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 {
 	uint64_t total = 0;
 
+	text_tick(w, s->ts_real_ns);	/* what was summed since the last tick */
 	for (int v = 0; v < CT_V_MAX; v++)
 		total += s->verdicts[v];
 	fprintf(w->f, "-- %llu verdicts in %.1f s:", (unsigned long long)total, s->duration_s);
@@ -236,11 +306,12 @@ static const struct writer_ops text_ops = {
 	.loss = text_loss,
 	.summary = text_summary,
 	.listen_overflow = text_listen_overflow,
+	.tick = text_tick,
 };
 
 void writer_text_init(struct writer *w, FILE *f, bool color, bool detail)
 {
-	memset(w, 0, sizeof(*w));
+	memset(w, 0, offsetof(struct writer, agg));	/* agg: writer_text_aggregate() */
 	w->ops = &text_ops;
 	w->f = f;
 	w->color = color;
