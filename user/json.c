@@ -362,10 +362,24 @@ size_t escape_text(char *out, size_t outsz, const char *str, size_t n)
 		return 0;
 	while (i < n && s[i]) {
 		uint32_t cp;
-		size_t len = utf8_seq(s + i, n - i, &cp);
+		size_t len, run = i;
 		char tmp[8];
 		size_t tl;
 
+		/* printable ASCII, most of any text: a run at a time */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '\\')
+			run++;
+		if (run > i) {
+			size_t want = run - i, room = outsz - 1 - o, k = want < room ? want : room;
+
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k;
+			if (k < want)
+				break;	/* out is full */
+			continue;
+		}
+		len = utf8_seq(s + i, n - i, &cp);
 		if (len && !is_control(cp) && cp != '\\') {
 			if (o + len >= outsz)
 				break;

@@ -4,17 +4,22 @@
  * text. Formats a mix of realistic verdicts (refused with its RST evidence, a
  * timeout after 6 SYN retransmits dropped by netfilter, an ok) through the
  * writer interface of output.h into /dev/null, flushed every BATCH lines as
- * the collector flushes once per ring drain. JSON and text rounds alternate;
- * each mode's median over the rounds is printed, one line per mode:
+ * the collector flushes once per ring drain. JSON, text and text with the
+ * detail line (-d) rounds alternate; each mode's median over the rounds is
+ * printed, one line per mode. Time is the thread's CPU time: the writer's
+ * own cost, not the time the other processes of a shared machine take.
  *
  *   writer_bench [--rounds N] [--lines N] [--label NAME]
- *   json ns_per_line=812.3 rounds=7 lines=200000 label=after
+ *   writer_bench --dump     each record once, JSON, text and text -d, to stdout
+ *                           (to diff two builds' bytes)
+ *   json ns_per_line=<median> rounds=<N> lines=<N> label=<NAME>
  *
  * Built by tests/bench/bench.mk (make bench-writer), against this tree's
  * library and, to compare, against another build's (WRITER_BASE=...).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +34,8 @@ static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* CPU time: the writer's cost, not the time other processes take the CPU */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
@@ -134,20 +140,56 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* The bench's records, and a few odd ones, in every writer: the bytes to compare. */
+static int dump_records(void)
+{
+	struct ct_result rec[6];
+	struct writer w;
+
+	make_records(rec);
+	rec[3] = rec[0];	/* IPv6, evicted, a hostile name */
+	rec[3].flow.family = CT_AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::17", rec[3].flow.daddr);
+	inet_pton(AF_INET6, "::1", rec[3].flow.saddr);
+	rec[3].flow.flags |= CT_F_NO_HISTORY;
+	rec[3].facts.no_history = true;
+	rec[4] = rec[1];
+	memcpy(rec[4].flow.comm, "\"q\n\x1b[31m\xff\\\t\x7f\xc2\x9bZZ", 16);
+	rec[4].facts.nf_drops = 0;
+	rec[4].facts.other_drops = 3;
+	rec[4].facts.other_reason = "EVIL\"NAME\\";
+	rec[4].cause = CT_C_LOCAL_DROP;
+	rec[5] = rec[2];
+	rec[5].duration_ns = rec[5].facts.duration_ns = 1005000000;	/* a tie: 1.00 s */
+	rec[5].verdict = CT_V_SLOW;
+	rec[5].cause = CT_C_SLOW_HANDSHAKE;
+	for (int mode = 0; mode < 3; mode++) {
+		if (mode == 0)
+			writer_json_init(&w, stdout);
+		else
+			writer_text_init(&w, stdout, false, mode == 2);
+		for (int i = 0; i < 6; i++)
+			w.ops->verdict(&w, &rec[i], 1764430000003456789ULL + i * 1000000000ULL);
+	}
+	return fflush(stdout) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "lines", required_argument, NULL, 'n' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "dump", no_argument, NULL, 'd' },
 		{ 0 },
 	};
-	double json_ns[MAX_ROUNDS], text_ns[MAX_ROUNDS];
+	double json_ns[MAX_ROUNDS], text_ns[MAX_ROUNDS], textd_ns[MAX_ROUNDS];
 	unsigned lines = 200000;
 	int rounds = 7, opt;
+	bool dump = false;
 	const char *label = "this";
 	struct ct_result rec[3];
-	struct writer jw, tw;
+	static struct writer jw, tw, dw;
 	FILE *f;
 
 	while ((opt = getopt_long(argc, argv, "r:n:l:", opts, NULL)) != -1) {
@@ -157,6 +199,8 @@ int main(int argc, char **argv)
 			lines = strtoul(optarg, NULL, 10);
 		else if (opt == 'l')
 			label = optarg;
+		else if (opt == 'd')
+			dump = true;
 		else
 			return 2;
 	}
@@ -164,6 +208,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "writer_bench: --rounds 1..%d, --lines > 0\n", MAX_ROUNDS);
 		return 2;
 	}
+	if (dump)
+		return dump_records();
 	f = fopen("/dev/null", "w");
 	if (!f) {
 		fprintf(stderr, "writer_bench: open /dev/null: %s\n", strerror(errno));
@@ -173,15 +219,20 @@ int main(int argc, char **argv)
 	make_records(rec);
 	writer_json_init(&jw, f);
 	writer_text_init(&tw, f, false, false);
+	writer_text_init(&dw, f, false, true);
 	round_ns(&jw, rec, lines / 10);	/* warm the caches and the page tables */
 	round_ns(&tw, rec, lines / 10);
+	round_ns(&dw, rec, lines / 10);
 	for (int i = 0; i < rounds; i++) {
 		json_ns[i] = round_ns(&jw, rec, lines);
 		text_ns[i] = round_ns(&tw, rec, lines);
+		textd_ns[i] = round_ns(&dw, rec, lines);
 	}
 	printf("json ns_per_line=%.1f rounds=%d lines=%u label=%s\n", median(json_ns, rounds),
 	       rounds, lines, label);
 	printf("text ns_per_line=%.1f rounds=%d lines=%u label=%s\n", median(text_ns, rounds),
+	       rounds, lines, label);
+	printf("text-d ns_per_line=%.1f rounds=%d lines=%u label=%s\n", median(textd_ns, rounds),
 	       rounds, lines, label);
 	fclose(f);
 	return 0;

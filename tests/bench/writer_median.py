@@ -11,7 +11,7 @@ def main():
     runs = {}
     for line in sys.stdin:
         fields = line.split()
-        if not fields or fields[0] not in ("json", "text"):
+        if not fields or fields[0] not in ("json", "text", "text-d"):
             continue
         kv = dict(f.split("=", 1) for f in fields[1:])
         runs.setdefault((kv["label"], fields[0]), []).append(float(kv["ns_per_line"]))
@@ -22,7 +22,7 @@ def main():
         verdict = ""
         if mode == "json" and label == "after":
             verdict = " PASS" if med <= TARGET_NS else " FAIL"
-        print(f"writer {label:6} {mode}: {med:7.1f} ns per line (median of {len(v)} runs: "
+        print(f"writer {label:6} {mode:6}: {med:7.1f} ns per line (median of {len(v)} runs: "
               f"{', '.join(f'{x:.0f}' for x in v)}){verdict}")
 
 
