@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Streaming JSON writer and byte escaping for JSON and terminals. */
-#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 #include "fmt.h"

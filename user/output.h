@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Output writers: one per format, behind one interface. Writers only
- * format; the collector decides what to write and when to flush.
+ * format (text also sums a storm into one line a second: aggregate.h); the
+ * collector decides what to write and when to flush.
  */
 #ifndef CONNTRACE_OUTPUT_H
 #define CONNTRACE_OUTPUT_H
