@@ -490,11 +490,14 @@ int collector_open(struct collector **out, const struct ct_options *o,
 		return err;
 	}
 	install_signals(c->sink != NULL);
-	if (o->json)
+	if (o->json) {
 		writer_json_init(&c->w, c->out);
-	else	/* a file (c->sink) is never a terminal */
+	} else {	/* a file (c->sink) is never a terminal */
 		writer_text_init(&c->w, c->out, o->color < 0 ? !c->sink && isatty(STDOUT_FILENO) &&
 				 !getenv("NO_COLOR") : o->color, o->detail);
+		writer_text_aggregate(&c->w, o->no_aggregate ? 0 : AGG_PER_SEC,
+				      clock_ns(CLOCK_REALTIME));
+	}
 	err = write_start(c, e);
 	if (err) {
 		collector_close(c);
@@ -528,6 +531,7 @@ static void periodic(struct collector *c, uint64_t now)
 
 	if (now - c->last_check < LOSS_CHECK_NS)
 		return;
+	c->w.ops->tick(&c->w, now + boot_to_real(c));	/* text: the aggregated lines */
 	overflow_begin(c->overflows, now);
 	metrics_listeners_begin(c->metrics);
 	if (!tracer_listeners(c->t, on_listener, c)) {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Streaming JSON writer and byte escaping for JSON and terminals. */
-#include <inttypes.h>
 #include <math.h>
 #include <string.h>
+#include "fmt.h"
 #include "json.h"
 
 /*
@@ -51,6 +51,37 @@ static int is_control(uint32_t cp)
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
 
+/* Writes out what the line holds, to make room. */
+static void spill(struct json *j)
+{
+	fwrite_unlocked(j->line, 1, j->p - j->line, j->f);
+	j->p = j->line;
+}
+
+/* At least n (at most JSON_LINE_MAX) free bytes at j->p. */
+static inline void room(struct json *j, size_t n)
+{
+	if ((size_t)(j->line + sizeof(j->line) - j->p) < n)
+		spill(j);
+}
+
+static inline void put_ch(struct json *j, char c)
+{
+	room(j, 1);
+	*j->p++ = c;
+}
+
+static void put_mem(struct json *j, const void *s, size_t n)
+{
+	room(j, n < sizeof(j->line) ? n : sizeof(j->line));
+	if (n > (size_t)(j->line + sizeof(j->line) - j->p)) {
+		fwrite_unlocked(s, 1, n, j->f);	/* longer than a line: spilled above */
+		return;
+	}
+	memcpy(j->p, s, n);
+	j->p += n;
+}
+
 static void json_sep(struct json *j)
 {
 	if (j->after_key) {
@@ -59,21 +90,25 @@ static void json_sep(struct json *j)
 	}
 	if (j->depth > 0) {
 		if (!j->first)
-			fputc(',', j->f);
+			put_ch(j, ',');
 		j->first = false;
 	}
 }
 
 void json_init(struct json *j, FILE *f)
 {
-	memset(j, 0, sizeof(*j));
+	/* not the whole of line[]: a line costs what it writes, not 8 KiB of zeroes */
 	j->f = f;
+	j->depth = 0;
+	j->first = false;
+	j->after_key = false;
+	j->p = j->line;
 }
 
 static void open_level(struct json *j, int ch)
 {
 	json_sep(j);
-	fputc(ch, j->f);
+	put_ch(j, ch);
 	j->depth++;
 	j->first = true;
 }
@@ -90,7 +125,7 @@ void json_arr_begin(struct json *j)
 
 static void close_level(struct json *j, int ch)
 {
-	fputc(ch, j->f);
+	put_ch(j, ch);
 	if (j->depth > 0)
 		j->depth--;
 	j->first = false;	/* the level returned to has just written this member */
@@ -108,17 +143,43 @@ void json_arr_end(struct json *j)
 }
 
 /* Plain printable ASCII, the bulk of every line: written a run at a time. */
-static bool plain_ascii(unsigned char c)
+static inline bool plain_ascii(unsigned char c)
 {
 	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
-static void put_escaped(FILE *f, const char *str, size_t n)
+static const char hex[] = "0123456789abcdef";
+
+/* One code point or stray byte that needs escaping: at most 6 bytes. */
+static void put_escape(struct json *j, uint32_t cp)
 {
-	const unsigned char *s = (const unsigned char *)str;
+	char *p;
+
+	room(j, 6);
+	p = j->p;
+	*p++ = '\\';
+	switch (cp) {
+	case '"': *p++ = '"'; break;
+	case '\\': *p++ = '\\'; break;
+	case '\n': *p++ = 'n'; break;
+	case '\t': *p++ = 't'; break;
+	case '\r': *p++ = 'r'; break;
+	default:	/* only controls and bytes below 0x100 come here */
+		*p++ = 'u';
+		*p++ = '0';
+		*p++ = '0';
+		*p++ = hex[(cp >> 4) & 0xf];
+		*p++ = hex[cp & 0xf];
+		break;
+	}
+	j->p = p;
+}
+
+/* The bytes of a string value, escaped, without the quotes. */
+static void put_escaped_body(struct json *j, const unsigned char *s, size_t n)
+{
 	size_t i = 0;
 
-	fputc_unlocked('"', f);
 	while (i < n && s[i]) {
 		uint32_t cp;
 		size_t run = i, len;
@@ -126,7 +187,7 @@ static void put_escaped(FILE *f, const char *str, size_t n)
 		while (run < n && plain_ascii(s[run]))
 			run++;
 		if (run > i) {
-			fwrite_unlocked(s + i, 1, run - i, f);
+			put_mem(j, s + i, run - i);
 			i = run;
 			continue;
 		}
@@ -135,41 +196,50 @@ static void put_escaped(FILE *f, const char *str, size_t n)
 		len = utf8_seq(s + i, n - i, &cp);
 		if (!len) {
 			/* not UTF-8: the byte as its Latin-1 code point */
-			fprintf(f, "\\u%04x", s[i]);
+			put_escape(j, s[i]);
 			i++;
 			continue;
 		}
-		if (cp == '"')
-			fputs_unlocked("\\\"", f);
-		else if (cp == '\\')
-			fputs_unlocked("\\\\", f);
-		else if (cp == '\n')
-			fputs_unlocked("\\n", f);
-		else if (cp == '\t')
-			fputs_unlocked("\\t", f);
-		else if (cp == '\r')
-			fputs_unlocked("\\r", f);
-		else if (is_control(cp))
-			fprintf(f, "\\u%04x", cp);
+		if (cp == '"' || cp == '\\' || is_control(cp))
+			put_escape(j, cp);
 		else
-			fwrite_unlocked(s + i, 1, len, f);
+			put_mem(j, s + i, len);
 		i += len;
 	}
-	fputc_unlocked('"', f);
+}
+
+static void put_escaped(struct json *j, const char *str, size_t n)
+{
+	put_ch(j, '"');
+	put_escaped_body(j, (const unsigned char *)str, n);
+	put_ch(j, '"');
 }
 
 void json_key(struct json *j, const char *key)
 {
 	json_sep(j);
-	put_escaped(j->f, key, strlen(key));
-	fputc(':', j->f);
+	put_escaped(j, key, strlen(key));
+	put_ch(j, ':');
 	j->after_key = true;
+}
+
+void json_key_raw(struct json *j, const char *quoted_colon, size_t n)
+{
+	json_sep(j);
+	put_mem(j, quoted_colon, n);
+	j->after_key = true;
+}
+
+void json_raw(struct json *j, const char *s, size_t n)
+{
+	json_sep(j);
+	put_mem(j, s, n);
 }
 
 void json_strn(struct json *j, const char *s, size_t n)
 {
 	json_sep(j);
-	put_escaped(j->f, s, n);
+	put_escaped(j, s, n);
 }
 
 void json_str(struct json *j, const char *s)
@@ -181,42 +251,79 @@ void json_str(struct json *j, const char *s)
 	json_strn(j, s, strlen(s));
 }
 
+void json_str_fill(struct json *j, json_fill_fn fill, const void *arg, size_t max)
+{
+	char copy[JSON_LINE_MAX / 2];
+	size_t len;
+	char *s;
+
+	if (max > sizeof(copy))
+		max = sizeof(copy);
+	json_sep(j);
+	put_ch(j, '"');
+	room(j, max + 1);
+	s = j->p;
+	len = fill(s, max, arg);
+	for (size_t i = 0; i < len; i++) {
+		if (!plain_ascii(s[i])) {
+			/* rare: a byte to escape; escaping grows it, so from a copy */
+			memcpy(copy, s, len);
+			put_escaped_body(j, (const unsigned char *)copy, len);
+			put_ch(j, '"');
+			return;
+		}
+	}
+	j->p += len;
+	put_ch(j, '"');
+}
+
 void json_u64(struct json *j, uint64_t v)
 {
 	json_sep(j);
-	fprintf(j->f, "%" PRIu64, v);
+	room(j, FMT_U64_MAX);
+	j->p = fmt_u64(j->p, v);
 }
 
 void json_i64(struct json *j, int64_t v)
 {
 	json_sep(j);
-	fprintf(j->f, "%" PRId64, v);
+	room(j, FMT_I64_MAX);
+	j->p = fmt_i64(j->p, v);
 }
 
 void json_double(struct json *j, double v, int decimals)
 {
+	char buf[64];
+	int n;
+
 	json_sep(j);
-	if (isfinite(v))
-		fprintf(j->f, "%.*f", decimals, v);
-	else
-		fputs("null", j->f);	/* JSON has no NaN or Infinity */
+	if (!isfinite(v)) {
+		put_mem(j, "null", 4);	/* JSON has no NaN or Infinity */
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+	put_mem(j, buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : 0);
 }
 
 void json_bool(struct json *j, bool v)
 {
 	json_sep(j);
-	fputs(v ? "true" : "false", j->f);
+	if (v)
+		put_mem(j, "true", 4);
+	else
+		put_mem(j, "false", 5);
 }
 
 void json_null(struct json *j)
 {
 	json_sep(j);
-	fputs("null", j->f);
+	put_mem(j, "null", 4);
 }
 
 void json_eol(struct json *j)
 {
-	fputc('\n', j->f);
+	put_ch(j, '\n');
+	spill(j);
 	j->depth = 0;
 	j->after_key = false;
 }
@@ -254,10 +361,24 @@ size_t escape_text(char *out, size_t outsz, const char *str, size_t n)
 		return 0;
 	while (i < n && s[i]) {
 		uint32_t cp;
-		size_t len = utf8_seq(s + i, n - i, &cp);
+		size_t len, run = i;
 		char tmp[8];
 		size_t tl;
 
+		/* printable ASCII, most of any text: a run at a time */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '\\')
+			run++;
+		if (run > i) {
+			size_t want = run - i, room = outsz - 1 - o, k = want < room ? want : room;
+
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k;
+			if (k < want)
+				break;	/* out is full */
+			continue;
+		}
+		len = utf8_seq(s + i, n - i, &cp);
 		if (len && !is_control(cp) && cp != '\\') {
 			if (o + len >= outsz)
 				break;

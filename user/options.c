@@ -17,6 +17,7 @@
 #include "version.h"
 #include "json.h"
 #include "metrics.h"
+#include "aggregate.h"
 #include "options.h"
 #include "sink.h"
 
@@ -48,7 +49,11 @@ enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
 	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
+	OPT_NO_AGGREGATE,
 };
+
+/* --no-aggregate's help gives the threshold */
+_Static_assert(AGG_PER_SEC == 10, "--help says 10 a second: keep it true");
 
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Which attempts:", 1 },
@@ -67,6 +72,9 @@ static const struct argp_option options[] = {
 	{ "detail", 'd', NULL, 0, "Text: the one-sentence detail under each verdict", 2 },
 	{ "color", OPT_COLOR, "WHEN", 0, "Colour the verdicts: auto (on a terminal), always, "
 	  "never", 2 },
+	{ "no-aggregate", OPT_NO_AGGREGATE, NULL, 0, "Text: print every verdict. By default, "
+	  "past 10 a second for one verdict, cause and destination, the rest are counted and "
+	  "printed as one line a second (JSON always has every verdict)", 2 },
 	{ NULL, 0, NULL, 0, "Kernel:", 3 },
 	{ "probes", OPT_PROBES, NULL, 0, "Load and attach, print the hook used for each "
 	  "signal or why none is available, and exit", 3 },
@@ -308,6 +316,9 @@ static error_t parse_output_opt(int key, char *arg, struct parse_state *ps)
 		break;
 	case 'd':
 		o->detail = true;
+		break;
+	case OPT_NO_AGGREGATE:
+		o->no_aggregate = true;
 		break;
 	case OPT_COLOR:
 		if (!strcmp(arg, "auto"))

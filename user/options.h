@@ -17,6 +17,7 @@ struct ct_options {
 	bool all;
 	unsigned verdict_mask;	/* bit per enum ct_verdict that is printed */
 	int color;		/* -1 auto, 0 never, 1 always */
+	bool no_aggregate;	/* text: print every verdict, even in a storm */
 	const char *user;	/* drop to this user once attached */
 	/* export (sink.c, metrics.c) */
 	char output[4096];	/* -o FILE; empty: stdout */

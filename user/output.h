@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Output writers: one per format, behind one interface. Writers only
- * format; the collector decides what to write and when to flush.
+ * format (text also sums a storm into one line a second: aggregate.h); the
+ * collector decides what to write and when to flush.
  */
 #ifndef CONNTRACE_OUTPUT_H
 #define CONNTRACE_OUTPUT_H
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "aggregate.h"
 #include "correlate.h"
 #include "overflow.h"
 #include "tracer.h"
@@ -62,6 +64,8 @@ struct writer_ops {
 	/* a listener dropped SYNs on its full accept queue since the last report */
 	void (*listen_overflow)(struct writer *w, const struct overflow_report *r,
 				uint64_t ts_real_ns, uint64_t since_real_ns);
+	/* once a second: text prints the verdicts it summed (aggregate.h) */
+	void (*tick)(struct writer *w, uint64_t ts_real_ns);
 };
 
 struct writer {
@@ -70,10 +74,18 @@ struct writer {
 	bool color;		/* text: ANSI colour */
 	bool detail;		/* text: the detail line under each verdict */
 	unsigned lines;		/* text: lines since the header */
+	bool aggregate;		/* text: a key's verdicts beyond agg.per_sec a second summed */
+	struct agg agg;
 };
 
 void writer_text_init(struct writer *w, FILE *f, bool color, bool detail);
 void writer_json_init(struct writer *w, FILE *f);
+/*
+ * Text: print at most per_sec lines a second for one (verdict, cause,
+ * destination), and one line a second (at tick) with the count of the
+ * others; 0 prints every verdict (--no-aggregate). now: the wall clock.
+ */
+void writer_text_aggregate(struct writer *w, unsigned per_sec, uint64_t now_real_ns);
 
 /* Shared helpers. */
 void fmt_addr(char *buf, size_t sz, uint8_t family, const uint8_t *addr);

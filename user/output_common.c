@@ -1,30 +1,37 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-#include <arpa/inet.h>
-#include <stdio.h>
-#include <time.h>
+/* The writers' shared formatters, as NUL-terminated strings (see fmt.h). */
+#include <string.h>
+#include "fmt.h"
 #include "output.h"
+
+/* Formats into a scratch buffer with room for any value, then copies what fits. */
+static void copy_out(char *buf, size_t sz, const char *s, size_t n)
+{
+	if (!sz)
+		return;
+	if (n >= sz)
+		n = sz - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
 
 void fmt_addr(char *buf, size_t sz, uint8_t family, const uint8_t *addr)
 {
-	if (!inet_ntop(family == CT_AF_INET ? AF_INET : AF_INET6, addr, buf, sz))
-		snprintf(buf, sz, "?");
+	char tmp[FMT_IP_MAX + 1];
+
+	copy_out(buf, sz, tmp, fmt_ip(tmp, family, addr) - tmp);
 }
 
 void fmt_endpoint(char *buf, size_t sz, uint8_t family, const uint8_t *addr, uint16_t port)
 {
-	char a[INET6_ADDRSTRLEN];
+	char tmp[FMT_ENDPOINT_MAX + 1];
 
-	fmt_addr(a, sizeof(a), family, addr);
-	snprintf(buf, sz, family == CT_AF_INET ? "%s:%u" : "[%s]:%u", a, port);
+	copy_out(buf, sz, tmp, fmt_ip_port(tmp, family, addr, port) - tmp);
 }
 
 void fmt_rfc3339(char *buf, size_t sz, uint64_t real_ns)
 {
-	time_t secs = real_ns / 1000000000ULL;
-	struct tm tm;
+	char tmp[FMT_TS_MAX + 1];
 
-	gmtime_r(&secs, &tm);
-	snprintf(buf, sz, "%04d-%02d-%02dT%02d:%02d:%02d.%09lluZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (unsigned long long)(real_ns % 1000000000ULL));
+	copy_out(buf, sz, tmp, fmt_ts(tmp, real_ns) - tmp);
 }

@@ -4,12 +4,12 @@
  * the result's facts only when a writer prints it (text with -d, JSON
  * "detail"). Deciding never pays for a sentence.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "correlate.h"
+#include "fmt.h"
 
 #define NS_PER_SEC	1000000000ULL
 
@@ -18,30 +18,88 @@ struct out {
 	size_t sz, len;
 };
 
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
+static void put_mem(struct out *o, const char *s, size_t n)
 {
-	va_list ap;
-	int n;
+	size_t left = o->sz - 1 - o->len;	/* room before the NUL */
 
-	if (o->len >= o->sz)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->len, o->sz - o->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len = o->len + n < o->sz ? o->len + n : o->sz - 1;
+	if (n > left)
+		n = left;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
 }
 
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A printf for the sentences, by hand: %s (NULL as "(null)"), %u, %d and %%
+ * only, which is all they use. vsnprintf costs more than the rest of a JSON
+ * line; the format attribute still has the compiler check every call.
+ */
+static void put(struct out *o, const char *fmt, ...)
+{
+	char num[FMT_I64_MAX];
+	const char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	while (*fmt) {
+		const char *pc = strchr(fmt, '%');
+		size_t n = pc ? (size_t)(pc - fmt) : strlen(fmt);
+
+		put_mem(o, fmt, n);
+		if (!pc || !pc[1])
+			break;
+		fmt = pc + 2;
+		switch (pc[1]) {
+		case 's':
+			s = va_arg(ap, const char *);
+			if (!s)
+				s = "(null)";
+			put_mem(o, s, strlen(s));
+			break;
+		case 'u':
+			put_mem(o, num, fmt_u64(num, va_arg(ap, unsigned)) - num);
+			break;
+		case 'd':
+			put_mem(o, num, fmt_i64(num, va_arg(ap, int)) - num);
+			break;
+		default:	/* %%, or a conversion this does not know: shown as is */
+			put_mem(o, pc + 1, 1);
+			break;
+		}
+	}
+	va_end(ap);
+}
+
+/* strlcpy: what fits of s, always terminated (sz > 0) */
+static void copy_str(char *buf, size_t sz, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= sz)
+		n = sz - 1;
+
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
+/* "%.1f s", "%.2f s" or "%.1f ms", by hand (rounded half to even) */
 static void fmt_secs(char *buf, size_t sz, uint64_t ns)
 {
+	char tmp[FMT_U64_MAX + 8], *p;
+
 	if (ns >= 10 * NS_PER_SEC)
-		snprintf(buf, sz, "%.1f s", ns / 1e9);
+		p = fmt_fixed(tmp, ns, NS_PER_SEC, 1);
 	else if (ns >= NS_PER_SEC)
-		snprintf(buf, sz, "%.2f s", ns / 1e9);
+		p = fmt_fixed(tmp, ns, NS_PER_SEC, 2);
 	else
-		snprintf(buf, sz, "%.1f ms", ns / 1e6);
+		p = fmt_fixed(tmp, ns, 1000000, 1);
+	if (ns < NS_PER_SEC)
+		memcpy(p, " ms", 4);
+	else
+		memcpy(p, " s", 3);
+	copy_str(buf, sz, tmp);
 }
 
 /* A time relative to the connect, in words. */
@@ -55,11 +113,10 @@ static void fmt_rel(char *buf, size_t sz, int64_t us)
 
 static void fmt_dest(char *buf, size_t sz, const struct ct_flow *f)
 {
-	char a[INET6_ADDRSTRLEN];
+	char tmp[FMT_ENDPOINT_MAX + 1];
 
-	if (!inet_ntop(f->family == CT_AF_INET ? AF_INET : AF_INET6, f->daddr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, sz, f->family == CT_AF_INET ? "%s:%u" : "[%s]:%u", a, f->dport);
+	*fmt_ip_port(tmp, f->family, f->daddr, f->dport) = '\0';
+	copy_str(buf, sz, tmp);
 }
 
 struct ctx {

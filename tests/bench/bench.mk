@@ -4,6 +4,7 @@
 #   make bench                  5 interleaved rounds, about 10 minutes
 #   make bench BENCH_QUICK=1    smoke test: one short round, about a minute
 #   make bench BENCH_ARGS='--rounds 7 --modes untraced,default'   (bench.py --help)
+#   make bench-writer           the writers alone, ns per line (WRITER_BASE=DIR: before/after)
 #
 # Prints a report with PASS/FAIL per target and writes it, with every raw
 # figure, to $(BENCH_OUT)/run-*/{report.md,results.json}. A FAIL does not fail
@@ -31,10 +32,48 @@ bench-deps:
 	$(Q)command -v bpftrace >/dev/null && command -v nft >/dev/null || \
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace nftables; }
 
+# The writers' micro-benchmark (issue 11): ns per verdict line, JSON and
+# text, median of WRITER_ROUNDS runs of 3 rounds each. With WRITER_BASE=DIR
+# (another tree's build directory, e.g. a worktree of main built with
+# `make build/libconntrace.a`) the same benchmark is also linked against that
+# library, the two binaries run in alternation, and their bytes are compared
+# (writer_bench --dump). make bench appends the figures to its report.
+WRITER_BENCH  := $(BENCH_OUT)/writer_bench
+WRITER_BASE   ?=
+WRITER_ROUNDS ?= 5
+
+$(WRITER_BENCH): tests/bench/writer_bench.c $(LIB)
+	$(call msg,CC-BENCH,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(WRITER_BENCH)-base: tests/bench/writer_bench.c $(WRITER_BASE)/libconntrace.a
+	$(call msg,CC-BENCH,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(filter-out -I$(OUT) -Iuser,$(CFLAGS)) -I$(WRITER_BASE) \
+		-I$(WRITER_BASE)/../user $(LDFLAGS) -o $@ $< $(WRITER_BASE)/libconntrace.a $(LDLIBS)
+
+WRITER_BENCH_RUN = \
+	$(if $(WRITER_BASE),TZ=UTC $(WRITER_BENCH)-base --dump > $(BENCH_OUT)/writer-before.txt && \
+		TZ=UTC $(WRITER_BENCH) --dump > $(BENCH_OUT)/writer-after.txt && \
+		{ cmp -s $(BENCH_OUT)/writer-before.txt $(BENCH_OUT)/writer-after.txt && \
+		  echo "writer: before and after write the same bytes (writer_bench --dump)" || \
+		  echo "writer: before and after DIFFER: diff $(BENCH_OUT)/writer-before.txt $(BENCH_OUT)/writer-after.txt"; } &&) \
+	for i in $$(seq $(WRITER_ROUNDS)); do \
+		$(if $(WRITER_BASE),$(WRITER_BENCH)-base --rounds 3 --label before || exit 1;) \
+		$(WRITER_BENCH) --rounds 3 --label after || exit 1; \
+	done | $(BENCH_PYTHON) tests/bench/writer_median.py
+
+.PHONY: bench-writer
+bench-writer: $(WRITER_BENCH) $(if $(WRITER_BASE),$(WRITER_BENCH)-base)
+	$(Q)$(WRITER_BENCH_RUN)
+
 .PHONY: bench
-bench: $(BIN) $(BENCH_LOADGEN) bench-deps
+bench: $(BIN) $(BENCH_LOADGEN) bench-deps $(WRITER_BENCH) $(if $(WRITER_BASE),$(WRITER_BENCH)-base)
 	$(Q)$(BENCH_PYTHON) tests/bench/bench.py --conntrace ./$(BIN) \
 		--loadgen $(BENCH_LOADGEN) --out $(BENCH_OUT) \
 		$(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+	$(Q){ echo; echo "## Writer (make bench-writer): ns per verdict line, median"; echo; \
+		$(WRITER_BENCH_RUN); } | tee -a "$$(ls -td $(BENCH_OUT)/run-* | head -1)/report.md"
 
 .DEFAULT_GOAL := $(bench_saved_goal)

@@ -519,6 +519,115 @@ static void test_escape_text_truncation_never_overflows(void **state)
 	}
 }
 
+/* ---- the line buffer (issue 11): one write a line, any length whole ---- */
+
+/* A value three times the line buffer, escapes all along: exact, and parses. */
+static void test_line_longer_than_the_buffer_comes_out_whole(void **state)
+{
+	static const char unit_in[] = "ab\"\x01\xff\xc3\xa9";
+	static const char unit_out[] = "ab\\\"\\u0001\\u00ff\xc3\xa9";
+	size_t reps = 3 * JSON_LINE_MAX / (sizeof(unit_in) - 1);
+	char *in = owned(malloc(reps * (sizeof(unit_in) - 1) + 1));
+	char *want = owned(malloc(reps * (sizeof(unit_out) - 1) + 16));
+	char *w = want, *got;
+	struct capture c;
+
+	(void)state;
+	for (size_t i = 0; i < reps; i++)
+		memcpy(in + i * (sizeof(unit_in) - 1), unit_in, sizeof(unit_in) - 1);
+	w = stpcpy(w, "{\"k\":\"");
+	for (size_t i = 0; i < reps; i++)
+		w = stpcpy(w, unit_out);
+	stpcpy(w, "\",\"n\":1}\n");
+	cap_open(&c);
+	json_obj_begin(&c.j);
+	json_key(&c.j, "k");
+	json_strn(&c.j, in, reps * (sizeof(unit_in) - 1));
+	json_ku64(&c.j, "n", 1);
+	json_obj_end(&c.j);
+	json_eol(&c.j);
+	got = cap_close(&c);
+	CHECK(!strcmp(got, want), "expected %zu bytes, got %zu", strlen(want), strlen(got));
+	reparse(got);
+}
+
+/* Nothing reaches the stream before the line ends. */
+static void test_one_write_per_line(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	cap_open(&c);
+	json_obj_begin(&c.j);
+	json_kstr(&c.j, "a", "b");
+	json_ku64(&c.j, "n", 42);
+	fflush(c.f);
+	CHECK(c.len == 0, "expected nothing written before json_eol, got %zu bytes", c.len);
+	json_obj_end(&c.j);
+	json_eol(&c.j);
+	fflush(c.f);
+	CHECK(c.len == strlen("{\"a\":\"b\",\"n\":42}\n"), "expected the whole line, got %zu", c.len);
+	cap_close(&c);
+}
+
+static void test_numbers_at_their_limits(void **state)
+{
+	struct capture c;
+	char *got;
+
+	(void)state;
+	cap_open(&c);
+	json_arr_begin(&c.j);
+	json_u64(&c.j, 0);
+	json_u64(&c.j, 9);
+	json_u64(&c.j, 10);
+	json_u64(&c.j, 99);
+	json_u64(&c.j, 100);
+	json_u64(&c.j, UINT64_MAX);
+	json_i64(&c.j, -1);
+	json_i64(&c.j, INT64_MIN);
+	json_i64(&c.j, INT64_MAX);
+	json_arr_end(&c.j);
+	json_eol(&c.j);
+	got = cap_close(&c);
+	CHECK(!strcmp(got, "[0,9,10,99,100,18446744073709551615,-1,-9223372036854775808,"
+		      "9223372036854775807]\n"), "got %s", got);
+}
+
+static size_t fill_text(char *buf, size_t max, const void *arg)
+{
+	snprintf(buf, max, "%s", (const char *)arg);
+	return strlen(buf);
+}
+
+/* A rendered value: written in place when plain, escaped when it must be, cut at max. */
+static void test_fill_renders_in_place_and_escapes(void **state)
+{
+	static const struct {
+		const char *in, *raw;
+		size_t max;
+	} cases[] = {
+		{ "plain text, 10.0.0.2:80", "[\"plain text, 10.0.0.2:80\"]\n", 64 },
+		{ "reason EVIL\"NAME\\\x1b", "[\"reason EVIL\\\"NAME\\\\\\u001b\"]\n", 64 },
+		{ "cut here: the rest", "[\"cut here\"]\n", 9 },
+		{ "", "[\"\"]\n", 64 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct capture c;
+		char *got;
+
+		cap_open(&c);
+		json_arr_begin(&c.j);
+		json_str_fill(&c.j, fill_text, cases[i].in, cases[i].max);
+		json_arr_end(&c.j);
+		json_eol(&c.j);
+		got = cap_close(&c);
+		expect_output(got, cases[i].raw, cases[i].raw);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +645,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_escape_text_truncation_never_overflows, free_owned),
 		cmocka_unit_test_teardown(test_parser_check_refuses_bad_lines, free_owned),
 		cmocka_unit_test_teardown(test_deep_nesting_stays_valid, free_owned),
+		cmocka_unit_test_teardown(test_line_longer_than_the_buffer_comes_out_whole,
+					  free_owned),
+		cmocka_unit_test_teardown(test_one_write_per_line, free_owned),
+		cmocka_unit_test_teardown(test_numbers_at_their_limits, free_owned),
+		cmocka_unit_test_teardown(test_fill_renders_in_place_and_escapes, free_owned),
 	};
 
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);

@@ -89,11 +89,13 @@ static void expect_refused(const struct argl *l, const char *names)
 enum field {
 	F_TGID, F_PORT, F_SLOW_NS, F_RING_SIZE, F_MAX_FLOWS, F_VERBOSE, F_EMIT_OK,
 	F_JSON, F_DETAIL, F_PROBES, F_ALL, F_COLOR, F_VERDICT_MASK, F_NETNS,
+	F_NO_AGGREGATE,
 };
 
 static const char *const field_names[] = {
 	"tc.tgid", "tc.port", "tc.slow_ns", "tc.ring_size", "tc.max_flows", "tc.verbose",
 	"tc.emit_ok", "json", "detail", "probes", "all", "color", "verdict_mask", "tc.netns",
+	"no_aggregate",
 };
 
 static long long field(const struct ct_options *o, enum field f)
@@ -113,6 +115,7 @@ static long long field(const struct ct_options *o, enum field f)
 	case F_COLOR: return o->color;
 	case F_VERDICT_MASK: return o->verdict_mask & ALL_VERDICTS;
 	case F_NETNS: return o->tc.netns;
+	case F_NO_AGGREGATE: return o->no_aggregate;
 	}
 	return -1;
 }
@@ -138,6 +141,7 @@ static void test_defaults(void **state)
 		{ F_RING_SIZE, 1 << 20 }, { F_MAX_FLOWS, 65536 }, { F_VERBOSE, 0 },
 		{ F_JSON, 0 }, { F_DETAIL, 0 }, { F_PROBES, 0 }, { F_ALL, 0 }, { F_COLOR, -1 },
 		{ F_VERDICT_MASK, ALL_VERDICTS & ~V(CT_V_OK) }, { F_EMIT_OK, 0 }, { F_NETNS, 0 },
+		{ F_NO_AGGREGATE, 0 },
 	};
 	struct ct_options o;
 
@@ -192,6 +196,8 @@ static void test_every_option_with_a_good_value(void **state)
 		{ { { "-ajdv" } }, F_ALL, 1 },
 		{ { { "-ajdp77" } }, F_TGID, 77 },
 		{ { { "-jd", "-p", "9" } }, F_TGID, 9 },
+		{ { { "--no-aggregate" } }, F_NO_AGGREGATE, 1 },
+		{ { { "--no-agg" } }, F_NO_AGGREGATE, 1 },	/* argp takes a unique prefix */
 	};
 
 	(void)state;
@@ -461,6 +467,18 @@ static void test_help_prints_usage_and_exits_zero(void **state)
 	}
 }
 
+/* The storm control is said in --help, with the threshold it uses. */
+static void test_help_documents_no_aggregate(void **state)
+{
+	char out[16384];
+	int status;
+
+	(void)state;
+	status = run_child("--help", out, sizeof(out));
+	expect_printed_and_exit_zero("--help", status, out, "--no-aggregate");
+	CHECK(strstr(out, "past 10 a"), "expected --help to give the threshold:\n%s", out);
+}
+
 /* strtoull() skips leading white space; only ' ' is refused before it. */
 static void test_leading_whitespace_in_numbers_refused(void **state)
 {
@@ -480,6 +498,7 @@ static void test_value_given_to_a_flag_names_the_flag(void **state)
 {
 	static const struct argl cases[] = {
 		{ { "--json=yes" } }, { { "--all=1" } }, { { "--probes=1" } },
+		{ { "--no-aggregate=1" } },
 	};
 
 	(void)state;
@@ -525,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_verdict_lists),
 		cmocka_unit_test(test_all_and_verdict_interplay),
 		cmocka_unit_test(test_help_prints_usage_and_exits_zero),
+		cmocka_unit_test(test_help_documents_no_aggregate),
 		cmocka_unit_test(test_leading_whitespace_in_numbers_refused),
 		cmocka_unit_test(test_value_given_to_a_flag_names_the_flag),
 		cmocka_unit_test(test_abbreviated_option_not_blamed_for_a_later_error),

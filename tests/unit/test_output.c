@@ -279,6 +279,95 @@ static void test_hostile_comm_keeps_the_columns(void **state)
 	expect_aligned(lines[1], &cols, &r);
 }
 
+/* ---- text: a storm stays readable (aggregate.h) ---- */
+
+static size_t count_of(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static void verdicts(struct writer *w, const struct ct_result *r, unsigned n, uint64_t ts)
+{
+	for (unsigned i = 0; i < n; i++)
+		w->ops->verdict(w, r, ts + i);
+}
+
+/* 4,223 refusals in a second: 10 lines, then one line with the other 4,213. */
+static void test_text_storm_prints_one_aggregate_a_second(void **state)
+{
+	struct ct_result r = make_result(CT_V_REFUSED, CT_C_NO_LISTENER);
+	struct ct_result other = make_result(CT_V_TIMEOUT, CT_C_NO_SYNACK);
+	struct capture c;
+	char *text;
+
+	(void)state;
+	cap_text(&c, false, false);
+	writer_text_aggregate(&c.w, AGG_PER_SEC, TS_NS);
+	verdicts(&c.w, &r, 4223, TS_NS);
+	verdicts(&c.w, &other, 3, TS_NS);	/* a quiet key beside it prints every line */
+	c.w.ops->tick(&c.w, TS_NS + 1000000000ULL);
+	verdicts(&c.w, &r, 12, TS_NS + 1000000000ULL);	/* the next second: a new allowance */
+	c.w.ops->tick(&c.w, TS_NS + 2500000000ULL);
+	c.w.ops->tick(&c.w, TS_NS + 3500000000ULL);	/* nothing summed: nothing said */
+	text = cap_close(&c);
+	CHECK(count_of(text, "REFUSED     ") == 20, "expected 10 refused lines a second, got %zu:\n%s",
+	      count_of(text, "REFUSED     "), text);
+	CHECK(count_of(text, "TIMEOUT     ") == 3, "expected the 3 timeouts, got:\n%s", text);
+	CHECK(strstr(text, "22:13:21 REFUSED no_listener to 255.255.255.254:65534 x 4,213 more in "
+		     "the last 1.0 s, aggregated (over 10 a second): --no-aggregate prints each\n"),
+	      "expected the first second's aggregate, got:\n%s", text);
+	CHECK(strstr(text, "22:13:22 REFUSED no_listener to 255.255.255.254:65534 x 2 more in the "
+		     "last 1.5 s"), "expected the second's aggregate, got:\n%s", text);
+	CHECK(count_of(text, "aggregated") == 2, "expected 2 aggregates, got:\n%s", text);
+	check_terminal_safe(text);
+}
+
+/* --no-aggregate, and the writer as tests and the fuzzer make it: every line. */
+static void test_text_without_aggregation_prints_every_verdict(void **state)
+{
+	struct ct_result r = make_result(CT_V_REFUSED, CT_C_NO_LISTENER);
+	struct capture c;
+	char *text;
+
+	(void)state;
+	for (int off = 0; off < 2; off++) {
+		cap_text(&c, false, false);
+		if (off)
+			writer_text_aggregate(&c.w, 0, TS_NS);
+		verdicts(&c.w, &r, 500, TS_NS);
+		c.w.ops->tick(&c.w, TS_NS + 1000000000ULL);
+		text = cap_close(&c);
+		CHECK(count_of(text, "REFUSED     ") == 500 && !strstr(text, "aggregated"),
+		      "expected 500 lines and no aggregate, got %zu", count_of(text, "REFUSED     "));
+	}
+}
+
+/* What is summed when conntrace stops comes out before the summary. */
+static void test_text_summary_says_what_was_summed(void **state)
+{
+	struct ct_result r = make_result(CT_V_REFUSED, CT_C_NO_LISTENER);
+	uint64_t v[CT_V_MAX] = { [CT_V_REFUSED] = 30 };
+	struct corr_stats st = { 0 };
+	struct summary_info si = { .stats = &st, .verdicts = v, .duration_s = 0.5,
+				   .ts_real_ns = TS_NS + 500000000ULL };
+	struct capture c;
+	char *text, *agg, *sum;
+
+	(void)state;
+	cap_text(&c, false, false);
+	writer_text_aggregate(&c.w, AGG_PER_SEC, TS_NS);
+	verdicts(&c.w, &r, 30, TS_NS);
+	c.w.ops->summary(&c.w, &si);
+	text = cap_close(&c);
+	agg = strstr(text, "x 20 more in the last 0.5 s");
+	sum = strstr(text, "-- 30 verdicts");
+	CHECK(agg && sum && agg < sum, "expected the aggregate, then the summary:\n%s", text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +378,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_text_hostile_comm_reaches_terminal_escaped, free_owned),
 		cmocka_unit_test_teardown(test_rfc3339_keeps_leading_zeros, free_owned),
 		cmocka_unit_test_teardown(test_hostile_comm_keeps_the_columns, free_owned),
+		cmocka_unit_test_teardown(test_text_storm_prints_one_aggregate_a_second, free_owned),
+		cmocka_unit_test_teardown(test_text_without_aggregation_prints_every_verdict,
+					  free_owned),
+		cmocka_unit_test_teardown(test_text_summary_says_what_was_summed, free_owned),
 	};
 
 	/* the text writer's clock is local time: make it the same everywhere */

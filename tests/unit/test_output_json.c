@@ -340,6 +340,26 @@ static void test_json_start_lost_and_summary_parse(void **state)
 	expect_field(&recs[3], "duration_s", "null");
 }
 
+/* JSON keeps every record: a storm is never summed, the tick says nothing. */
+static void test_json_storm_keeps_every_verdict(void **state)
+{
+	struct ct_result r = timeout_result();
+	struct capture c;
+	size_t lines = 0;
+	char *text;
+
+	(void)state;
+	cap_json(&c);
+	for (int i = 0; i < 500; i++)
+		c.w.ops->verdict(&c.w, &r, TS_NS + i);
+	c.w.ops->tick(&c.w, TS_NS + 1000000000ULL);
+	text = cap_close(&c);
+	for (const char *p = text; (p = strchr(p, '\n')); p++)
+		lines++;
+	CHECK(lines == 500 && !strstr(text, "aggregated"), "expected 500 verdict lines, got %zu",
+	      lines);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +369,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_json_hostile_comm_round_trips, free_owned),
 		cmocka_unit_test_teardown(test_json_every_verdict_and_cause_parses, free_owned),
 		cmocka_unit_test_teardown(test_json_start_lost_and_summary_parse, free_owned),
+		cmocka_unit_test_teardown(test_json_storm_keeps_every_verdict, free_owned),
 	};
 
 	return cmocka_run_group_tests_name("output_json", tests, NULL, NULL);
