@@ -18,6 +18,7 @@
 #define CONNTRACE_BPF_H
 
 #include "sock.bpf.h"
+#include "verdict_class.h"
 
 #define AF_INET		2
 #define AF_INET6	10
@@ -150,12 +151,31 @@ static __always_inline __u64 rb_flags(__u64 size)
 		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void emit(void *rec, __u64 size)
+/* 0, or -1 when the ring had no room (counted) */
+static __always_inline int emit(void *rec, __u64 size)
 {
 	if (bpf_ringbuf_output(&events, rec, size, rb_flags(size))) {
 		count(CT_CNT_RINGBUF_LOST);
 		last_loss_ns = bpf_ktime_get_boot_ns();
+		return -1;
 	}
+	return 0;
+}
+
+/*
+ * A flow record: sent, or if the ring has no room, its attempt counted by
+ * the verdict the correlator would have given it (verdict_class.h), so
+ * that the summary and the metrics still count every attempt.
+ */
+static __always_inline void emit_flow(struct ct_flow *f)
+{
+	__u32 v;
+
+	if (!emit(f, sizeof(*f)))
+		return;
+	v = ct_flow_verdict(f, slow_ns);
+	if (v < CT_KV_MAX)
+		count(CT_CNT_LOST_BY_VERDICT + v);
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
@@ -328,12 +348,15 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 		return;
 	/* --slow 0: no latency threshold, only SYN retransmits make SLOW */
 	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
-	    (!slow_ns || now - f->ts_start < slow_ns))
+	    (!slow_ns || now - f->ts_start < slow_ns)) {
+		/* OK, and only counted: here, rather than a record across the ring */
+		count(CT_CNT_OK_UNSENT);
 		return;
+	}
 	/* evidence sent while it lived may be among what was lost */
 	if (last_loss_ns >= f->ts_start)
 		f->flags |= CT_F_LOSSY;
-	emit(f, sizeof(*f));
+	emit_flow(f);
 }
 
 static __always_inline void flow_delete(__u64 key)

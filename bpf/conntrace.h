@@ -148,8 +148,23 @@ enum ct_counter {
 	CT_CNT_FLOW_NOSPACE,	/* a flow could not be inserted at all */
 	CT_CNT_FLOWS,		/* flows started */
 	CT_CNT_FLOW_UNTRACKED,	/* a flow ended that began before conntrace */
+	/*
+	 * Attempts counted here by verdict because their record never crossed
+	 * the ring (issue 11). The verdict is the one user/classify.c would
+	 * give the record (ct_flow_verdict() in verdict_class.h: it rests on
+	 * the record's own fields only), in enum ct_verdict's order.
+	 * CT_CNT_LOST_BY_VERDICT + v: a flow record lost, the ring full.
+	 */
+	CT_CNT_LOST_BY_VERDICT,
+	CT_CNT_LOST_ABANDONED = CT_CNT_LOST_BY_VERDICT + 5,
+	/* established fast and clean, only counted: not sent without -a */
+	CT_CNT_OK_UNSENT,
+	/* connect() failed before any SYN: an attempt flow_start() never saw */
+	CT_CNT_CONNECT_FAILED,
 	CT_CNT_MAX,
 };
+/* The verdicts a kernel count can have: ok .. abandoned (never pending). */
+#define CT_KV_MAX	6
 
 /*
  * The layouts both sides compile: BPF (clang -target bpf) and the collector

@@ -39,6 +39,8 @@ static const char *const bucket_le[] = {
 /* Everything a scrape shows; copied whole under the lock. */
 struct state {
 	uint64_t verdicts[CT_V_MAX][CT_C_MAX];
+	/* counted in the kernel (issue 11): records the ring lost, OK only counted */
+	uint64_t lost[CT_V_MAX], ok_unsent;
 	uint64_t dur_bucket[CT_V_MAX][NR_BUCKETS];	/* not cumulative here */
 	uint64_t dur_count[CT_V_MAX];
 	double dur_sum[CT_V_MAX];
@@ -285,6 +287,16 @@ void metrics_kernel_counters(struct metrics *m, uint64_t lost_records, uint64_t 
 	pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_kernel_verdicts(struct metrics *m, const uint64_t lost[CT_V_MAX], uint64_t ok_unsent)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	memcpy(m->st.lost, lost, sizeof(m->st.lost));
+	m->st.ok_unsent = ok_unsent;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_output_counters(struct metrics *m, uint64_t write_errors, uint64_t records_lost)
 {
 	if (!m)
@@ -419,13 +431,24 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	fputs("} 1\n", f);
 
 	family(f, "conntrace_verdicts_total", "counter", "Outgoing TCP connection attempts by "
-	       "verdict and cause (a pair appears with its first attempt).");
-	for (int v = 0; v < CT_V_MAX; v++)
-		for (int c = 0; c < CT_C_MAX; c++)
-			if (st->verdicts[v][c])
+	       "verdict and cause (a pair appears with its first attempt); cause=\"lost\": "
+	       "the ring had no room for the record, the kernel counted its verdict.");
+	for (int v = 0; v < CT_V_MAX; v++) {
+		for (int c = 0; c < CT_C_MAX; c++) {
+			uint64_t n = st->verdicts[v][c];
+
+			/* an OK attempt only counted in the kernel: its cause is known */
+			if (v == CT_V_OK && c == CT_C_ESTABLISHED)
+				n += st->ok_unsent;
+			if (n)
 				fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"%s\"} "
 					"%llu\n", ct_verdict_name(v), ct_cause_name(c),
-					(unsigned long long)st->verdicts[v][c]);
+					(unsigned long long)n);
+		}
+		if (st->lost[v])
+			fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"lost\"} %llu\n",
+				ct_verdict_name(v), (unsigned long long)st->lost[v]);
+	}
 
 	family(f, "conntrace_connect_duration_seconds", "histogram", "Time from connect() to "
 	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "

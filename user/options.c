@@ -48,6 +48,7 @@ enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
 	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
+	OPT_BUFFER,	/* issue 11 */
 };
 
 static const struct argp_option options[] = {
@@ -87,6 +88,9 @@ static const struct argp_option options[] = {
 	  "(1 to 1000, default 5)", 4 },
 	{ "metrics", OPT_METRICS, "ADDR:PORT", 0, "Serve Prometheus metrics at "
 	  "http://ADDR:PORT/metrics (127.0.0.1:9917, [::1]:9917, :9917 for every address)", 4 },
+	{ "buffer", OPT_BUFFER, "SIZE", 0, "Lines waiting for a slow reader of standard output "
+	  "are kept up to SIZE (K, M, G suffixes; 4K to 1T, default 64M); verdicts beyond it "
+	  "are not printed but still counted", 4 },
 	{ NULL, 0, NULL, 0, "Other:", -1 },
 	/* argp's own are off (ARGP_NO_HELP): its error path would be silent */
 	{ "help", '?', NULL, 0, "Give this help list", -1 },
@@ -329,6 +333,10 @@ static error_t parse_output_opt(int key, char *arg, struct parse_state *ps)
 		if (sink_parse_size("--rotate-size", arg, &o->rotate_size, msg, sizeof(msg)))
 			err = fail(ps, "%s", msg);
 		break;
+	case OPT_BUFFER:
+		if (sink_parse_size("--buffer", arg, &o->buffer_size, msg, sizeof(msg)))
+			err = fail(ps, "%s", msg);
+		break;
 	case OPT_ROTATE_KEEP:
 		err = parse_num(ps, "--rotate-keep", arg, 1, SINK_MAX_KEEP, "a number of files", &v);
 		o->rotate_keep = v;
@@ -461,6 +469,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	o->tc.ring_size = 1 << 20;
 	o->tc.max_flows = 65536;
 	o->color = -1;
+	o->buffer_size = CT_DEFAULT_BUFFER;
 
 	rc = argp_parse(&argp, argc, argv, ARGP_NO_ERRS | ARGP_NO_HELP, NULL, &ps);
 	if (rc && !ps.failed)
