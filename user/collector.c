@@ -598,7 +598,8 @@ static void write_summary(struct collector *c, uint64_t now)
 	struct sink_stats ss;
 
 	tracer_counters(c->t, cnt);
-	counts_from_kernel(&c->counts, cnt);
+	/* the last interval's loss too, as a `lost` record, before the totals */
+	report_loss(c, cnt, tracer_missed(c->t), now + boot_to_real(c));
 	counts_verdicts(&c->counts, verdicts);
 	si.stats = corr_stats(c->corr);
 	si.verdicts = verdicts;
