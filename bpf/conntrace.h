@@ -155,14 +155,19 @@ enum ct_counter {
 	 * the record's own fields only), in enum ct_verdict's order.
 	 * CT_CNT_LOST_BY_VERDICT + v: a flow record lost, the ring full.
 	 */
-	CT_CNT_LOST_BY_VERDICT,
-	CT_CNT_LOST_ABANDONED = CT_CNT_LOST_BY_VERDICT + 5,
+	CT_CNT_LOST_OK,
+	CT_CNT_LOST_SLOW,
+	CT_CNT_LOST_TIMEOUT,
+	CT_CNT_LOST_REFUSED,
+	CT_CNT_LOST_UNREACHABLE,
+	CT_CNT_LOST_ABANDONED,
 	/* established fast and clean, only counted: not sent without -a */
 	CT_CNT_OK_UNSENT,
 	/* connect() failed before any SYN: an attempt flow_start() never saw */
 	CT_CNT_CONNECT_FAILED,
 	CT_CNT_MAX,
 };
+#define CT_CNT_LOST_BY_VERDICT	CT_CNT_LOST_OK
 /* The verdicts a kernel count can have: ok .. abandoned (never pending). */
 #define CT_KV_MAX	6
 
