@@ -272,6 +272,31 @@ static void test_render_counts_and_histogram(void **state)
 	metrics_free(m);
 }
 
+/* Attempts counted in the kernel (issue 11): lost ones under cause="lost", OK ones unsent
+ * added to ok/established; neither is in the histogram. */
+static void test_kernel_verdicts(void **state)
+{
+	struct metrics *m = metrics_new();
+	uint64_t lost[CT_V_MAX] = { [CT_V_REFUSED] = 40, [CT_V_TIMEOUT] = 2 };
+	struct ct_result r = result(CT_V_OK, CT_C_ESTABLISHED, 0.001, 0);
+	char *t;
+
+	(void)state;
+	metrics_verdict(m, &r);
+	metrics_kernel_verdicts(m, lost, 7);
+	lost[CT_V_REFUSED] = 41;	/* totals: the last call wins */
+	metrics_kernel_verdicts(m, lost, 9);
+	t = render(m);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"lost\"}") == 41);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"lost\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"ok\",cause=\"established\"}") == 10);
+	CHECK(!strstr(t, "verdict=\"ok\",cause=\"lost\""), "a zero lost series: %s", t);
+	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"ok\"}") == 1);
+	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"refused\"}") == 0);
+	free(t);
+	metrics_free(m);
+}
+
 static void test_buckets_are_cumulative_and_sorted(void **state)
 {
 	struct metrics *m = metrics_new();
@@ -611,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_port_in_use_is_one_line),
 		cmocka_unit_test(test_render_empty),
 		cmocka_unit_test(test_render_counts_and_histogram),
+		cmocka_unit_test(test_kernel_verdicts),
 		cmocka_unit_test(test_buckets_are_cumulative_and_sorted),
 		cmocka_unit_test(test_build_info_labels),
 		cmocka_unit_test(test_listeners_bounded_top_n),
