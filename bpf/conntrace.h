@@ -168,6 +168,21 @@ enum ct_counter {
 	CT_CNT_MAX,
 };
 #define CT_CNT_LOST_BY_VERDICT	CT_CNT_LOST_OK
+
+/*
+ * The durations of the OK attempts only counted (CT_CNT_OK_UNSENT), for
+ * --metrics without -a: conntrace_connect_duration_seconds{verdict="ok"}'s
+ * buckets, in a second per-CPU array (ok_hist). Its slots: one per bucket,
+ * whose upper bounds ("le", inclusive) are CT_OKH_BOUNDS_US, then one for
+ * those beyond the last bound, then the sum of the durations in ns.
+ */
+#define CT_OKH_BUCKETS	17
+#define CT_OKH_OVER	CT_OKH_BUCKETS
+#define CT_OKH_SUM_NS	(CT_OKH_BUCKETS + 1)
+#define CT_OKH_MAX	(CT_OKH_BUCKETS + 2)
+#define CT_OKH_BOUNDS_US { 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, \
+			   500000, 1000000, 2500000, 5000000, 10000000, 30000000, \
+			   60000000, 120000000 }
 /* The verdicts a kernel count can have: ok .. abandoned (never pending). */
 #define CT_KV_MAX	6
 

@@ -221,6 +221,12 @@ static void report_loss(struct collector *c, const uint64_t cnt[CT_CNT_MAX], uin
 	sink_get_stats(c->sink, &ss);
 	metrics_kernel_counters(c->metrics, li.lost_records, li.flow_evictions);
 	metrics_kernel_verdicts(c->metrics, c->counts.lost, c->counts.ok_unsent);
+	if (c->metrics) {
+		uint64_t okh[CT_OKH_MAX];
+
+		if (!tracer_ok_hist(c->t, okh))
+			metrics_kernel_ok_hist(c->metrics, okh);
+	}
 	metrics_output_counters(c->metrics, ss.write_errors, ss.lines_lost);
 	li.output_lost = ss.lines_lost;
 	li.new_output_lost = ss.lines_lost - c->out_lost;

@@ -493,6 +493,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	}
 	/* the kernel only sends fast clean connects when someone prints them, or
 	 * counts them: --metrics counts every verdict, --verdict or not */
-	o->tc.emit_ok = (o->verdict_mask & (1u << CT_V_OK)) || o->metrics;
+	/* OK attempts not printed are counted in the kernel, durations too (issue 11) */
+	o->tc.emit_ok = o->verdict_mask & (1u << CT_V_OK);
 	return 0;
 }

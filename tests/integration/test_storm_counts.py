@@ -238,3 +238,48 @@ def test_small_ring_storm_counts_exact(own_ns):
     lost = [r for r in ct.records if r.get("type") == "lost"]
     assert sum(r["lost_by_verdict"]["refused"] for r in lost) == \
         summary["lost_by_verdict"]["refused"], (lost, summary)
+
+
+def scrape_text(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def sample(text, series):
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_ok_counted_in_the_kernel_for_metrics(own_ns):
+    """--metrics without -a: OK attempts do not cross the ring (no record, no
+    line), yet /metrics counts each one, with its duration in the histogram,
+    and the summary says they were counted in the kernel."""
+    ns = own_ns
+    port, mport, n = free_local_port(), free_local_port(), 3000
+    ct = Conntrace("--netns", ns.name, "--port", port, "--metrics", f"127.0.0.1:{mport}").start()
+    try:
+        flood = ns.popen([SYNFLOOD, "--accept", "--count", n, "--concurrency", 300,
+                          "--name", "cts-ok", "127.0.0.1", port])
+        out, err = flood.communicate(timeout=120)
+        assert flood.returncode == 0, err
+        res = json.loads(out.decode().splitlines()[-1])
+        assert res["connected"] + res["inprogress"] == n and res["failed"] == 0, res
+        ok = 'conntrace_verdicts_total{verdict="ok",cause="established"}'
+        text = wait_until(lambda: (lambda t: t if sample(t, ok) == n else None)(
+            scrape_text(mport)), 30, f"/metrics counting {n} ok")
+        summary = ct.stop()
+    finally:
+        ct.kill()
+    cnt = sample(text, 'conntrace_connect_duration_seconds_count{verdict="ok"}')
+    inf = sample(text, 'conntrace_connect_duration_seconds_bucket{verdict="ok",le="+Inf"}')
+    le1 = sample(text, 'conntrace_connect_duration_seconds_bucket{verdict="ok",le="1"}')
+    total = sample(text, 'conntrace_connect_duration_seconds_sum{verdict="ok"}')
+    print(f"synflood {res}; summary {summary}; ok count {cnt} le=1 {le1} sum {total}")
+    assert cnt == inf == le1 == n, (cnt, inf, le1)    # OK: faster than --slow (1 s)
+    assert 0 < total < n, total
+    assert not ct.verdicts(), ct.verdicts()[:3]
+    assert summary["ok_not_sent"] == summary["verdicts"]["ok"] == n, summary
+    assert summary["lost_records"] == 0, summary
+    check_identity(summary, Counter())
