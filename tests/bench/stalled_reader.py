@@ -7,9 +7,10 @@
 
 A `conntrace -j --netns NS --port P --metrics 127.0.0.1:M` whose standard
 output nobody reads (after its start record) while loadgen makes refused
-connects in NS for --duration seconds; then /metrics is scraped, the output
-read again, SIGINT, and the summary compared with the attempts loadgen made
-(its own count of ECONNREFUSED). Prints one JSON line.
+connects (--load accept: accepted ones) in NS for --duration seconds; then
+/metrics is scraped, the output read again, SIGINT, and the summary compared
+with the attempts loadgen made (its own count of ECONNREFUSED, or of
+connects). Prints one JSON line.
 """
 
 import argparse
@@ -30,11 +31,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def metrics_refused(port):
+def metrics_verdict(port, verdict):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith('conntrace_verdicts_total{verdict="refused"'))
+               if line.startswith(f'conntrace_verdicts_total{{verdict="{verdict}"'))
 
 
 def main():
@@ -44,6 +45,8 @@ def main():
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--args", default="", help="more conntrace options")
+    ap.add_argument("--load", choices=("refused", "accept"), default="refused",
+                    help="loadgen's mode: refused connects, or accepted ones (verdict ok)")
     a = ap.parse_args()
     ns = f"ctstall-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -55,12 +58,13 @@ def main():
                                "--metrics", f"127.0.0.1:{mport}", *a.args.split()],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert json.loads(ct.stdout.readline())["type"] == "start"
-        load = subprocess.run(["ip", "netns", "exec", ns, a.loadgen, "refused", "--duration",
+        load = subprocess.run(["ip", "netns", "exec", ns, a.loadgen, a.load, "--duration",
                                str(a.duration), "--threads", str(a.threads), "--port",
                                str(port)], capture_output=True, check=True, text=True)
         res = json.loads(load.stdout.splitlines()[-1])
         time.sleep(2.5)     # the metrics take the kernel's counts once a second
-        scraped = metrics_refused(mport)
+        verdict = "ok" if a.load == "accept" else "refused"
+        scraped = metrics_verdict(mport, verdict)
         lines = []
         reader = threading.Thread(target=lambda: lines.extend(ct.stdout), daemon=True)
         reader.start()
@@ -72,12 +76,14 @@ def main():
         printed = sum(1 for r in recs if r.get("type") == "verdict")
         print(json.dumps({
             "binary": a.conntrace, "duration_s": a.duration,
-            "attempts": res["attempts"], "client_refused": res["errors"].get("ECONNREFUSED", 0),
-            "summary_refused": summary["verdicts"]["refused"],
-            "metrics_refused": scraped, "printed_verdicts": printed,
+            "attempts": res["attempts"], "verdict": verdict,
+            "client": res["ok"] if a.load == "accept" else res["errors"].get("ECONNREFUSED", 0),
+            "summary": summary["verdicts"][verdict],
+            "metrics": scraped, "printed_verdicts": printed,
             "lost_records": summary["lost_records"],
             "lost_by_verdict": summary.get("lost_by_verdict"),
             "buffer_dropped_by_verdict": summary.get("buffer_dropped_by_verdict"),
+            "ok_not_sent": summary.get("ok_not_sent"),
             "flows": summary["flows"]}))
     finally:
         if ct and ct.poll() is None:
