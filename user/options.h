@@ -28,7 +28,7 @@ struct ct_options {
 	uint64_t buffer_size;	/* --buffer: bytes of lines waiting for stdout's reader */
 };
 
-/* --buffer's default: 64 MiB of lines (about 90,000 JSON verdicts) */
+/* --buffer's default: 64 MiB of lines (about 94,000 refused JSON verdicts) */
 #define CT_DEFAULT_BUFFER	(64ULL << 20)
 
 /*
