@@ -88,7 +88,9 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 		return;
 	if (!port_wanted(f->sport, f->dport))
 		return;
-	emit(f, sizeof(*f));
+	/* an attempt flow_start() never saw: a flow all the same */
+	count(CT_CNT_CONNECT_FAILED);
+	emit_flow(f);
 }
 
 /* fentry/fexit flavour: kernels that allow BPF trampolines. */

@@ -18,6 +18,7 @@
 #define CONNTRACE_BPF_H
 
 #include "sock.bpf.h"
+#include "verdict_class.h"
 
 #define AF_INET		2
 #define AF_INET6	10
@@ -120,6 +121,15 @@ typedef struct {
 } counters_map_t;
 extern counters_map_t counters SEC(".maps");
 
+/* durations of the OK attempts only counted (CT_OKH_*), summed by the collector */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CT_OKH_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ok_hist_map_t;
+extern ok_hist_map_t ok_hist SEC(".maps");
+
 /* entries in the flow table, give or take evictions (which the
  * LRU does silently) */
 extern __s64 live_flows;
@@ -150,12 +160,31 @@ static __always_inline __u64 rb_flags(__u64 size)
 		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void emit(void *rec, __u64 size)
+/* 0, or -1 when the ring had no room (counted) */
+static __always_inline int emit(void *rec, __u64 size)
 {
 	if (bpf_ringbuf_output(&events, rec, size, rb_flags(size))) {
 		count(CT_CNT_RINGBUF_LOST);
 		last_loss_ns = bpf_ktime_get_boot_ns();
+		return -1;
 	}
+	return 0;
+}
+
+/*
+ * A flow record: sent, or if the ring has no room, its attempt counted by
+ * the verdict the correlator would have given it (verdict_class.h), so
+ * that the summary and the metrics still count every attempt.
+ */
+static __always_inline void emit_flow(struct ct_flow *f)
+{
+	__u32 v;
+
+	if (!emit(f, sizeof(*f)))
+		return;
+	v = ct_flow_verdict(f, slow_ns);
+	if (v < CT_KV_MAX)
+		count(CT_CNT_LOST_BY_VERDICT + v);
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
@@ -312,6 +341,31 @@ static __always_inline void syn_retrans_own(struct ct_flow *f, const struct sock
 		f->syn_retrans = own;
 }
 
+/*
+ * An OK attempt only counted: its duration into the kernel's histogram, so
+ * that the metrics need no record (a flow without history has none).
+ */
+static __always_inline void ok_unsent(const struct ct_flow *f, __u64 now)
+{
+	static const __u64 bounds_us[CT_OKH_BUCKETS] = CT_OKH_BOUNDS_US;
+	__u64 ns = now - f->ts_start, *slot;
+	__u32 b = 0, sum = CT_OKH_SUM_NS;
+
+	count(CT_CNT_OK_UNSENT);
+	if (f->flags & CT_F_NO_HISTORY)
+		return;
+	/* le is inclusive, as in the metrics: the first bound not below it */
+	for (int i = 0; i < CT_OKH_BUCKETS; i++)
+		if (ns > bounds_us[i] * 1000)
+			b = i + 1;
+	slot = bpf_map_lookup_elem(&ok_hist, &b);
+	if (slot)
+		(*slot)++;	/* per-CPU slot: no other writer */
+	slot = bpf_map_lookup_elem(&ok_hist, &sum);
+	if (slot)
+		*slot += ns;
+}
+
 /* The attempt is over: fill in its end and send it, unless filtered out. */
 static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk,
 					int newstate, __u64 now)
@@ -328,12 +382,15 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 		return;
 	/* --slow 0: no latency threshold, only SYN retransmits make SLOW */
 	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
-	    (!slow_ns || now - f->ts_start < slow_ns))
+	    (!slow_ns || now - f->ts_start < slow_ns)) {
+		/* OK, and only counted: here, rather than a record across the ring */
+		ok_unsent(f, now);
 		return;
+	}
 	/* evidence sent while it lived may be among what was lost */
 	if (last_loss_ns >= f->ts_start)
 		f->flags |= CT_F_LOSSY;
-	emit(f, sizeof(*f));
+	emit_flow(f);
 }
 
 static __always_inline void flow_delete(__u64 key)

@@ -148,8 +148,43 @@ enum ct_counter {
 	CT_CNT_FLOW_NOSPACE,	/* a flow could not be inserted at all */
 	CT_CNT_FLOWS,		/* flows started */
 	CT_CNT_FLOW_UNTRACKED,	/* a flow ended that began before conntrace */
+	/*
+	 * Attempts counted here by verdict because their record never crossed
+	 * the ring (issue 11). The verdict is the one user/classify.c would
+	 * give the record (ct_flow_verdict() in verdict_class.h: it rests on
+	 * the record's own fields only), in enum ct_verdict's order.
+	 * CT_CNT_LOST_BY_VERDICT + v: a flow record lost, the ring full.
+	 */
+	CT_CNT_LOST_OK,
+	CT_CNT_LOST_SLOW,
+	CT_CNT_LOST_TIMEOUT,
+	CT_CNT_LOST_REFUSED,
+	CT_CNT_LOST_UNREACHABLE,
+	CT_CNT_LOST_ABANDONED,
+	/* established fast and clean, only counted: not sent without -a */
+	CT_CNT_OK_UNSENT,
+	/* connect() failed before any SYN: an attempt flow_start() never saw */
+	CT_CNT_CONNECT_FAILED,
 	CT_CNT_MAX,
 };
+#define CT_CNT_LOST_BY_VERDICT	CT_CNT_LOST_OK
+
+/*
+ * The durations of the OK attempts only counted (CT_CNT_OK_UNSENT), for
+ * --metrics without -a: conntrace_connect_duration_seconds{verdict="ok"}'s
+ * buckets, in a second per-CPU array (ok_hist). Its slots: one per bucket,
+ * whose upper bounds ("le", inclusive) are CT_OKH_BOUNDS_US, then one for
+ * those beyond the last bound, then the sum of the durations in ns.
+ */
+#define CT_OKH_BUCKETS	17
+#define CT_OKH_OVER	CT_OKH_BUCKETS
+#define CT_OKH_SUM_NS	(CT_OKH_BUCKETS + 1)
+#define CT_OKH_MAX	(CT_OKH_BUCKETS + 2)
+#define CT_OKH_BOUNDS_US { 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, \
+			   500000, 1000000, 2500000, 5000000, 10000000, 30000000, \
+			   60000000, 120000000 }
+/* The verdicts a kernel count can have: ok .. abandoned (never pending). */
+#define CT_KV_MAX	6
 
 /*
  * The layouts both sides compile: BPF (clang -target bpf) and the collector

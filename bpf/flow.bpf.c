@@ -29,6 +29,7 @@ events_map_t events SEC(".maps");
 flows_map_t flows SEC(".maps");
 dests_map_t dests SEC(".maps");
 counters_map_t counters SEC(".maps");
+ok_hist_map_t ok_hist SEC(".maps");
 inflight_map_t inflight SEC(".maps");
 listeners_map_t listeners SEC(".maps");
 __s64 live_flows = 0;

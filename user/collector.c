@@ -24,6 +24,7 @@
 #include <linux/capability.h>
 #include "collector.h"
 #include "correlate.h"
+#include "counts.h"
 #include "kenum.h"
 #include "metrics.h"
 #include "nscounters.h"
@@ -52,7 +53,8 @@ struct collector {
 	struct sink *sink;
 	struct outfd *so;
 	struct metrics *metrics;	/* NULL without --metrics */
-	uint64_t verdicts[CT_V_MAX];	/* after -p/--port, before --verdict */
+	/* attempts by verdict after -p/--port, before --verdict, however counted */
+	struct ct_counts counts;
 	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
 	 * batch of records, so that a step of the wall clock (NTP) is followed */
 	int64_t boot_to_real_ns;
@@ -61,6 +63,7 @@ struct collector {
 	bool reader_left;
 	/* what the last `lost` record that reached the output covered */
 	uint64_t lost, evicted, out_lost, missed, since_real_ns;
+	uint64_t lost_v[CT_V_MAX], dropped;
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -136,10 +139,15 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 
 	if (!flow_wanted(c, f))
 		return;
-	c->verdicts[r->verdict]++;	/* the summary counts what the filters let through */
+	c->counts.delivered[r->verdict]++;	/* the summary counts what the filters let through */
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
 	if (!(c->o->verdict_mask & (1u << r->verdict)))
 		return;
+	/* a reader that stalls: the lines wait in the buffer, up to its bound */
+	if (outfd_queued(c->so) >= c->o->buffer_size) {
+		c->counts.dropped[r->verdict]++;
+		return;
+	}
 	c->w.ops->verdict(&c->w, r, f->ts_end + boot_to_real(c));
 }
 
@@ -219,6 +227,7 @@ static void report_loss(struct collector *c, const uint64_t cnt[CT_CNT_MAX], uin
 			uint64_t now_real)
 {
 	struct sink_stats ss;
+	uint64_t new_lost_v[CT_V_MAX], dropped = 0;
 	struct loss_info li = {
 		.lost_records = cnt[CT_CNT_RINGBUF_LOST],
 		.flow_evictions = cnt[CT_CNT_FLOW_EVICTED],
@@ -228,14 +237,30 @@ static void report_loss(struct collector *c, const uint64_t cnt[CT_CNT_MAX], uin
 		.ts_real_ns = now_real,
 	};
 
+	counts_from_kernel(&c->counts, cnt);
+	for (int v = 0; v < CT_V_MAX; v++) {
+		new_lost_v[v] = c->counts.lost[v] - c->lost_v[v];
+		dropped += c->counts.dropped[v];
+	}
+	li.new_lost_by_verdict = new_lost_v;
+	li.buffer_dropped = dropped;
+	li.new_buffer_dropped = dropped - c->dropped;
 	sink_get_stats(c->sink, &ss);
 	metrics_kernel_counters(c->metrics, li.lost_records, li.flow_evictions);
+	metrics_kernel_verdicts(c->metrics, c->counts.lost, c->counts.ok_unsent);
+	if (c->metrics) {
+		uint64_t okh[CT_OKH_MAX];
+
+		if (!tracer_ok_hist(c->t, okh))
+			metrics_kernel_ok_hist(c->metrics, okh);
+	}
 	metrics_output_counters(c->metrics, ss.write_errors, ss.lines_lost);
 	li.output_lost = ss.lines_lost;
 	li.new_output_lost = ss.lines_lost - c->out_lost;
 	li.missed = missed;
 	li.new_missed = missed - c->missed;
-	if (li.new_lost || li.new_evictions || li.new_output_lost || li.new_missed) {
+	if (li.new_lost || li.new_evictions || li.new_output_lost || li.new_missed ||
+	    li.new_buffer_dropped) {
 		c->w.ops->loss(&c->w, &li);
 		fflush(c->out);
 		sink_get_stats(c->sink, &ss);
@@ -246,6 +271,8 @@ static void report_loss(struct collector *c, const uint64_t cnt[CT_CNT_MAX], uin
 	c->evicted = li.flow_evictions;
 	c->out_lost = li.output_lost;
 	c->missed = li.missed;
+	memcpy(c->lost_v, c->counts.lost, sizeof(c->lost_v));
+	c->dropped = dropped;
 	c->since_real_ns = now_real;
 }
 
@@ -604,18 +631,24 @@ int collector_run(struct collector *c)
 static void write_summary(struct collector *c, uint64_t now)
 {
 	struct summary_info si = { 0 };
-	uint64_t cnt[CT_CNT_MAX] = { 0 };
+	uint64_t cnt[CT_CNT_MAX] = { 0 }, verdicts[CT_V_MAX];
 	struct sink_stats ss;
 
 	tracer_counters(c->t, cnt);
+	/* the last interval's loss too, as a `lost` record, before the totals */
+	report_loss(c, cnt, tracer_missed(c->t), now + boot_to_real(c));
+	counts_verdicts(&c->counts, verdicts);
 	si.stats = corr_stats(c->corr);
-	si.verdicts = c->verdicts;
+	si.verdicts = verdicts;
+	si.lost_by_verdict = c->counts.lost;
+	si.dropped_by_verdict = c->counts.dropped;
+	si.ok_unsent = c->counts.ok_unsent;
 	si.lost_records = cnt[CT_CNT_RINGBUF_LOST];
 	si.flow_evictions = cnt[CT_CNT_FLOW_EVICTED];
 	si.flow_nospace = cnt[CT_CNT_FLOW_NOSPACE];
 	si.flows_untracked = cnt[CT_CNT_FLOW_UNTRACKED];
 	si.missed_events = tracer_missed(c->t);
-	si.flows = cnt[CT_CNT_FLOWS];
+	si.flows = c->counts.flows;
 	si.duration_s = (now - c->start_boot) / 1e9;
 	si.ts_real_ns = now + boot_to_real(c);
 	sink_get_stats(c->sink, &ss);

@@ -35,10 +35,15 @@ static const char *const bucket_le[] = {
 	"1", "2.5", "5", "10", "30", "60", "120",
 };
 #define NR_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
+/* the kernel buckets the OK attempts it only counts the same way (conntrace.h) */
+_Static_assert(NR_BUCKETS == CT_OKH_BUCKETS, "bucket_le and CT_OKH_BOUNDS_US differ");
 
 /* Everything a scrape shows; copied whole under the lock. */
 struct state {
 	uint64_t verdicts[CT_V_MAX][CT_C_MAX];
+	/* counted in the kernel (issue 11): records the ring lost, OK only counted */
+	uint64_t lost[CT_V_MAX], ok_unsent;
+	uint64_t ok_hist[CT_OKH_MAX];	/* their durations (CT_OKH_*) */
 	uint64_t dur_bucket[CT_V_MAX][NR_BUCKETS];	/* not cumulative here */
 	uint64_t dur_count[CT_V_MAX];
 	double dur_sum[CT_V_MAX];
@@ -285,6 +290,25 @@ void metrics_kernel_counters(struct metrics *m, uint64_t lost_records, uint64_t 
 	pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_kernel_verdicts(struct metrics *m, const uint64_t lost[CT_V_MAX], uint64_t ok_unsent)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	memcpy(m->st.lost, lost, sizeof(m->st.lost));
+	m->st.ok_unsent = ok_unsent;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_kernel_ok_hist(struct metrics *m, const uint64_t h[CT_OKH_MAX])
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	memcpy(m->st.ok_hist, h, sizeof(m->st.ok_hist));
+	pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_output_counters(struct metrics *m, uint64_t write_errors, uint64_t records_lost)
 {
 	if (!m)
@@ -408,6 +432,38 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The histogram: the verdicts' durations, and for ok those the kernel only counted. */
+static void render_durations(FILE *f, const struct state *st)
+{
+	family(f, "conntrace_connect_duration_seconds", "histogram", "Time from connect() to "
+	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "
+	       "begun before conntrace) and those whose record was lost are counted in "
+	       "conntrace_verdicts_total only.");
+	for (int v = 0; v < CT_V_MAX; v++) {
+		const uint64_t *kh = v == CT_V_OK ? st->ok_hist : NULL;
+		uint64_t cum = 0, count = st->dur_count[v];
+		double sum = st->dur_sum[v];
+
+		if (kh) {
+			for (int b = 0; b <= CT_OKH_OVER; b++)
+				count += kh[b];
+			sum += kh[CT_OKH_SUM_NS] / 1e9;
+		}
+		for (size_t b = 0; b < NR_BUCKETS; b++) {
+			cum += st->dur_bucket[v][b] + (kh ? kh[b] : 0);
+			fprintf(f, "conntrace_connect_duration_seconds_bucket{verdict=\"%s\","
+				"le=\"%s\"} %llu\n", ct_verdict_name(v), bucket_le[b],
+				(unsigned long long)cum);
+		}
+		fprintf(f, "conntrace_connect_duration_seconds_bucket{verdict=\"%s\",le=\"+Inf\"} "
+			"%llu\n", ct_verdict_name(v), (unsigned long long)count);
+		fprintf(f, "conntrace_connect_duration_seconds_sum{verdict=\"%s\"} %.6f\n",
+			ct_verdict_name(v), sum);
+		fprintf(f, "conntrace_connect_duration_seconds_count{verdict=\"%s\"} %llu\n",
+			ct_verdict_name(v), (unsigned long long)count);
+	}
+}
+
 static void render(FILE *f, const struct metrics *m, const struct state *st)
 {
 	family(f, "conntrace_build_info", "gauge", "conntrace's version, the running kernel, "
@@ -419,33 +475,26 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	fputs("} 1\n", f);
 
 	family(f, "conntrace_verdicts_total", "counter", "Outgoing TCP connection attempts by "
-	       "verdict and cause (a pair appears with its first attempt).");
-	for (int v = 0; v < CT_V_MAX; v++)
-		for (int c = 0; c < CT_C_MAX; c++)
-			if (st->verdicts[v][c])
+	       "verdict and cause (a pair appears with its first attempt); cause=\"lost\": "
+	       "the ring had no room for the record, the kernel counted its verdict.");
+	for (int v = 0; v < CT_V_MAX; v++) {
+		for (int c = 0; c < CT_C_MAX; c++) {
+			uint64_t n = st->verdicts[v][c];
+
+			/* an OK attempt only counted in the kernel: its cause is known */
+			if (v == CT_V_OK && c == CT_C_ESTABLISHED)
+				n += st->ok_unsent;
+			if (n)
 				fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"%s\"} "
 					"%llu\n", ct_verdict_name(v), ct_cause_name(c),
-					(unsigned long long)st->verdicts[v][c]);
-
-	family(f, "conntrace_connect_duration_seconds", "histogram", "Time from connect() to "
-	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "
-	       "begun before conntrace) are counted in conntrace_verdicts_total only.");
-	for (int v = 0; v < CT_V_MAX; v++) {
-		uint64_t cum = 0;
-
-		for (size_t b = 0; b < NR_BUCKETS; b++) {
-			cum += st->dur_bucket[v][b];
-			fprintf(f, "conntrace_connect_duration_seconds_bucket{verdict=\"%s\","
-				"le=\"%s\"} %llu\n", ct_verdict_name(v), bucket_le[b],
-				(unsigned long long)cum);
+					(unsigned long long)n);
 		}
-		fprintf(f, "conntrace_connect_duration_seconds_bucket{verdict=\"%s\",le=\"+Inf\"} "
-			"%llu\n", ct_verdict_name(v), (unsigned long long)st->dur_count[v]);
-		fprintf(f, "conntrace_connect_duration_seconds_sum{verdict=\"%s\"} %.6f\n",
-			ct_verdict_name(v), st->dur_sum[v]);
-		fprintf(f, "conntrace_connect_duration_seconds_count{verdict=\"%s\"} %llu\n",
-			ct_verdict_name(v), (unsigned long long)st->dur_count[v]);
+		if (st->lost[v])
+			fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"lost\"} %llu\n",
+				ct_verdict_name(v), (unsigned long long)st->lost[v]);
 	}
+
+	render_durations(f, st);
 
 	family(f, "conntrace_syn_retransmits_total", "counter",
 	       "SYN retransmits of the attempts given a verdict.");

@@ -66,6 +66,14 @@ void metrics_build_info(struct metrics *m, const char *version, const char *kern
 void metrics_verdict(struct metrics *m, const struct ct_result *r);
 /* Kernel-side totals (they only grow). */
 void metrics_kernel_counters(struct metrics *m, uint64_t lost_records, uint64_t flow_evictions);
+/*
+ * Kernel-side totals of attempts without a record (issue 11): lost[v], the
+ * ring had no room (exported with cause="lost"); ok_unsent, OK attempts only
+ * counted (exported with cause="established").
+ */
+void metrics_kernel_verdicts(struct metrics *m, const uint64_t lost[CT_V_MAX], uint64_t ok_unsent);
+/* The durations of those OK attempts (CT_OKH_*, totals), for the ok histogram. */
+void metrics_kernel_ok_hist(struct metrics *m, const uint64_t h[CT_OKH_MAX]);
 /* Output-file totals (sink.c). */
 void metrics_output_counters(struct metrics *m, uint64_t write_errors, uint64_t records_lost);
 /*

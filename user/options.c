@@ -50,6 +50,7 @@ enum {
 	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 	OPT_NO_AGGREGATE,
+	OPT_BUFFER,	/* issue 11 */
 };
 
 /* --no-aggregate's help gives the threshold */
@@ -95,6 +96,9 @@ static const struct argp_option options[] = {
 	  "(1 to 1000, default 5)", 4 },
 	{ "metrics", OPT_METRICS, "ADDR:PORT", 0, "Serve Prometheus metrics at "
 	  "http://ADDR:PORT/metrics (127.0.0.1:9917, [::1]:9917, :9917 for every address)", 4 },
+	{ "buffer", OPT_BUFFER, "SIZE", 0, "Lines waiting for a slow reader of standard output "
+	  "are kept up to SIZE (K, M, G suffixes; 4K to 1T, default 64M); verdicts beyond it "
+	  "are not printed but still counted", 4 },
 	{ NULL, 0, NULL, 0, "Other:", -1 },
 	/* argp's own are off (ARGP_NO_HELP): its error path would be silent */
 	{ "help", '?', NULL, 0, "Give this help list", -1 },
@@ -340,6 +344,10 @@ static error_t parse_output_opt(int key, char *arg, struct parse_state *ps)
 		if (sink_parse_size("--rotate-size", arg, &o->rotate_size, msg, sizeof(msg)))
 			err = fail(ps, "%s", msg);
 		break;
+	case OPT_BUFFER:
+		if (sink_parse_size("--buffer", arg, &o->buffer_size, msg, sizeof(msg)))
+			err = fail(ps, "%s", msg);
+		break;
 	case OPT_ROTATE_KEEP:
 		err = parse_num(ps, "--rotate-keep", arg, 1, SINK_MAX_KEEP, "a number of files", &v);
 		o->rotate_keep = v;
@@ -472,6 +480,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	o->tc.ring_size = 1 << 20;
 	o->tc.max_flows = 65536;
 	o->color = -1;
+	o->buffer_size = CT_DEFAULT_BUFFER;
 
 	rc = argp_parse(&argp, argc, argv, ARGP_NO_ERRS | ARGP_NO_HELP, NULL, &ps);
 	if (rc && !ps.failed)
@@ -495,6 +504,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	}
 	/* the kernel only sends fast clean connects when someone prints them, or
 	 * counts them: --metrics counts every verdict, --verdict or not */
-	o->tc.emit_ok = (o->verdict_mask & (1u << CT_V_OK)) || o->metrics;
+	/* OK attempts not printed are counted in the kernel, durations too (issue 11) */
+	o->tc.emit_ok = o->verdict_mask & (1u << CT_V_OK);
 	return 0;
 }

@@ -26,7 +26,11 @@ struct ct_options {
 	bool metrics;		/* --metrics given: serve metrics_addr */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addrlen;
+	uint64_t buffer_size;	/* --buffer: bytes of lines waiting for stdout's reader */
 };
+
+/* --buffer's default: 64 MiB of lines (about 94,000 refused JSON verdicts) */
+#define CT_DEFAULT_BUFFER	(64ULL << 20)
 
 /*
  * Parses argv into o (defaults first). 0, or -EINVAL with a one-line message

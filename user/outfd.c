@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Standard output through fopencookie(): the writers print with stdio, the
- * write callback below waits for room with poll() so that a stop request is
- * seen even while the reader does not read (see outfd.h).
+ * Standard output through fopencookie(): the writers print with stdio. To a
+ * regular file the bytes are written at once. To a pipe, socket or terminal
+ * they are queued in memory and a writer thread writes them, waiting for
+ * room with poll() in slices so that a stop request is seen even while the
+ * reader does not read (see outfd.h): the collector's thread never blocks
+ * on its reader, so it goes on draining the ring.
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +22,32 @@
 #define STREAM_BUF	(64 * 1024)
 #define WAIT_SLICE_MS	100	/* a stop flag set meanwhile is seen this fast */
 
+/* A stdio flush's bytes, waiting for the reader. */
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	char data[];
+};
+
 struct outfd {
 	int fd;
 	const volatile sig_atomic_t *stop;
 	unsigned grace_ms;
 	size_t chunk;		/* bytes per write(2): PIPE_BUF unless a file */
-	bool may_block;		/* not a regular file: wait for room first */
-	bool gone;
-	int err;
-	uint64_t deadline_ms;	/* set when the stop flag is first seen */
-	uint64_t dropped;
+	bool may_block;		/* not a regular file: the writer thread writes */
+	uint64_t deadline_ms;	/* writer: once stopped, give up at this time */
 	FILE *stream;
+	/* shared by the collector's thread and the writer thread */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, closing;
+	struct chunk *head, *tail;
+	size_t queued;		/* bytes in the chunks */
+	bool gone;
+	bool dead;		/* the writer quit: gone, failed, or stopped unread */
+	int err;
+	uint64_t dropped;
 };
 
 static uint64_t mono_ms(void)
@@ -49,9 +68,9 @@ static uint64_t count_lines(const char *p, size_t n)
 }
 
 /*
- * 0 once the fd takes a write, -ETIMEDOUT once stopped and the grace is
- * over, another -errno if poll() fails. POLLERR/POLLHUP count as writable:
- * the write then says what happened (EPIPE).
+ * 0 once the fd takes a write, -ETIMEDOUT once stopped and the reader took
+ * nothing for the grace, another -errno if poll() fails. POLLERR/POLLHUP
+ * count as writable: the write then says what happened (EPIPE).
  */
 static int wait_writable(struct outfd *o)
 {
@@ -92,12 +111,18 @@ static size_t next_chunk(const struct outfd *o, const char *p, size_t n)
 	return nl ? (size_t)(nl - p + 1) : o->chunk;
 }
 
-static ssize_t outfd_write(void *cookie, const char *buf, size_t size)
+/*
+ * Writes buf whole unless the reader went away, a write failed, or a stop
+ * came and the reader then took nothing for the grace period. The bytes
+ * written; the outcome in o->gone / o->err (set under the lock).
+ */
+static size_t write_out(struct outfd *o, const char *buf, size_t size)
 {
-	struct outfd *o = cookie;
 	size_t done = 0;
+	bool gone = false;
+	int err = 0;
 
-	while (done < size && !o->gone && !o->err) {
+	while (done < size && !gone && !err) {
 		size_t n = next_chunk(o, buf + done, size - done);
 		ssize_t w;
 
@@ -107,16 +132,127 @@ static ssize_t outfd_write(void *cookie, const char *buf, size_t size)
 		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;	/* a signal (the stop flag is checked next) */
 		if (w < 0 && errno == EPIPE)
-			o->gone = true;
+			gone = true;
 		else if (w <= 0)
-			o->err = w < 0 ? errno : EIO;
+			err = w < 0 ? errno : EIO;
 		else
 			done += w;
+		/* a reader that takes what it is given gets the grace anew */
+		if (w > 0 && o->deadline_ms)
+			o->deadline_ms = mono_ms() + o->grace_ms;
 	}
-	if (done < size)
-		o->dropped += count_lines(buf + done, size - done);
-	/* stdio never sees a failure: it would keep or drop bytes on its own terms */
+	if (gone || err) {
+		pthread_mutex_lock(&o->lock);
+		o->gone |= gone;
+		if (!o->err)
+			o->err = err;
+		pthread_mutex_unlock(&o->lock);
+	}
+	return done;
+}
+
+/* Frees the queue; its lines count as dropped. Called with the lock held. */
+static void drop_queue(struct outfd *o)
+{
+	struct chunk *c;
+
+	while ((c = o->head)) {
+		o->head = c->next;
+		o->dropped += count_lines(c->data, c->len);
+		free(c);
+	}
+	o->tail = NULL;
+	o->queued = 0;
+}
+
+/* The writer thread: the queue in order, until closed and empty. */
+static void *writer_main(void *arg)
+{
+	struct outfd *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	for (;;) {
+		struct chunk *c = o->head;
+		size_t done, len;
+
+		if (!c && o->closing)
+			break;
+		if (!c) {
+			pthread_cond_wait(&o->cond, &o->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&o->lock);
+		/* written while still queued: outfd_queued() counts it until it is out */
+		done = write_out(o, c->data, c->len);
+		pthread_mutex_lock(&o->lock);
+		o->head = c->next;
+		if (!o->head)
+			o->tail = NULL;
+		o->queued -= c->len;
+		len = c->len;
+		if (done < len)
+			o->dropped += count_lines(c->data + done, len - done);
+		free(c);
+		if (done < len) {
+			/* gone, failed, or stopped and not read: what waits is lost too */
+			o->dead = true;
+			drop_queue(o);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
+
+/* stdio's flush: queued for the writer thread, or written at once to a file. */
+static ssize_t outfd_write(void *cookie, const char *buf, size_t size)
+{
+	struct outfd *o = cookie;
+	struct chunk *c;
+	size_t done;
+
+	if (!o->may_block) {
+		done = write_out(o, buf, size);
+		if (done < size)
+			o->dropped += count_lines(buf + done, size - done);
+		return size;	/* stdio never sees a failure: it would keep or drop bytes */
+	}
+	c = malloc(sizeof(*c) + size);
+	pthread_mutex_lock(&o->lock);
+	if (!c || o->dead) {
+		o->dropped += count_lines(buf, size);
+		pthread_mutex_unlock(&o->lock);
+		free(c);
+		return size;
+	}
+	memcpy(c->data, buf, size);
+	c->len = size;
+	c->next = NULL;
+	if (o->tail)
+		o->tail->next = c;
+	else
+		o->head = c;
+	o->tail = c;
+	o->queued += size;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
 	return size;
+}
+
+/* The writer thread takes no signal: the stop signals wake the collector's. */
+static int start_writer(struct outfd *o)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&o->thread, NULL, writer_main, o);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return -err;
+	o->started = true;
+	return 0;
 }
 
 int outfd_open(struct outfd **out, const struct outfd_config *cfg)
@@ -124,6 +260,7 @@ int outfd_open(struct outfd **out, const struct outfd_config *cfg)
 	cookie_io_functions_t io = { .write = outfd_write };
 	struct outfd *o;
 	struct stat st;
+	int err;
 
 	*out = NULL;
 	o = calloc(1, sizeof(*o));
@@ -132,26 +269,33 @@ int outfd_open(struct outfd **out, const struct outfd_config *cfg)
 	o->fd = cfg->fd;
 	o->stop = cfg->stop;
 	o->grace_ms = cfg->grace_ms;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
 	if (fstat(o->fd, &st)) {
-		int err = -errno;
-
-		free(o);
-		return err;
+		err = -errno;
+		goto fail;
 	}
 	/* a regular file never waits for a reader: one write per flush */
 	o->may_block = !S_ISREG(st.st_mode);
 	o->chunk = o->may_block ? PIPE_BUF : SIZE_MAX;
 	/* a reader gone must be EPIPE, seen here, not a signal that kills */
 	signal(SIGPIPE, SIG_IGN);
+	err = -ENOMEM;
 	o->stream = fopencookie(o, "w", io);
-	if (!o->stream || setvbuf(o->stream, NULL, _IOFBF, STREAM_BUF)) {
-		if (o->stream)
-			fclose(o->stream);
-		free(o);
-		return -ENOMEM;
-	}
+	if (!o->stream || setvbuf(o->stream, NULL, _IOFBF, STREAM_BUF))
+		goto fail;
+	err = o->may_block ? start_writer(o) : 0;
+	if (err)
+		goto fail;
 	*out = o;
 	return 0;
+fail:
+	if (o->stream)
+		fclose(o->stream);
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+	return err;
 }
 
 FILE *outfd_stream(struct outfd *o)
@@ -159,19 +303,52 @@ FILE *outfd_stream(struct outfd *o)
 	return o->stream;
 }
 
-bool outfd_gone(const struct outfd *o)
+bool outfd_gone(struct outfd *o)
 {
-	return o && o->gone;
+	bool gone;
+
+	if (!o)
+		return false;
+	pthread_mutex_lock(&o->lock);
+	gone = o->gone;
+	pthread_mutex_unlock(&o->lock);
+	return gone;
 }
 
-int outfd_error(const struct outfd *o)
+int outfd_error(struct outfd *o)
 {
-	return o ? o->err : 0;
+	int err;
+
+	if (!o)
+		return 0;
+	pthread_mutex_lock(&o->lock);
+	err = o->err;
+	pthread_mutex_unlock(&o->lock);
+	return err;
 }
 
-uint64_t outfd_lines_dropped(const struct outfd *o)
+size_t outfd_queued(struct outfd *o)
 {
-	return o ? o->dropped : 0;
+	size_t n;
+
+	if (!o)
+		return 0;
+	pthread_mutex_lock(&o->lock);
+	n = o->queued;
+	pthread_mutex_unlock(&o->lock);
+	return n;
+}
+
+uint64_t outfd_lines_dropped(struct outfd *o)
+{
+	uint64_t n;
+
+	if (!o)
+		return 0;
+	pthread_mutex_lock(&o->lock);
+	n = o->dropped;
+	pthread_mutex_unlock(&o->lock);
+	return n;
 }
 
 void outfd_close(struct outfd *o)
@@ -179,5 +356,16 @@ void outfd_close(struct outfd *o)
 	if (!o)
 		return;
 	fclose(o->stream);	/* flushes through outfd_write */
+	if (o->started) {
+		/* the thread writes what waits (within the grace once stopped) */
+		pthread_mutex_lock(&o->lock);
+		o->closing = true;
+		pthread_cond_signal(&o->cond);
+		pthread_mutex_unlock(&o->lock);
+		pthread_join(o->thread, NULL);
+	}
+	drop_queue(o);
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->lock);
 	free(o);
 }

@@ -36,11 +36,19 @@ struct loss_info {
 	uint64_t output_lost;		/* total */
 	uint64_t new_output_lost;	/* since the last report */
 	uint64_t missed, new_missed;	/* program runs the kernel skipped */
+	/* issue 11: flow records the ring lost since the last report, by verdict (CT_V_MAX) */
+	const uint64_t *new_lost_by_verdict;
+	/* verdicts not written because the --buffer was full: total, since the last report */
+	uint64_t buffer_dropped, new_buffer_dropped;
 };
 
 struct summary_info {
 	const struct corr_stats *stats;
-	const uint64_t *verdicts;	/* per enum ct_verdict, after -p/--port */
+	/* every attempt per enum ct_verdict, after -p/--port: delivered or only counted */
+	const uint64_t *verdicts;
+	const uint64_t *lost_by_verdict;	/* of them: records the ring had no room for */
+	const uint64_t *dropped_by_verdict;	/* ... verdicts the --buffer had no room for */
+	uint64_t ok_unsent;		/* ... OK attempts only counted in the kernel */
 	uint64_t lost_records;
 	uint64_t flow_evictions;
 	uint64_t flow_nospace;

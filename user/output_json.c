@@ -178,6 +178,16 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	end(&j);
 }
 
+/* "key":{"ok":N,...}: the verdicts the kernel can count (not pending) */
+static void by_verdict(struct json *j, const char *key, const uint64_t *v, int nr)
+{
+	json_key(j, key);
+	json_obj_begin(j);
+	for (int i = 0; i < nr; i++)
+		json_ku64(j, ct_verdict_name(i), v ? v[i] : 0);
+	json_obj_end(j);
+}
+
 static void json_loss(struct writer *w, const struct loss_info *l)
 {
 	char since[48];
@@ -194,6 +204,9 @@ static void json_loss(struct writer *w, const struct loss_info *l)
 	KU64(&j, "output_records_total", l->output_lost);
 	KU64(&j, "missed_events", l->new_missed);
 	KU64(&j, "missed_events_total", l->missed);
+	by_verdict(&j, "lost_by_verdict", l->new_lost_by_verdict, CT_KV_MAX);
+	KU64(&j, "buffer_records", l->new_buffer_dropped);
+	KU64(&j, "buffer_records_total", l->buffer_dropped);
 	end(&j);
 }
 
@@ -218,6 +231,9 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	KU64(&j, "malformed_records", s->stats->malformed);
 	KU64(&j, "output_write_errors", s->output_write_errors);
 	KU64(&j, "output_records_lost", s->output_records_lost);
+	by_verdict(&j, "lost_by_verdict", s->lost_by_verdict, CT_KV_MAX);
+	by_verdict(&j, "buffer_dropped_by_verdict", s->dropped_by_verdict, CT_V_MAX);
+	KU64(&j, "ok_not_sent", s->ok_unsent);
 	json_klit(&j, "duration_s");
 	json_double(&j, s->duration_s, 3);
 	end(&j);

@@ -261,6 +261,14 @@ static void text_loss(struct writer *w, const struct loss_info *l)
 	if (l->missed)
 		fprintf(w->f, "; %llu events skipped by the kernel (total %llu)",
 			(unsigned long long)l->new_missed, (unsigned long long)l->missed);
+	for (int v = 0; l->new_lost_by_verdict && v < CT_KV_MAX; v++)
+		if (l->new_lost_by_verdict[v])	/* issue 11 */
+			fprintf(w->f, "; %llu %s lost", (unsigned long long)l->new_lost_by_verdict[v],
+				ct_verdict_name(v));
+	if (l->new_buffer_dropped)
+		fprintf(w->f, "; %llu verdicts not printed (output buffer full, total %llu)",
+			(unsigned long long)l->new_buffer_dropped,
+			(unsigned long long)l->buffer_dropped);
 	fputc('\n', w->f);
 }
 
@@ -271,7 +279,7 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 	text_tick(w, s->ts_real_ns);	/* what was summed since the last tick */
 	for (int v = 0; v < CT_V_MAX; v++)
 		total += s->verdicts[v];
-	fprintf(w->f, "-- %llu verdicts in %.1f s:", (unsigned long long)total, s->duration_s);
+	fprintf(w->f, "-- %llu attempts in %.1f s:", (unsigned long long)total, s->duration_s);
 	for (int v = 0; v < CT_V_MAX; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->verdicts[v]);

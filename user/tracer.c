@@ -252,21 +252,31 @@ int tracer_poll(struct tracer *t, int timeout_ms)
 	return ring_buffer__consume(t->rb);
 }
 
-int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX])
+/* Slots 0..n of a per-CPU array of __u64, each summed over the CPUs. */
+static int sum_percpu(struct tracer *t, const struct bpf_map *map, __u32 n, uint64_t *out)
 {
 	uint64_t vals[t->ncpus];
 
-	for (__u32 k = 0; k < CT_CNT_MAX; k++) {
+	for (__u32 k = 0; k < n; k++) {
 		out[k] = 0;
 		/* the kernel fills every CPU's slot; valgrind only knows of one */
 		memset(vals, 0, sizeof(vals));
-		if (bpf_map__lookup_elem(t->skel->maps.counters, &k, sizeof(k), vals,
-					 sizeof(vals), 0))
+		if (bpf_map__lookup_elem(map, &k, sizeof(k), vals, sizeof(vals), 0))
 			return -errno;
 		for (int c = 0; c < t->ncpus; c++)
 			out[k] += vals[c];
 	}
 	return 0;
+}
+
+int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX])
+{
+	return sum_percpu(t, t->skel->maps.counters, CT_CNT_MAX, out);
+}
+
+int tracer_ok_hist(struct tracer *t, uint64_t out[CT_OKH_MAX])
+{
+	return sum_percpu(t, t->skel->maps.ok_hist, CT_OKH_MAX, out);
 }
 
 int tracer_dump_pending(struct tracer *t, uint64_t now)

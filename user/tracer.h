@@ -44,6 +44,8 @@ int tracer_poll(struct tracer *t, int timeout_ms);
 uint64_t tracer_missed(struct tracer *t);
 /* Sums the per-CPU counters. */
 int tracer_counters(struct tracer *t, uint64_t out[CT_CNT_MAX]);
+/* The same for the durations of the OK attempts only counted (CT_OKH_*). */
+int tracer_ok_hist(struct tracer *t, uint64_t out[CT_OKH_MAX]);
 /* Feeds every flow still in SYN_SENT, marked CT_F_PENDING and ended now. */
 int tracer_dump_pending(struct tracer *t, uint64_t now);
 typedef void (*tracer_listener_fn)(void *ctx, const struct ct_listener *l);

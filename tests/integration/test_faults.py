@@ -386,9 +386,9 @@ class HeldConntrace(Conntrace):
 
 def test_slow_consumer_keeps_counting(own_ns):
     """conntrace's stdout is a pipe nobody reads for 10 s while 4000 attempts
-    are made: it blocks on the full pipe, the kernel side keeps counting what
-    it cannot deliver, nothing deadlocks, and once read again it reports the
-    loss; summary and kernel agree, and no attempt goes unaccounted."""
+    are made: the ring is still drained (the lines wait in memory, issue 11),
+    so the kernel loses nothing, nothing deadlocks, and once read again every
+    verdict arrives (in order: tests/unit/test_outfd.c); summary and kernel agree."""
     ns = own_ns
     port, n = quiet_port(), 4000
     ct = HeldConntrace("-a", "--port", port, "--ring-size", 65536).start()
@@ -403,28 +403,20 @@ def test_slow_consumer_keeps_counting(own_ns):
             assert ct.running(), f"conntrace exited while its reader paused: {ct.stderr}"
             seen.append(kernel_counters(pid)["CT_CNT_RINGBUF_LOST"])
         wchan = open(f"/proc/{pid}/wchan").read()
-        assert seen[-1] > 0, f"nothing lost while nobody read for 10 s: {seen}"
-        assert seen[-1] > min(x for x in seen if x > 0), \
-            f"the kernel did not go on counting while conntrace was blocked: {seen}"
+        assert seen[-1] == 0, f"the ring lost records while the reader paused: {seen}"
         ct.resume()
         out, err = flood.communicate(timeout=60)
         assert flood.returncode == 0, err
         res = json.loads(out.decode().splitlines()[-1])
         assert res["count"] == n and res["failed"] == 0, res
-        ct.wait_for(lambda r: r.get("type") == "lost" and r["records"] > 0, timeout=30,
-                    what="a lost record once the reader is back")
         kc = wait_quiet(pid, ct, port)
         summary = ct.stop()
     finally:
         ct.kill()
-    assert kc["CT_CNT_RINGBUF_LOST"] >= seen[-1] > 0
-    assert summary["lost_records"] == kc["CT_CNT_RINGBUF_LOST"], (summary, kc)
-    lost = lost_records_consistent(ct.records)
-    assert lost[-1]["records_total"] == summary["lost_records"], (lost[-1], summary)
+    assert summary["lost_records"] == kc["CT_CNT_RINGBUF_LOST"] == 0, (summary, kc)
     ours = ct.verdicts(lambda r: r["netns"] == ns.inode and r["dport"] == port)
-    assert len(ours) + summary["lost_records"] == n, \
-        f"{len(ours)} verdicts + {summary['lost_records']} lost != {n} attempts " \
-        f"(blocked in {wchan!r})"
+    assert len(ours) == n, \
+        f"{len(ours)} verdicts != {n} attempts (blocked in {wchan!r}): {summary}"
 
 
 # ---------------------------------------------------------------------------

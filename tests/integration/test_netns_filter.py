@@ -33,8 +33,8 @@ def test_only_the_chosen_namespace(by):
     strays = [r for r in verdicts if r["netns"] != chosen.inode]
     assert not strays, f"verdicts from other namespaces: {strays}"
     # only the chosen namespace's attempts are flows, whatever else the machine does
-    assert summary["flows"] == sum(summary["verdicts"].values()) + summary["lost_records"], \
-        summary
+    # (summary verdicts count the attempts the ring lost too: issue 11)
+    assert summary["flows"] == sum(summary["verdicts"].values()), summary
     assert [r for r in verdicts if r["dport"] == port] == [rec], verdicts
 
 

@@ -272,6 +272,78 @@ static void test_render_counts_and_histogram(void **state)
 	metrics_free(m);
 }
 
+/* Attempts counted in the kernel (issue 11): lost ones under cause="lost", OK ones unsent
+ * added to ok/established; neither is in the histogram. */
+static void test_kernel_verdicts(void **state)
+{
+	struct metrics *m = metrics_new();
+	uint64_t lost[CT_V_MAX] = { [CT_V_REFUSED] = 40, [CT_V_TIMEOUT] = 2 };
+	struct ct_result r = result(CT_V_OK, CT_C_ESTABLISHED, 0.001, 0);
+	char *t;
+
+	(void)state;
+	metrics_verdict(m, &r);
+	metrics_kernel_verdicts(m, lost, 7);
+	lost[CT_V_REFUSED] = 41;	/* totals: the last call wins */
+	metrics_kernel_verdicts(m, lost, 9);
+	t = render(m);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"lost\"}") == 41);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"lost\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"ok\",cause=\"established\"}") == 10);
+	CHECK(!strstr(t, "verdict=\"ok\",cause=\"lost\""), "a zero lost series: %s", t);
+	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"ok\"}") == 1);
+	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"refused\"}") == 0);
+	free(t);
+	metrics_free(m);
+}
+
+/* The kernel's OK histogram (CT_OKH_*) merges into the ok series, bucket by bucket,
+ * and its bounds are the labels' (le, in seconds). */
+static void test_kernel_ok_histogram(void **state)
+{
+	static const uint64_t bounds_us[CT_OKH_BUCKETS] = CT_OKH_BOUNDS_US;
+	struct metrics *m = metrics_new();
+	struct ct_result r = result(CT_V_OK, CT_C_ESTABLISHED, 0.0004, 0);	/* le 0.0005 */
+	uint64_t h[CT_OKH_MAX] = { 0 };
+	double v;
+	char *t;
+
+	(void)state;
+	metrics_verdict(m, &r);
+	h[0] = 5;		/* <= 0.5 ms */
+	h[2] = 3;		/* <= 2.5 ms */
+	h[CT_OKH_OVER] = 1;	/* > 120 s: +Inf only */
+	h[CT_OKH_SUM_NS] = 2500000000ULL;
+	metrics_kernel_ok_hist(m, h);
+	t = render(m);
+#define B(le) sample(t, "conntrace_connect_duration_seconds_bucket{verdict=\"ok\",le=\"" le "\"}")
+	assert_true(B("0.0005") == 6);
+	assert_true(B("0.001") == 6);
+	assert_true(B("0.0025") == 9);
+	assert_true(B("120") == 9);
+	assert_true(B("+Inf") == 10);
+#undef B
+	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"ok\"}") == 10);
+	v = sample(t, "conntrace_connect_duration_seconds_sum{verdict=\"ok\"}");
+	CHECK(v > 2.50039 && v < 2.50041, "ok sum %f", v);
+	/* every le label, in order, is the kernel's bound */
+	for (int b = 0; b < CT_OKH_BUCKETS; b++) {
+		const char *key = "conntrace_connect_duration_seconds_bucket{verdict=\"ok\",le=\"";
+		const char *p = t;
+
+		for (int i = 0; i <= b; i++) {
+			p = strstr(p, key);
+			assert_non_null(p);
+			p += strlen(key);
+		}
+		v = strtod(p, NULL) * 1e6;
+		CHECK(v > bounds_us[b] - 0.5 && v < bounds_us[b] + 0.5, "bucket %d: le %.12s, "
+		      "the kernel's bound %llu us", b, p, (unsigned long long)bounds_us[b]);
+	}
+	free(t);
+	metrics_free(m);
+}
+
 static void test_buckets_are_cumulative_and_sorted(void **state)
 {
 	struct metrics *m = metrics_new();
@@ -611,6 +683,8 @@ int main(void)
 		cmocka_unit_test(test_port_in_use_is_one_line),
 		cmocka_unit_test(test_render_empty),
 		cmocka_unit_test(test_render_counts_and_histogram),
+		cmocka_unit_test(test_kernel_verdicts),
+		cmocka_unit_test(test_kernel_ok_histogram),
 		cmocka_unit_test(test_buckets_are_cumulative_and_sorted),
 		cmocka_unit_test(test_build_info_labels),
 		cmocka_unit_test(test_listeners_bounded_top_n),

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * outfd.c: standard output that a stop request can cut short. Real pipes:
- * everything arrives when the reader reads; a full pipe nobody reads holds
- * a write only until the stop flag is set and the grace is over (the lines
- * left are dropped and counted, the ones written are whole); a reader gone
+ * outfd.c: standard output that never blocks its caller and that a stop
+ * request can cut short. Real pipes: everything arrives, in order, when the
+ * reader reads; a full pipe nobody reads holds the lines in memory, and only
+ * until the stop flag is set and the grace is over (the lines left are
+ * dropped and counted, the ones written are whole); a reader gone
  * is EPIPE, seen as "gone", never a SIGPIPE that kills; a stop signal
  * arriving while the write waits is seen at once.
  */
@@ -103,6 +104,55 @@ static void test_everything_reaches_a_reader(void **state)
 	free(r.buf);
 }
 
+/* Waits up to 3 s for the writer thread to have dropped n lines. */
+static void wait_dropped(struct outfd *o, uint64_t n)
+{
+	double t0 = now_s();
+
+	while (outfd_lines_dropped(o) < n && now_s() - t0 < 3)
+		usleep(1000);
+}
+
+static void test_a_stalled_reader_does_not_block_the_writer(void **state)
+{
+	struct outfd_config cfg = { .stop = &stop, .grace_ms = 200 };
+	struct reader r = { 0 };
+	struct outfd *o;
+	pthread_t th;
+	double t0;
+	int p[2];
+
+	(void)state;
+	stop = 0;
+	small_pipe(p);
+	cfg.fd = p[1];
+	assert_int_equal(outfd_open(&o, &cfg), 0);
+	/* nobody reads: 500 KB through a 4 KB pipe returns at once, queued */
+	t0 = now_s();
+	write_lines(outfd_stream(o), 5000);
+	fflush(outfd_stream(o));
+	CHECK(now_s() - t0 < 0.5, "writing to a stalled reader took %.3f s", now_s() - t0);
+	CHECK(outfd_queued(o) >= 5000 * 100 - 4096 && outfd_queued(o) <= 5000 * 100,
+	      "%zu bytes queued", outfd_queued(o));
+	usleep(300 * 1000);	/* longer than the grace: it only counts once stopped */
+	assert_int_equal(outfd_lines_dropped(o), 0);
+	/* the reader comes back: everything, in order */
+	r.fd = p[0];
+	assert_int_equal(pthread_create(&th, NULL, read_all, &r), 0);
+	outfd_close(o);
+	close(p[1]);
+	pthread_join(th, NULL);
+	close(p[0]);
+	assert_int_equal(r.bytes, 5000 * 100);
+	for (int i = 0; i < 5000; i += 499) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "line %06d ", i);
+		CHECK(!memcmp(r.buf + i * 100, want, 12), "line %d: %.12s", i, r.buf + i * 100);
+	}
+	free(r.buf);
+}
+
 static void test_stop_cuts_a_blocked_write_short(void **state)
 {
 	struct outfd_config cfg = { .stop = &stop, .grace_ms = 300 };
@@ -120,16 +170,18 @@ static void test_stop_cuts_a_blocked_write_short(void **state)
 	t0 = now_s();
 	write_lines(outfd_stream(o), 1000);
 	fflush(outfd_stream(o));
+	CHECK(now_s() - t0 < 0.2, "the caller waited %.3f s for the reader", now_s() - t0);
+	wait_dropped(o, 1);
 	took = now_s() - t0;
-	CHECK(took >= 0.25 && took < 2.0, "a blocked write waited %.3f s for a grace of 0.3 s",
-	      took);
+	CHECK(took >= 0.25 && took < 2.0, "gave up after %.3f s for a grace of 0.3 s", took);
 	/* what made it is whole lines; the rest is counted as dropped */
 	assert_int_equal(ioctl(p[0], FIONREAD, &queued), 0);
 	CHECK(queued > 0 && queued % 100 == 0, "%d bytes in the pipe", queued);
 	assert_int_equal(outfd_lines_dropped(o), 1000 - queued / 100);
+	assert_int_equal(outfd_queued(o), 0);
 	assert_false(outfd_gone(o));
 	assert_int_equal(outfd_error(o), 0);
-	/* once the grace is over, later writes do not wait at all... */
+	/* once it gave up, later lines are dropped at once */
 	t0 = now_s();
 	write_lines(outfd_stream(o), 1000);
 	fflush(outfd_stream(o));
@@ -138,10 +190,6 @@ static void test_stop_cuts_a_blocked_write_short(void **state)
 	n = read(p[0], buf, sizeof(buf));
 	assert_int_equal(n, queued);
 	CHECK(buf[n - 1] == '\n' && !memcmp(buf, "line 000000 ", 12), "%.12s", buf);
-	/* ...but still go through when the reader made room */
-	write_lines(outfd_stream(o), 1);
-	fflush(outfd_stream(o));
-	assert_int_equal(read(p[0], buf, sizeof(buf)), 100);
 	outfd_close(o);
 	close(p[0]);
 	close(p[1]);
@@ -170,8 +218,9 @@ static void test_stop_seen_while_waiting(void **state)
 	assert_int_equal(outfd_open(&o, &cfg), 0);
 	assert_int_equal(pthread_create(&th, NULL, raise_stop_later, NULL), 0);
 	t0 = now_s();
-	write_lines(outfd_stream(o), 1000);	/* blocks: nobody reads */
+	write_lines(outfd_stream(o), 1000);	/* the thread blocks: nobody reads */
 	fflush(outfd_stream(o));
+	wait_dropped(o, 900);
 	took = now_s() - t0;
 	pthread_join(th, NULL);
 	CHECK(took >= 0.15 && took < 1.0, "stop set after 0.2 s, write gave up after %.3f s",
@@ -197,7 +246,8 @@ static void test_reader_gone_is_epipe_not_a_signal(void **state)
 	assert_int_equal(outfd_open(&o, &cfg), 0);
 	close(p[0]);
 	write_lines(outfd_stream(o), 10);
-	fflush(outfd_stream(o));	/* would die of SIGPIPE here */
+	fflush(outfd_stream(o));	/* the thread would die of SIGPIPE */
+	wait_dropped(o, 10);
 	assert_true(outfd_gone(o));
 	assert_int_equal(outfd_error(o), 0);
 	assert_int_equal(outfd_lines_dropped(o), 10);
@@ -218,6 +268,7 @@ static void test_other_write_errors_kept(void **state)
 	assert_int_equal(outfd_open(&o, &cfg), 0);
 	write_lines(outfd_stream(o), 3);
 	fflush(outfd_stream(o));
+	wait_dropped(o, 3);
 	assert_false(outfd_gone(o));
 	assert_int_equal(outfd_error(o), ENOSPC);
 	assert_int_equal(outfd_lines_dropped(o), 3);
@@ -229,6 +280,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_everything_reaches_a_reader),
+		cmocka_unit_test(test_a_stalled_reader_does_not_block_the_writer),
 		cmocka_unit_test(test_stop_cuts_a_blocked_write_short),
 		cmocka_unit_test(test_stop_seen_while_waiting),
 		cmocka_unit_test(test_reader_gone_is_epipe_not_a_signal),

@@ -364,7 +364,7 @@ static void test_text_summary_says_what_was_summed(void **state)
 	c.w.ops->summary(&c.w, &si);
 	text = cap_close(&c);
 	agg = strstr(text, "x 20 more in the last 0.5 s");
-	sum = strstr(text, "-- 30 verdicts");
+	sum = strstr(text, "-- 30 attempts");
 	CHECK(agg && sum && agg < sum, "expected the aggregate, then the summary:\n%s", text);
 }
 
