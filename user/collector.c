@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include "cgroup.h"
 #include "collector.h"
 #include "correlate.h"
 #include "kenum.h"
@@ -51,6 +52,7 @@ struct collector {
 	struct sink *sink;
 	struct outfd *so;
 	struct metrics *metrics;	/* NULL without --metrics */
+	struct cg_cache *cg;		/* cgroup ids to paths, units, containers, pods */
 	uint64_t verdicts[CT_V_MAX];	/* after -p/--port, before --verdict */
 	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
 	 * batch of records, so that a step of the wall clock (NTP) is followed */
@@ -86,34 +88,44 @@ static int64_t boot_to_real(struct collector *c)
 }
 
 /* ------------------------------------------------------------------------
- * Filters: -p/--pid and --port.
+ * Filters: -p/--pid, --port, --netns, --comm, --cgroup.
  *
- * The kernel applies both first (targ_tgid, targ_port in conntrace.bpf.c),
- * so most records never reach user space. They are applied again here, in
- * one place, for the records the kernel could not judge: a flow whose table
- * entry was evicted comes back without its owner or ports, and a listener
- * reading has a port but no owning process, so -p hides listeners.
+ * The kernel applies them first (conntrace.bpf.c), so most records never
+ * reach user space. They are applied again here, in one place, for the
+ * records the kernel could not judge: a flow whose table entry was evicted
+ * comes back without its owner or ports, and a listener reading has a port
+ * but no owning process, so the owner filters hide listeners.
  */
+static bool owner_filtered(const struct tracer_config *tc)
+{
+	return tc->ntgids || tc->comm[0] || tc->cgroup_id;
+}
+
 static bool flow_wanted(const struct collector *c, const struct ct_flow *f)
 {
 	const struct tracer_config *tc = &c->o->tc;
 
-	if (tc->tgid && f->pid != tc->tgid)
+	if (!tracer_tgid_wanted(tc, f->pid))
+		return false;
+	if (tc->comm[0] && strncmp(f->comm, tc->comm, sizeof(f->comm)))
+		return false;
+	/* the kernel judged --cgroup for every flow whose owner it knew */
+	if (tc->cgroup_id && (f->flags & CT_F_NO_HISTORY))
 		return false;
 	if (tc->netns && f->netns != tc->netns)
 		return false;
-	return !tc->port || f->sport == tc->port || f->dport == tc->port;
+	return tracer_port_wanted(tc, f->sport, f->dport);
 }
 
 static bool listener_wanted(const struct collector *c, const struct ct_listener *l)
 {
 	const struct tracer_config *tc = &c->o->tc;
 
-	if (tc->tgid)
+	if (owner_filtered(tc))
 		return false;	/* a listener's owner is not known here */
 	if (tc->netns && l->netns != tc->netns)
 		return false;
-	return !tc->port || l->port == tc->port;
+	return tracer_port_wanted(tc, l->port, l->port);
 }
 
 /* ------------------------------------------------------------------------
@@ -139,6 +151,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
 	if (!(c->o->verdict_mask & (1u << r->verdict)))
 		return;
+	c->w.cg = f->flags & CT_F_NO_HISTORY ? NULL : cg_cache_get(c->cg, f->cgroup_id);
 	c->w.ops->verdict(&c->w, r, f->ts_end + boot_to_real(c));
 }
 
@@ -382,6 +395,20 @@ static int open_export(struct collector *c, struct collector_error *e)
 			    o->metrics_addrlen, e->msg, sizeof(e->msg));
 }
 
+/* The cgroup2 mount's id cache; without a mount, every cgroup is unknown. */
+static struct cg_cache *open_cgroups(void)
+{
+	struct cg_cache *cg = NULL;
+	char mount[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (f && !cg_mount_find(f, mount, sizeof(mount)))
+		cg = cg_cache_new(mount);
+	if (f)
+		fclose(f);
+	return cg ? cg : cg_cache_new(NULL);
+}
+
 /* The BPF side and the correlator that its records feed: exit status 1. */
 static int open_kernel(struct collector *c, struct collector_error *e)
 {
@@ -402,7 +429,9 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.rst_names = tracer_rst_names(c->t);
 	c->corr = corr_new(&cc);
 	c->overflows = overflow_new();
-	if (!c->corr || !c->overflows) {
+	/* opened before --user drops the right to open cgroups by id */
+	c->cg = open_cgroups();
+	if (!c->corr || !c->overflows || !c->cg) {
 		snprintf(e->msg, sizeof(e->msg), "correlator: out of memory");
 		return -ENOMEM;
 	}
@@ -625,6 +654,7 @@ void collector_close(struct collector *c)
 	metrics_free(c->metrics);	/* stops its thread before the state it reads goes */
 	overflow_free(c->overflows);
 	corr_free(c->corr);
+	cg_cache_free(c->cg);
 	tracer_close(c->t);
 	sink_close(c->sink);
 	outfd_close(c->so);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "cgroup.h"
 #include "correlate.h"
 #include "overflow.h"
 #include "tracer.h"
@@ -70,6 +71,8 @@ struct writer {
 	bool color;		/* text: ANSI colour */
 	bool detail;		/* text: the detail line under each verdict */
 	unsigned lines;		/* text: lines since the header */
+	/* the next verdict's cgroup (cgroup.h), set by the collector; NULL: unknown */
+	const struct cg_info *cg;
 };
 
 void writer_text_init(struct writer *w, FILE *f, bool color, bool detail);

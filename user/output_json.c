@@ -93,6 +93,18 @@ static void ev_item(struct json *j, const struct ct_ev_item *it)
 	json_obj_end(j);
 }
 
+/* Attribution (cgroup.c): null where unknown, removed, or the path says nothing. */
+static void cg_fields(struct json *j, const struct cg_info *cg)
+{
+	const struct cg_attrib *a = cg && cg->state == CG_FOUND ? &cg->a : NULL;
+
+	json_kstr(j, "cgroup", a ? cg->path : NULL);
+	json_kbool(j, "cgroup_removed", cg && cg->state == CG_REMOVED);
+	json_kstr(j, "unit", a && a->unit[0] ? a->unit : NULL);
+	json_kstr(j, "container_id", a && a->container_id[0] ? a->container_id : NULL);
+	json_kstr(j, "pod_uid", a && a->pod_uid[0] ? a->pod_uid : NULL);
+}
+
 static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
@@ -119,6 +131,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		json_strn(&j, f->comm, sizeof(f->comm));
 		json_ku64(&j, "cgroup_id", f->cgroup_id);
 	}
+	cg_fields(&j, evicted ? NULL : w->cg);
 	json_ku64(&j, "netns", f->netns);
 	json_kstr(&j, "family", f->family == CT_AF_INET ? "ipv4" : "ipv6");
 	fmt_addr(addr, sizeof(addr), f->family, f->saddr);
