@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include "cgroup.h"
 
@@ -163,14 +165,29 @@ static int unescape(const char *s, size_t n, char *buf, size_t sz)
 	return 0;
 }
 
+/* The hierarchy's own root: the root cgroup's kernfs id, hence inode, is 1. */
+static bool hierarchy_root(const char *path)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	return !statfs(path, &sfs) && sfs.f_type == CGROUP2_SUPER_MAGIC &&
+	       !stat(path, &st) && st.st_ino == 1;
+}
+
 int cg_mount_find(FILE *mountinfo, char *buf, size_t sz)
 {
-	char *line = NULL;
+	char *line = NULL, path[4096];
 	size_t cap = 0;
 	int err = -ENOENT;
 
-	/* id parent maj:min root mountpoint options [optional...] - fstype source super */
-	while (err == -ENOENT && getline(&line, &cap, mountinfo) > 0) {
+	/*
+	 * id parent maj:min root mountpoint options [optional...] - fstype source super.
+	 * In a container with a cgroup namespace, the runtime's cgroup2 mount
+	 * shows only its own subtree: a host's hierarchy bound in (the DaemonSet
+	 * does) is preferred, known by its root, else the first one is taken.
+	 */
+	while (getline(&line, &cap, mountinfo) > 0) {
 		const char *f = line, *sep = strstr(line, " - ");
 		size_t n;
 
@@ -183,10 +200,23 @@ int cg_mount_find(FILE *mountinfo, char *buf, size_t sz)
 		if (!f)
 			continue;
 		n = strcspn(f, " ");
-		err = unescape(f, n, buf, sz);
+		if (unescape(f, n, path, sizeof(path)) || strlen(path) >= sz) {
+			if (err == -ENOENT)
+				err = -ENAMETOOLONG;
+			continue;
+		}
+		if (err && err != -EEXIST) {
+			strcpy(buf, path);
+			err = -EEXIST;	/* the first: kept unless a root comes */
+		}
+		if (hierarchy_root(path)) {
+			strcpy(buf, path);
+			err = 0;
+			break;
+		}
 	}
 	free(line);
-	return err;
+	return err == -EEXIST ? 0 : err;
 }
 
 struct cg_cache {

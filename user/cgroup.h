@@ -35,7 +35,9 @@ void cg_attrib_parse(const char *path, struct cg_attrib *a);
 
 /*
  * The mount point of the cgroup2 hierarchy from /proc/self/mountinfo's text
- * (octal escapes undone): 0, or -ENOENT when none is mounted, -ENAMETOOLONG.
+ * (octal escapes undone): the one that shows the whole hierarchy (its root
+ * directory's inode is the root cgroup's id, 1), else the first. 0, or
+ * -ENOENT when none is mounted, -ENAMETOOLONG.
  */
 int cg_mount_find(FILE *mountinfo, char *buf, size_t sz);
 

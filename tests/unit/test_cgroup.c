@@ -155,6 +155,29 @@ static void test_mount_find(void **state)
 	assert_int_equal(mount_of(hybrid, buf, 8), -ENAMETOOLONG);
 }
 
+/*
+ * In a container with a cgroup namespace the runtime's mount comes first and
+ * shows a subtree; the host's hierarchy bound in after it is the one taken.
+ */
+static void test_mount_prefers_the_whole_hierarchy(void **state)
+{
+	char real[256], text[1024], buf[256];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	struct stat st;
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(cg_mount_find(f, real, sizeof(real)), 0);
+	fclose(f);
+	assert_int_equal(stat(real, &st), 0);
+	assert_int_equal(st.st_ino, 1);	/* the root cgroup */
+	snprintf(text, sizeof(text),
+		 "30 24 0:26 /kubepods.slice/x /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n"
+		 "31 24 0:26 / %s ro - cgroup2 cgroup2 rw\n", real);
+	assert_int_equal(mount_of(text, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, real);
+}
+
 /* A tree shaped like a cgroup2 hierarchy, in a temporary directory. */
 struct tree {
 	char root[64];
@@ -323,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_attrib_parse),
 		cmocka_unit_test(test_attrib_long_unit),
 		cmocka_unit_test(test_mount_find),
+		cmocka_unit_test(test_mount_prefers_the_whole_hierarchy),
 		cmocka_unit_test_setup_teardown(test_cache_resolves_and_keeps, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_cache_removed_before_resolved, tree_setup,
 						tree_teardown),
