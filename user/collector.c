@@ -28,6 +28,7 @@
 #include "kenum.h"
 #include "metrics.h"
 #include "outfd.h"
+#include "service.h"
 #include "output.h"
 #include "overflow.h"
 #include "sink.h"
@@ -502,6 +503,7 @@ int collector_open(struct collector **out, const struct ct_options *o,
 		collector_close(c);
 		return err;
 	}
+	service_ready();	/* systemd Type=notify: attached and started */
 	*out = c;
 	return 0;
 }
@@ -576,6 +578,7 @@ static int step(struct collector *c)
 	now = clock_ns(CLOCK_BOOTTIME);
 	corr_tick(c->corr, now);
 	periodic(c, now);
+	service_watchdog(now);
 	err = check_output(c);
 	if (err)
 		return err;
@@ -633,6 +636,7 @@ int collector_finish(struct collector *c)
 	 * finish after the drain below (and be lost) or finish between the
 	 * drain and the dump of pending flows (and be printed twice).
 	 */
+	service_stopping();
 	err = tracer_detach(c->t);
 	c->clock_stale = true;
 	/* everything the programs submitted, whether the poll woke for it or not */
