@@ -219,6 +219,32 @@ int cg_mount_find(FILE *mountinfo, char *buf, size_t sz)
 	return err == -EEXIST ? 0 : err;
 }
 
+int cg_of_pid(int pid, char *buf, size_t sz)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	int err = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -ENOENT;
+	/* hierarchy-id:controllers:path; cgroup v2 is hierarchy 0 with none */
+	while (err == -ENOENT && getline(&line, &cap, f) > 0) {
+		size_t n = strcspn(line, "\n");
+
+		if (strncmp(line, "0::", 3))
+			continue;
+		err = n - 3 < sz ? 0 : -ENAMETOOLONG;
+		if (!err)
+			snprintf(buf, sz, "%.*s", (int)(n - 3), line + 3);
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
 struct cg_cache {
 	char *mount;		/* NULL: no cgroup2 mount */
 	int mfd;		/* the mount's root directory */

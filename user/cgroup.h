@@ -41,6 +41,12 @@ void cg_attrib_parse(const char *path, struct cg_attrib *a);
  */
 int cg_mount_find(FILE *mountinfo, char *buf, size_t sz);
 
+/*
+ * The cgroup v2 path of process pid from /proc/PID/cgroup (its "0::" line):
+ * 0, -ENOENT (gone, or no cgroup2 hierarchy), -ENAMETOOLONG.
+ */
+int cg_of_pid(int pid, char *buf, size_t sz);
+
 enum cg_state {
 	CG_UNKNOWN,	/* no id (an evicted flow), no cgroup2 mount, or unreadable */
 	CG_FOUND,

@@ -10,6 +10,7 @@ cgroup by a shell that writes its own pid to cgroup.procs and then execs
 `ip netns exec`: that remounts /sys in a mount namespace of its own, where
 the cgroup2 mount is not, so the move must come first."""
 
+import json
 import os
 import secrets
 import signal
@@ -18,7 +19,9 @@ import time
 
 import pytest
 
-from ctharness import CLIENT_PIDS, CTCLIENT, Conntrace, flow, free_port, related, run
+from ctharness import (CLIENT_PIDS, CTCLIENT, CTLISTEN, Conntrace, conntrace_path, flow,
+                       free_port, readline_timeout, related, run)
+from ctschema import check_record
 
 
 def cgroup2_mount():
@@ -216,3 +219,30 @@ def test_cgroup_removed_before_the_verdict(netns, cgroups):
         ("pending", c.pid, "ctc-cg-gone", cg_id), r
     assert (r["cgroup"], r["cgroup_removed"], r["unit"], r["container_id"], r["pod_uid"]) == \
         (None, True, None, None, None), r
+
+
+def test_listener_record_names_its_owners_pod(netns, cgroups):
+    """`conntrace listen`: a listener's record carries its owner's cgroup,
+    container and pod, read from /proc/PID/cgroup once the owner is known."""
+    uid, cid, _, ctr = pod_paths()
+    ctr_dir = cgroups.make(ctr)
+    port = free_port()
+    script = 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"'
+    srv = subprocess.Popen(["sh", "-c", script, ctr_dir, netns.name, str(CTLISTEN), str(port)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    netns.procs.append(srv)
+    assert readline_timeout(srv, 10, "ctlisten ready") == f"ready {port}\n"
+    r = subprocess.run([conntrace_path(), "listen", "--once", "-j", "-i", "0.5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    mine = [o for o in objs if o["type"] == "listener" and o["netns"] == netns.inode
+            and o["lport"] == port]
+    assert len(mine) == 1, objs
+    lst = mine[0]
+    assert not check_record(lst), (check_record(lst), lst)
+    assert (lst["pid"], lst["cgroup"], lst["unit"], lst["container_id"], lst["pod_uid"]) == \
+        (srv.pid, rel(ctr_dir), None, cid, uid), lst
+    srv.kill()
+    srv.wait(10)

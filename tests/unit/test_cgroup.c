@@ -340,6 +340,26 @@ static void test_target(void **state)
 	assert_int_equal(cg_target(NULL, "x", &id, &level, err, sizeof(err)), -ENOENT);
 }
 
+/* This process's own cgroup, as the kernel names it; a pid that is gone. */
+static void test_of_pid(void **state)
+{
+	char buf[4096], small[1];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[4200] = "";
+
+	(void)state;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) && strncmp(line, "0::", 3))
+		;
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	assert_int_equal(cg_of_pid(getpid(), buf, sizeof(buf)), 0);
+	assert_string_equal(buf, line + 3);
+	assert_int_equal(buf[0], '/');
+	assert_int_equal(cg_of_pid(getpid(), small, sizeof(small)), -ENAMETOOLONG);
+	assert_int_equal(cg_of_pid(0x7ffffff0, buf, sizeof(buf)), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +372,7 @@ int main(void)
 						tree_teardown),
 		cmocka_unit_test_setup_teardown(test_cache_many_ids, tree_setup, tree_teardown),
 		cmocka_unit_test(test_cache_without_mount),
+		cmocka_unit_test(test_of_pid),
 		cmocka_unit_test_setup_teardown(test_target, tree_setup, tree_teardown),
 	};
 
