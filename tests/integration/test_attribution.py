@@ -160,19 +160,21 @@ def test_cgroup_filter_shows_only_its_subtree(netns, cgroups, form):
 
 
 def test_comm_and_pid_list_filters(netns):
-    p = free_port()
+    # one port per attempt: the session's checks take (netns, port) for one attempt
+    ports = [free_port() for _ in range(3)]
+    plist = ",".join(map(str, ports))
     clients = [netns.client("127.0.0.1", p, name=f"ctc-pl-{i}", wait_stdin=True)
-               for i in range(3)]
+               for i, p in enumerate(ports)]
     want = [clients[0].pid, clients[2].pid]
-    with Conntrace("-p", ",".join(map(str, want)), "--port", p) as ct, \
-            Conntrace("--comm", "ctc-pl-1", "--port", p) as cc:
+    with Conntrace("-p", ",".join(map(str, want)), "--port", plist) as ct, \
+            Conntrace("--comm", "ctc-pl-1", "--port", plist) as cc:
         for c in clients:
             c.go()
             assert c.finish()["result"] == "ECONNREFUSED"
-        for pid in want:
-            ct.wait_for(lambda r, pid=pid: flow(netns, p)(r) and r["pid"] == pid,
-                        context=related(netns, p), what=f"the verdict of pid {pid}")
-        rec = cc.wait_for(flow(netns, p), context=related(netns, p),
+        for i in (0, 2):
+            ct.wait_for(flow(netns, ports[i]), context=related(netns, ports[i]),
+                        what=f"the verdict of pid {clients[i].pid}")
+        rec = cc.wait_for(flow(netns, ports[1]), context=related(netns, ports[1]),
                           what="the verdict of --comm ctc-pl-1")
         time.sleep(1.0)
         ct.stop()
