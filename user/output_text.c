@@ -78,6 +78,35 @@ static void text_start(struct writer *w, const struct start_info *s)
 	text_header(w);
 }
 
+/*
+ * -d: what the owner's cgroup names, after the detail: " [unit nginx.service,
+ * container 0123456789ab, pod <uid>]" (a container by its short id, as docker
+ * ps shows it); nothing for a cgroup that names none. A unit is a directory
+ * name anyone allowed to make cgroups chose: escaped.
+ */
+static void fmt_owner(char *buf, size_t sz, const struct cg_info *cg)
+{
+	const struct cg_attrib *a = cg && cg->state == CG_FOUND ? &cg->a : NULL;
+	char unit[4 * CG_UNIT_MAX + 1];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!a || !(a->unit[0] || a->container_id[0] || a->pod_uid[0]))
+		return;
+	escape_text(unit, sizeof(unit), a->unit, strlen(a->unit));
+	n += snprintf(buf + n, sz - n, " [");
+	if (a->unit[0] && n < sz)
+		n += snprintf(buf + n, sz - n, "unit %s%s", unit, a->container_id[0] ||
+			      a->pod_uid[0] ? ", " : "");
+	if (a->container_id[0] && n < sz)
+		n += snprintf(buf + n, sz - n, "container %.12s%s", a->container_id,
+			      a->pod_uid[0] ? ", " : "");
+	if (a->pod_uid[0] && n < sz)
+		n += snprintf(buf + n, sz - n, "pod %s", a->pod_uid);
+	if (n < sz)
+		snprintf(buf + n, sz - n, "]");
+}
+
 static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
@@ -106,11 +135,12 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	fprintf(w->f, " %4u %6s %s\n", syns, lat, ct_cause_name(r->cause));
 	if (w->detail) {
 		/* it quotes kernel enum names (drop and reset reasons) from BTF */
-		char raw[CT_DETAIL_MAX], detail[4 * CT_DETAIL_MAX + 1];
+		char raw[CT_DETAIL_MAX], detail[4 * CT_DETAIL_MAX + 1], owner[4 * CG_UNIT_MAX + 128];
 
 		ct_render_detail(r, raw, sizeof(raw));
 		escape_text(detail, sizeof(detail), raw, strlen(raw));
-		fprintf(w->f, "         %s\n", detail);
+		fmt_owner(owner, sizeof(owner), f->flags & CT_F_NO_HISTORY ? NULL : w->cg);
+		fprintf(w->f, "         %s%s\n", detail, owner);
 	}
 }
 
