@@ -57,6 +57,9 @@ else
 LDLIBS  := -lbpf -lelf -lz
 LDLIBS  += $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 endif
+# sd_notify (Type=notify, the watchdog): Debian ships libsystemd only as a
+# shared library, so even STATIC=1 links it dynamically, like p11-kit.
+LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined

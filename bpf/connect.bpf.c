@@ -82,7 +82,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 		f->dport = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(f->daddr, &sin6.sin6_addr, 16);
 	}
-	if (targ_tgid && f->pid != targ_tgid)
+	if (!owner_wanted(f->pid, f->comm))
 		return;
 	if (!netns_wanted(f->netns))
 		return;

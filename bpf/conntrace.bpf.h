@@ -31,8 +31,15 @@
 #define EADDRNOTAVAIL	99
 
 /* Knobs, set by the collector before load. */
-extern const volatile __u32 targ_tgid;	/* only this process; 0: all */
-extern const volatile __u16 targ_port;	/* only flows with this port at either end */
+/* --pid, --port: only these processes, only flows with one of these ports at either end */
+extern const volatile __u32 targ_tgids[CT_MAX_TARGETS];
+extern const volatile __u32 targ_ntgids;	/* 0: every process */
+extern const volatile __u16 targ_ports[CT_MAX_TARGETS];
+extern const volatile __u32 targ_nports;	/* 0: every port */
+extern const volatile char targ_comm[CT_COMM_LEN];	/* --comm; "": every task */
+/* --cgroup: only tasks in this cgroup (v2 id) or below it; 0: all */
+extern const volatile __u64 targ_cgroup_id;
+extern const volatile __u32 targ_cgroup_level;	/* its depth: the ancestor to compare */
 extern const volatile __u32 targ_netns;	/* only this network namespace (inode); 0: all */
 extern const volatile bool emit_ok;	/* send established flows that were fast and clean */
 extern const volatile __u64 slow_ns;	/* 0: no latency threshold */
@@ -292,7 +299,47 @@ static __always_inline bool evidence_netns_wanted(__u32 netns, __u8 family,
 
 static __always_inline bool port_wanted(__u16 a, __u16 b)
 {
-	return !targ_port || a == targ_port || b == targ_port;
+	if (!targ_nports)
+		return true;
+	for (__u32 i = 0; i < CT_MAX_TARGETS && i < targ_nports; i++)
+		if (a == targ_ports[i] || b == targ_ports[i])
+			return true;
+	return false;
+}
+
+/* Whether --pid, --comm or --cgroup choose among owners. */
+static __always_inline bool owner_filtered(void)
+{
+	return targ_ntgids || targ_comm[0] || targ_cgroup_id;
+}
+
+/*
+ * --pid, --comm, --cgroup, in the task that called connect() (its owner):
+ * the only place they can be judged, for softirq paths run in any task.
+ */
+static __always_inline bool owner_wanted(__u32 tgid, const char *comm)
+{
+	__u32 i;
+
+	if (targ_ntgids) {
+		for (i = 0; i < CT_MAX_TARGETS && i < targ_ntgids; i++)
+			if (tgid == targ_tgids[i])
+				break;
+		if (i == CT_MAX_TARGETS || i == targ_ntgids)
+			return false;
+	}
+	if (targ_comm[0]) {
+		/* both NUL-padded: equal up to the first NUL */
+		for (i = 0; i < CT_COMM_LEN; i++) {
+			if (comm[i] != targ_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	/* the ancestor at the target's depth is the target: inside it or below */
+	return !targ_cgroup_id ||
+	       bpf_get_current_ancestor_cgroup_id(targ_cgroup_level) == targ_cgroup_id;
 }
 
 /*

@@ -13,6 +13,8 @@
 #define CONNTRACE_H
 
 #define CT_COMM_LEN	16
+/* --pid and --port values the kernel compares, each */
+#define CT_MAX_TARGETS	8
 /* Retransmit times kept per flow; the count itself goes on. */
 #define CT_MAX_RETRANS	6
 

@@ -16,8 +16,13 @@
 #include "conntrace.bpf.h"
 
 /* Knobs, set by the collector before load (declared in conntrace.bpf.h). */
-const volatile __u32 targ_tgid = 0;	/* only this process; 0: all */
-const volatile __u16 targ_port = 0;	/* only flows with this port at either end */
+const volatile __u32 targ_tgids[CT_MAX_TARGETS] = {};
+const volatile __u32 targ_ntgids = 0;	/* 0: every process */
+const volatile __u16 targ_ports[CT_MAX_TARGETS] = {};
+const volatile __u32 targ_nports = 0;	/* 0: every port */
+const volatile char targ_comm[CT_COMM_LEN] = {};
+const volatile __u64 targ_cgroup_id = 0;
+const volatile __u32 targ_cgroup_level = 0;
 const volatile __u32 targ_netns = 0;	/* only this network namespace (inode); 0: all */
 const volatile bool emit_ok = false;	/* send established flows that were fast and clean */
 const volatile __u64 slow_ns = 1000000000ULL;
@@ -42,7 +47,8 @@ static __always_inline void flow_start(const struct sock *sk)
 	 * softirq programs, which can interrupt this one and overwrite it */
 	struct ct_flow rec = {}, *f = &rec;
 
-	if (targ_tgid && (id >> 32) != targ_tgid)
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+	if (!owner_wanted(id >> 32, f->comm))
 		return;
 	f->netns = sk_netns(sk);
 	if (!netns_wanted(f->netns))
@@ -53,7 +59,6 @@ static __always_inline void flow_start(const struct sock *sk)
 	f->pid = id >> 32;
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = bpf_ktime_get_boot_ns();
-	bpf_get_current_comm(f->comm, sizeof(f->comm));
 	read_tuple(f, sk);
 	if (!port_wanted(f->sport, f->dport)) {
 		/* a source port bound before connect() is final: not wanted */
@@ -193,7 +198,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
 		return 0;
 	if (!f) {
-		if (targ_tgid)
+		if (owner_filtered())
 			return 0;	/* filtered at start, not evicted */
 		flow_lost(sk, newstate, bpf_ktime_get_boot_ns());
 		return 0;

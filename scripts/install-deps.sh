@@ -14,6 +14,7 @@ PKGS=(
 	qemu-system-x86 busybox-static cpio      # second kernel under qemu (make vmtest)
 	libmicrohttpd-dev prometheus python3-jsonschema # --metrics; export tests: Prometheus, schema
 	libunistring-dev                         # make STATIC=1: libunistring.a (GnuTLS, libidn2)
+	libsystemd-dev python3-yaml              # sd_notify (service mode); the DaemonSet test
 )
 
 missing=()

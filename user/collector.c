@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include "cgroup.h"
 #include "collector.h"
 #include "correlate.h"
 #include "counts.h"
@@ -31,6 +32,7 @@
 #include "outfd.h"
 #include "output.h"
 #include "overflow.h"
+#include "service.h"
 #include "sink.h"
 #include "tracer.h"
 #include "version.h"
@@ -55,6 +57,7 @@ struct collector {
 	struct metrics *metrics;	/* NULL without --metrics */
 	/* attempts by verdict after -p/--port, before --verdict, however counted */
 	struct ct_counts counts;
+	struct cg_cache *cg;		/* cgroup ids to paths, units, containers, pods */
 	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
 	 * batch of records, so that a step of the wall clock (NTP) is followed */
 	int64_t boot_to_real_ns;
@@ -90,34 +93,44 @@ static int64_t boot_to_real(struct collector *c)
 }
 
 /* ------------------------------------------------------------------------
- * Filters: -p/--pid and --port.
+ * Filters: -p/--pid, --port, --netns, --comm, --cgroup.
  *
- * The kernel applies both first (targ_tgid, targ_port in conntrace.bpf.c),
- * so most records never reach user space. They are applied again here, in
- * one place, for the records the kernel could not judge: a flow whose table
- * entry was evicted comes back without its owner or ports, and a listener
- * reading has a port but no owning process, so -p hides listeners.
+ * The kernel applies them first (conntrace.bpf.c), so most records never
+ * reach user space. They are applied again here, in one place, for the
+ * records the kernel could not judge: a flow whose table entry was evicted
+ * comes back without its owner or ports, and a listener reading has a port
+ * but no owning process, so the owner filters hide listeners.
  */
+static bool owner_filtered(const struct tracer_config *tc)
+{
+	return tc->ntgids || tc->comm[0] || tc->cgroup_id;
+}
+
 static bool flow_wanted(const struct collector *c, const struct ct_flow *f)
 {
 	const struct tracer_config *tc = &c->o->tc;
 
-	if (tc->tgid && f->pid != tc->tgid)
+	if (!tracer_tgid_wanted(tc, f->pid))
+		return false;
+	if (tc->comm[0] && strncmp(f->comm, tc->comm, sizeof(f->comm)))
+		return false;
+	/* the kernel judged --cgroup for every flow whose owner it knew */
+	if (tc->cgroup_id && (f->flags & CT_F_NO_HISTORY))
 		return false;
 	if (tc->netns && f->netns != tc->netns)
 		return false;
-	return !tc->port || f->sport == tc->port || f->dport == tc->port;
+	return tracer_port_wanted(tc, f->sport, f->dport);
 }
 
 static bool listener_wanted(const struct collector *c, const struct ct_listener *l)
 {
 	const struct tracer_config *tc = &c->o->tc;
 
-	if (tc->tgid)
+	if (owner_filtered(tc))
 		return false;	/* a listener's owner is not known here */
 	if (tc->netns && l->netns != tc->netns)
 		return false;
-	return !tc->port || l->port == tc->port;
+	return tracer_port_wanted(tc, l->port, l->port);
 }
 
 /* ------------------------------------------------------------------------
@@ -148,6 +161,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 		c->counts.dropped[r->verdict]++;
 		return;
 	}
+	c->w.cg = f->flags & CT_F_NO_HISTORY ? NULL : cg_cache_get(c->cg, f->cgroup_id);
 	c->w.ops->verdict(&c->w, r, f->ts_end + boot_to_real(c));
 }
 
@@ -436,6 +450,20 @@ static int open_export(struct collector *c, struct collector_error *e)
 			    o->metrics_addrlen, e->msg, sizeof(e->msg));
 }
 
+/* The cgroup2 mount's id cache; without a mount, every cgroup is unknown. */
+static struct cg_cache *open_cgroups(void)
+{
+	struct cg_cache *cg = NULL;
+	char mount[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (f && !cg_mount_find(f, mount, sizeof(mount)))
+		cg = cg_cache_new(mount);
+	if (f)
+		fclose(f);
+	return cg ? cg : cg_cache_new(NULL);
+}
+
 /* The BPF side and the correlator that its records feed: exit status 1. */
 static int open_kernel(struct collector *c, struct collector_error *e)
 {
@@ -456,7 +484,9 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.rst_names = tracer_rst_names(c->t);
 	c->corr = corr_new(&cc);
 	c->overflows = new_overflow_table(c);
-	if (!c->corr || !c->overflows) {
+	/* opened before --user drops the right to open cgroups by id */
+	c->cg = open_cgroups();
+	if (!c->corr || !c->overflows || !c->cg) {
 		snprintf(e->msg, sizeof(e->msg), "correlator: out of memory");
 		return -ENOMEM;
 	}
@@ -530,6 +560,7 @@ int collector_open(struct collector **out, const struct ct_options *o,
 		collector_close(c);
 		return err;
 	}
+	service_ready();	/* systemd Type=notify: attached and started */
 	*out = c;
 	return 0;
 }
@@ -605,6 +636,7 @@ static int step(struct collector *c)
 	now = clock_ns(CLOCK_BOOTTIME);
 	corr_tick(c->corr, now);
 	periodic(c, now);
+	service_watchdog(now);
 	err = check_output(c);
 	if (err)
 		return err;
@@ -668,6 +700,7 @@ int collector_finish(struct collector *c)
 	 * finish after the drain below (and be lost) or finish between the
 	 * drain and the dump of pending flows (and be printed twice).
 	 */
+	service_stopping();
 	err = tracer_detach(c->t);
 	c->clock_stale = true;
 	/* everything the programs submitted, whether the poll woke for it or not */
@@ -689,6 +722,7 @@ void collector_close(struct collector *c)
 	metrics_free(c->metrics);	/* stops its thread before the state it reads goes */
 	overflow_free(c->overflows);
 	corr_free(c->corr);
+	cg_cache_free(c->cg);
 	tracer_close(c->t);
 	sink_close(c->sink);
 	outfd_close(c->so);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "json.h"
 #include "listen_int.h"
 
@@ -347,9 +348,18 @@ static int print_refresh(struct listen_ctx *c, struct json *j)
 		return -ENOMEM;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	ts = rt.tv_sec + rt.tv_nsec / 1e9;
-	for (i = 0; i < c->st.n; i++)
-		if (selected(&c->st.v[i].l))
-			rows[n++] = c->st.v[i].l;
+	for (i = 0; i < c->st.n; i++) {
+		struct listener *l = &c->st.v[i].l;
+
+		/* the owner's cgroup (unit, container, pod), once the owner is known */
+		if (l->pid && !l->cgroup_tried) {
+			l->cgroup_tried = true;
+			if (cg_of_pid(l->pid, l->cgroup, sizeof(l->cgroup)))
+				l->cgroup[0] = '\0';
+		}
+		if (selected(l))
+			rows[n++] = *l;
+	}
 	qsort(rows, n, sizeof(*rows), listen_cmp_trouble);
 
 	if (env.json) {

@@ -60,6 +60,8 @@ struct listener {
 	uint8_t laddr[16];
 	int pid;         /* 0: not known */
 	char comm[16];   /* raw kernel bytes, NUL-terminated; escape to print */
+	char cgroup[512]; /* the owner's cgroup v2 path, read once; "": not known */
+	bool cgroup_tried;
 
 	/* this refresh */
 	uint32_t accept_queue;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cgroup.h"
 #include "json.h"
 #include "listen.h"
 #include "output.h"
@@ -359,6 +360,18 @@ void listen_json_head(struct json *j, const char *type, double ts)
 	json_kstr(j, "ts", when);
 }
 
+/* The owner's cgroup and what its path says (cgroup.c); null where unknown. */
+static void listen_json_cgroup(struct json *j, const struct listener *l)
+{
+	struct cg_attrib a;
+
+	cg_attrib_parse(l->cgroup, &a);
+	json_kstr(j, "cgroup", l->cgroup[0] ? l->cgroup : NULL);
+	json_kstr(j, "unit", a.unit[0] ? a.unit : NULL);
+	json_kstr(j, "container_id", a.container_id[0] ? a.container_id : NULL);
+	json_kstr(j, "pod_uid", a.pod_uid[0] ? a.pod_uid : NULL);
+}
+
 void listen_json_listener(struct json *j, const struct listener *l, double ts)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -383,6 +396,7 @@ void listen_json_listener(struct json *j, const struct listener *l, double ts)
 		json_strn(j, l->comm, sizeof(l->comm));
 	else
 		json_null(j);
+	listen_json_cgroup(j, l);
 	json_ku64(j, "accept_queue", l->accept_queue);
 	json_ku64(j, "accept_queue_peak", l->accept_queue_peak);
 	json_ku64(j, "accept_queue_max", l->accept_queue_max);

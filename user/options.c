@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "cgroup.h"
 #include "correlate.h"
 #include "version.h"
 #include "json.h"
@@ -34,6 +35,9 @@ static const char doc[] =
 "  conntrace -j > verdicts.jsonl  JSON Lines for a log pipeline\n"
 "  conntrace --verdict timeout,refused -d   only those, with the detail\n"
 "  conntrace -p 1234              attempts made by process 1234\n"
+"  conntrace --port 80,443 --comm curl   curl's attempts to or from 80 or 443\n"
+"  conntrace -j --cgroup system.slice/nginx.service   a service's attempts\n"
+"  conntrace -j --cgroup kubepods.slice   every pod's (with its pod_uid)\n"
 "  conntrace --netns blue         attempts made in namespace /run/netns/blue\n"
 "  conntrace --probes             which kernel hooks this kernel allows\n"
 "  conntrace -j -o /var/log/conntrace/conntrace.jsonl --rotate-size 100M \\\n"
@@ -47,7 +51,7 @@ static const char doc[] =
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS,
+	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS, OPT_COMM, OPT_CGROUP,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 	OPT_NO_AGGREGATE,
 	OPT_BUFFER,	/* issue 11 */
@@ -59,8 +63,13 @@ _Static_assert(AGG_PER_SEC == 10, "--help says 10 a second: keep it true");
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Which attempts:", 1 },
 	{ "all", 'a', NULL, 0, "Also print OK verdicts (with --verdict, the list decides)", 1 },
-	{ "pid", 'p', "PID", 0, "Only attempts made by this process", 1 },
-	{ "port", OPT_PORT, "PORT", 0, "Only attempts with this port at either end", 1 },
+	{ "pid", 'p', "PID[,PID]", 0, "Only attempts made by these processes (up to 8)", 1 },
+	{ "port", OPT_PORT, "PORT[,PORT]", 0, "Only attempts with one of these ports at either "
+	  "end (up to 8)", 1 },
+	{ "comm", OPT_COMM, "NAME", 0, "Only attempts made by threads of this name (the "
+	  "kernel keeps its first 15 characters)", 1 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0, "Only attempts made in this cgroup v2 and below it: "
+	  "a path under the cgroup2 mount, or relative to it (system.slice/nginx.service)", 1 },
 	{ "netns", OPT_NETNS, "NS", 0, "Only attempts made in this network namespace: its "
 	  "inode number (stat -Lc %i /proc/PID/ns/net) or its name under /run/netns", 1 },
 	{ "verdict", OPT_VERDICT, "LIST", 0,
@@ -218,6 +227,49 @@ static int parse_netns(struct parse_state *ps, const char *arg, uint32_t *out)
 	return 0;
 }
 
+/* Up to CT_MAX_TARGETS comma-separated numbers in [min, max]. */
+static int parse_list(struct parse_state *ps, const char *opt, const char *arg,
+		      unsigned long long max, const char *unit, unsigned long long *out,
+		      unsigned *n)
+{
+	const char *p = arg;
+	char item[32];
+
+	*n = 0;
+	do {
+		size_t len = strcspn(p, ",");
+
+		if (*n == CT_MAX_TARGETS)
+			return fail(ps, "%s: more than %d values in '%s'", opt, CT_MAX_TARGETS,
+				    esc(arg));
+		if (!len || len >= sizeof(item))
+			return fail(ps, "%s: '%s' is not %s", opt, esc(arg), unit);
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (parse_num(ps, opt, item, 1, max, unit, &out[(*n)++]))
+			return EINVAL;
+		p += len;
+	} while (*p++ == ',');
+	return 0;
+}
+
+/* --cgroup: a cgroup of the cgroup2 hierarchy this system mounts. */
+static int parse_cgroup(struct parse_state *ps, const char *arg, struct tracer_config *tc)
+{
+	char mount[4096] = "", msg[256];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (f) {
+		cg_mount_find(f, mount, sizeof(mount));
+		fclose(f);
+	}
+	if (!*arg)
+		return fail(ps, "--cgroup: empty path");
+	if (cg_target(mount, arg, &tc->cgroup_id, &tc->cgroup_level, msg, sizeof(msg)))
+		return fail(ps, "--cgroup: %s", msg);
+	return 0;
+}
+
 static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mask)
 {
 	const char *p = arg;
@@ -252,8 +304,9 @@ static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mas
 /* What to trace and how: filters, thresholds, kernel sizes, privileges. */
 static error_t parse_trace_opt(int key, char *arg, struct parse_state *ps)
 {
+	unsigned long long v = 0, list[CT_MAX_TARGETS];
 	struct ct_options *o = ps->o;
-	unsigned long long v = 0;
+	unsigned n = 0;
 	int err = 0;
 
 	switch (key) {
@@ -261,13 +314,23 @@ static error_t parse_trace_opt(int key, char *arg, struct parse_state *ps)
 		o->all = true;
 		break;
 	case 'p':
-		err = parse_num(ps, "--pid", arg, 1, 4194304, "a process id", &v);
-		o->tc.tgid = v;
+		err = parse_list(ps, "--pid", arg, 4194304, "a process id", list, &n);
+		for (o->tc.ntgids = 0; !err && o->tc.ntgids < n; o->tc.ntgids++)
+			o->tc.tgids[o->tc.ntgids] = list[o->tc.ntgids];
 		break;
 	case OPT_PORT:
-		err = parse_num(ps, "--port", arg, 1, 65535, "a port", &v);
-		o->tc.port = v;
+		err = parse_list(ps, "--port", arg, 65535, "a port", list, &n);
+		for (o->tc.nports = 0; !err && o->tc.nports < n; o->tc.nports++)
+			o->tc.ports[o->tc.nports] = list[o->tc.nports];
 		break;
+	case OPT_COMM:
+		if (!*arg)
+			return fail(ps, "--comm: empty name");
+		/* the kernel's task name is 15 characters: compare those */
+		snprintf(o->tc.comm, sizeof(o->tc.comm), "%s", arg);
+		break;
+	case OPT_CGROUP:
+		return parse_cgroup(ps, arg, &o->tc);
 	case OPT_NETNS:
 		return parse_netns(ps, arg, &o->tc.netns);
 	case OPT_VERDICT:

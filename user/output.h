@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "aggregate.h"
+#include "cgroup.h"
 #include "correlate.h"
 #include "overflow.h"
 #include "tracer.h"
@@ -82,6 +83,8 @@ struct writer {
 	bool color;		/* text: ANSI colour */
 	bool detail;		/* text: the detail line under each verdict */
 	unsigned lines;		/* text: lines since the header */
+	/* the next verdict's cgroup (cgroup.h), set by the collector; NULL: unknown */
+	const struct cg_info *cg;
 	bool aggregate;		/* text: a key's verdicts beyond agg.per_sec a second summed */
 	struct agg agg;
 };

@@ -127,6 +127,18 @@ static size_t fill_detail(char *buf, size_t max, const void *r)
 	return strlen(ct_render_detail(r, buf, max));
 }
 
+/* Attribution (cgroup.c): null where unknown, removed, or the path says nothing. */
+static void cg_fields(struct json *j, const struct cg_info *cg)
+{
+	const struct cg_attrib *a = cg && cg->state == CG_FOUND ? &cg->a : NULL;
+
+	json_kstr(j, "cgroup", a ? cg->path : NULL);
+	json_kbool(j, "cgroup_removed", cg && cg->state == CG_REMOVED);
+	json_kstr(j, "unit", a && a->unit[0] ? a->unit : NULL);
+	json_kstr(j, "container_id", a && a->container_id[0] ? a->container_id : NULL);
+	json_kstr(j, "pod_uid", a && a->pod_uid[0] ? a->pod_uid : NULL);
+}
+
 static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
@@ -152,6 +164,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		json_strn(&j, f->comm, sizeof(f->comm));
 		KU64(&j, "cgroup_id", f->cgroup_id);
 	}
+	cg_fields(&j, evicted ? NULL : w->cg);
 	KU64(&j, "netns", f->netns);
 	KSTR(&j, "family", f->family == CT_AF_INET ? "ipv4" : "ipv6");
 	json_klit(&j, "saddr");

@@ -120,16 +120,47 @@ static void text_start(struct writer *w, const struct start_info *s)
 	text_header(w);
 }
 
-/* The detail line (-d), rendered once and escaped into the line. */
-static char *put_detail(char *p, const struct ct_result *r)
+/*
+ * -d: what the owner's cgroup names, after the detail: " [unit nginx.service,
+ * container 0123456789ab, pod <uid>]" (a container by its short id, as docker
+ * ps shows it); nothing for a cgroup that names none. A unit is a directory
+ * name anyone allowed to make cgroups chose: escaped.
+ */
+static void fmt_owner(char *buf, size_t sz, const struct cg_info *cg)
+{
+	const struct cg_attrib *a = cg && cg->state == CG_FOUND ? &cg->a : NULL;
+	char unit[4 * CG_UNIT_MAX + 1];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!a || !(a->unit[0] || a->container_id[0] || a->pod_uid[0]))
+		return;
+	escape_text(unit, sizeof(unit), a->unit, strlen(a->unit));
+	n += snprintf(buf + n, sz - n, " [");
+	if (a->unit[0] && n < sz)
+		n += snprintf(buf + n, sz - n, "unit %s%s", unit, a->container_id[0] ||
+			      a->pod_uid[0] ? ", " : "");
+	if (a->container_id[0] && n < sz)
+		n += snprintf(buf + n, sz - n, "container %.12s%s", a->container_id,
+			      a->pod_uid[0] ? ", " : "");
+	if (a->pod_uid[0] && n < sz)
+		n += snprintf(buf + n, sz - n, "pod %s", a->pod_uid);
+	if (n < sz)
+		snprintf(buf + n, sz - n, "]");
+}
+
+/* The detail line (-d), rendered once and escaped into the line, then the owner. */
+static char *put_detail(char *p, const struct ct_result *r, const struct cg_info *cg)
 {
 	/* it quotes kernel enum names (drop and reset reasons) from BTF */
-	char raw[CT_DETAIL_MAX];
+	char raw[CT_DETAIL_MAX], owner[4 * CG_UNIT_MAX + 128];
 
 	memcpy(p, "         ", 9);
 	p += 9;
 	ct_render_detail(r, raw, sizeof(raw));
 	p += escape_text(p, 4 * CT_DETAIL_MAX + 1, raw, strlen(raw));
+	fmt_owner(owner, sizeof(owner), r->flow.flags & CT_F_NO_HISTORY ? NULL : cg);
+	p = stpcpy(p, owner);
 	*p++ = '\n';
 	return p;
 }
@@ -153,7 +184,7 @@ static bool printed(struct writer *w, const struct ct_result *r, uint64_t ts_rea
 static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
-	char line[512 + 4 * CT_DETAIL_MAX + 16], comm[4 * CT_COMM_LEN + 1];
+	char line[512 + 4 * CT_DETAIL_MAX + 4 * CG_UNIT_MAX + 160], comm[4 * CT_COMM_LEN + 1];
 	char num[FMT_U64_MAX], ep[FMT_ENDPOINT_MAX], clock[16], *p = line;
 	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
 	const char *label = ct_verdict_label(r->verdict);
@@ -192,7 +223,7 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	p = stpcpy(p, ct_cause_name(r->cause));
 	*p++ = '\n';
 	if (w->detail)
-		p = put_detail(p, r);
+		p = put_detail(p, r, w->cg);
 	fwrite_unlocked(line, 1, p - line, w->f);
 }
 

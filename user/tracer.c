@@ -127,8 +127,13 @@ static int set_knobs(struct conntrace_bpf *skel, const struct tracer_config *cfg
 {
 	int err;
 
-	skel->rodata->targ_tgid = cfg->tgid;
-	skel->rodata->targ_port = cfg->port;
+	memcpy((void *)skel->rodata->targ_tgids, cfg->tgids, sizeof(cfg->tgids));
+	skel->rodata->targ_ntgids = cfg->ntgids;
+	memcpy((void *)skel->rodata->targ_ports, cfg->ports, sizeof(cfg->ports));
+	skel->rodata->targ_nports = cfg->nports;
+	memcpy((void *)skel->rodata->targ_comm, cfg->comm, sizeof(cfg->comm));
+	skel->rodata->targ_cgroup_id = cfg->cgroup_id;
+	skel->rodata->targ_cgroup_level = cfg->cgroup_level;
 	skel->rodata->targ_netns = cfg->netns;
 	skel->rodata->emit_ok = cfg->emit_ok;
 	skel->rodata->slow_ns = cfg->slow_ns;

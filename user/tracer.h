@@ -14,8 +14,13 @@
 #include "hooks.h"
 
 struct tracer_config {
-	uint32_t tgid;		/* 0: every process */
-	uint16_t port;		/* 0: every port */
+	uint32_t tgids[CT_MAX_TARGETS];	/* --pid: these processes */
+	unsigned ntgids;	/* 0: every process */
+	uint16_t ports[CT_MAX_TARGETS];	/* --port: one of these at either end */
+	unsigned nports;	/* 0: every port */
+	char comm[CT_COMM_LEN];	/* --comm: tasks of this name; "": every task */
+	uint64_t cgroup_id;	/* --cgroup: this cgroup v2 id and below; 0: all */
+	uint32_t cgroup_level;	/* its depth, 0 for the root */
 	uint32_t netns;		/* network namespace inode; 0: every namespace */
 	bool emit_ok;
 	uint64_t slow_ns;
@@ -23,6 +28,23 @@ struct tracer_config {
 	uint32_t max_flows;	/* flow-table entries */
 	bool verbose;		/* libbpf's own messages on stderr */
 };
+
+/* --pid and --port as the kernel applies them (conntrace.bpf.h). */
+static inline bool tracer_tgid_wanted(const struct tracer_config *tc, uint32_t tgid)
+{
+	for (unsigned i = 0; i < tc->ntgids; i++)
+		if (tc->tgids[i] == tgid)
+			return true;
+	return !tc->ntgids;
+}
+
+static inline bool tracer_port_wanted(const struct tracer_config *tc, uint16_t a, uint16_t b)
+{
+	for (unsigned i = 0; i < tc->nports; i++)
+		if (tc->ports[i] == a || tc->ports[i] == b)
+			return true;
+	return !tc->nports;
+}
 
 /* One line of the --probes report: struct probe_report, in hooks.h. */
 #define TRACER_MAX_PROBES 16

@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/types.h>	/* tracer.h uses __u8 & co. without including it */
+#include <sys/stat.h>
+#include "cgroup.h"
 #include "correlate.h"
 #include "options.h"
 
@@ -101,8 +103,9 @@ static const char *const field_names[] = {
 static long long field(const struct ct_options *o, enum field f)
 {
 	switch (f) {
-	case F_TGID: return o->tc.tgid;
-	case F_PORT: return o->tc.port;
+	/* the first value of the list; a single value makes a list of one */
+	case F_TGID: return o->tc.ntgids == 1 ? o->tc.tgids[0] : o->tc.ntgids ? -1 : 0;
+	case F_PORT: return o->tc.nports == 1 ? o->tc.ports[0] : o->tc.nports ? -1 : 0;
 	case F_SLOW_NS: return (long long)o->tc.slow_ns;
 	case F_RING_SIZE: return o->tc.ring_size;
 	case F_MAX_FLOWS: return o->tc.max_flows;
@@ -257,6 +260,13 @@ static void test_bad_values_refused_naming_the_option(void **state)
 		{ "--netns", "a/b" }, { "--netns", ".." }, { "--netns", "." },
 		{ "--netns", "ct-unit-no-such-namespace" }, { "--netns", "-1" },
 		{ "--netns", "99999999999999999999999" },
+		/* lists: up to 8 values, no empty item */
+		{ "--port", "80," }, { "--port", ",80" }, { "--port", "80,,443" },
+		{ "--port", "1,2,3,4,5,6,7,8,9" }, { "--port", "80,0" }, { "--port", "80;443" },
+		{ "--pid", "1,x" }, { "--pid", "1,-2" }, { "--pid", "1 ,2" },
+		{ "--comm", "" },
+		{ "--cgroup", "" }, { "--cgroup", "ct-unit-no-such.slice" },
+		{ "--cgroup", "system.slice/../.." }, { "--cgroup", "cgroup.procs" },
 	};
 
 	(void)state;
@@ -270,6 +280,84 @@ static void test_bad_values_refused_naming_the_option(void **state)
 		expect_refused(&sep, cases[i].opt);
 		expect_refused(&joined, cases[i].opt);
 	}
+}
+
+static void test_port_and_pid_lists(void **state)
+{
+	static const struct argl ports = { { "--port", "80,443,8080" } };
+	static const struct argl pids = { { "-p", "1,2,3,4,5,6,7,4194304" } };
+	static const struct argl dup = { { "--port=443,443" } };
+	struct ct_options o;
+
+	(void)state;
+	o = must_parse(&ports);
+	assert_int_equal(o.tc.nports, 3);
+	assert_int_equal(o.tc.ports[0], 80);
+	assert_int_equal(o.tc.ports[1], 443);
+	assert_int_equal(o.tc.ports[2], 8080);
+	assert_int_equal(o.tc.ntgids, 0);
+	o = must_parse(&pids);
+	assert_int_equal(o.tc.ntgids, 8);
+	assert_int_equal(o.tc.tgids[0], 1);
+	assert_int_equal(o.tc.tgids[7], 4194304);
+	assert_int_equal(o.tc.nports, 0);
+	o = must_parse(&dup);
+	assert_int_equal(o.tc.nports, 2);
+	/* the last --port given wins, as for every option */
+	o = must_parse(&(struct argl){ { "--port", "1,2", "--port", "3" } });
+	assert_int_equal(o.tc.nports, 1);
+	assert_int_equal(o.tc.ports[0], 3);
+}
+
+static void test_comm(void **state)
+{
+	struct ct_options o;
+
+	(void)state;
+	o = must_parse(&(struct argl){ { "--comm", "curl" } });
+	assert_string_equal(o.tc.comm, "curl");
+	/* the kernel keeps 15 characters of a task's name: so does the filter */
+	o = must_parse(&(struct argl){ { "--comm=a-very-long-thread-name" } });
+	assert_string_equal(o.tc.comm, "a-very-long-thr");
+	o = must_parse(&(struct argl){ { "-a" } });
+	assert_string_equal(o.tc.comm, "");
+}
+
+/* --cgroup needs a cgroup2 mount: every machine of the project has one. */
+static void test_cgroup(void **state)
+{
+	char mount[4096], path[4200];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	struct ct_options o;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(cg_mount_find(f, mount, sizeof(mount)), 0);
+	fclose(f);
+	assert_int_equal(stat(mount, &st), 0);
+	o = must_parse(&(struct argl){ { "--cgroup", "/" } });
+	assert_int_equal(o.tc.cgroup_id, st.st_ino);
+	assert_int_equal(o.tc.cgroup_level, 0);
+	o = must_parse(&(struct argl){ { "--cgroup", mount } });
+	assert_int_equal(o.tc.cgroup_id, st.st_ino);
+	/* a child made here: relative, absolute in the hierarchy, and as a file name */
+	snprintf(path, sizeof(path), "%s/ct-unit-options.slice", mount);
+	rmdir(path);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(stat(path, &st), 0);
+	o = must_parse(&(struct argl){ { "--cgroup", "ct-unit-options.slice" } });
+	assert_int_equal(o.tc.cgroup_id, st.st_ino);
+	assert_int_equal(o.tc.cgroup_level, 1);
+	o = must_parse(&(struct argl){ { "--cgroup=/ct-unit-options.slice/" } });
+	assert_int_equal(o.tc.cgroup_id, st.st_ino);
+	o = must_parse(&(struct argl){ { "--cgroup", path } });
+	assert_int_equal(o.tc.cgroup_id, st.st_ino);
+	assert_int_equal(o.tc.cgroup_level, 1);
+	assert_int_equal(rmdir(path), 0);
+	expect_refused(&(struct argl){ { "--cgroup", "ct-unit-options.slice" } }, "--cgroup");
+	o = must_parse(&(struct argl){ { "-a" } });
+	assert_int_equal(o.tc.cgroup_id, 0);
 }
 
 static void test_short_pid_with_bad_value_names_pid(void **state)
@@ -537,6 +625,9 @@ int main(void)
 		cmocka_unit_test(test_bad_values_refused_naming_the_option),
 		cmocka_unit_test(test_short_pid_with_bad_value_names_pid),
 		cmocka_unit_test(test_first_error_is_reported),
+		cmocka_unit_test(test_port_and_pid_lists),
+		cmocka_unit_test(test_comm),
+		cmocka_unit_test(test_cgroup),
 		cmocka_unit_test(test_unknown_options_refused),
 		cmocka_unit_test(test_missing_argument_refused),
 		cmocka_unit_test(test_extra_positional_argument_refused),

@@ -197,6 +197,32 @@ static void test_text_detail_line_follows_each_verdict(void **state)
 	      "expected an indented detail line, got: %s", lines[1]);
 }
 
+/* -d names the owner's unit, container (short id) and pod after the detail. */
+static void test_text_detail_names_the_owner(void **state)
+{
+	struct ct_result r = make_result(CT_V_REFUSED, CT_C_NO_LISTENER);
+	struct cg_info cg = { .id = 7, .state = CG_FOUND, .path = "/x" };
+	struct capture c;
+	char *text, *lines[4];
+
+	(void)state;
+	strcpy(cg.a.container_id, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	strcpy(cg.a.pod_uid, "2c4e4b4a-9a1f-4c1e-8f5e-1b2c3d4e5f60");
+	strcpy(cg.a.unit, "a\033[31m.scope");	/* a name anyone who makes cgroups chose */
+	cap_text(&c, false, true);
+	c.w.cg = &cg;
+	c.w.ops->verdict(&c.w, &r, TS_NS);
+	cg.state = CG_REMOVED;	/* a removed cgroup names nothing */
+	c.w.ops->verdict(&c.w, &r, TS_NS);
+	text = cap_close(&c);
+	check_terminal_safe(text);
+	CHECK(split_lines(text, lines, 4) == 4, "expected two verdicts and their detail lines");
+	CHECK(strstr(lines[1], " [unit a\\x1b[31m.scope, container 0123456789ab, "
+		     "pod 2c4e4b4a-9a1f-4c1e-8f5e-1b2c3d4e5f60]"),
+	      "expected the owner after the detail, got: %s", lines[1]);
+	CHECK(!strchr(lines[3], '['), "expected nothing for a removed cgroup, got: %s", lines[3]);
+}
+
 static void test_text_color_wraps_only_the_verdict(void **state)
 {
 	struct ct_result r = make_result(CT_V_TIMEOUT, CT_C_NO_SYNACK);
@@ -374,6 +400,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_text_columns_align_for_every_verdict_and_cause, free_owned),
 		cmocka_unit_test_teardown(test_text_columns_align_for_short_and_odd_values, free_owned),
 		cmocka_unit_test_teardown(test_text_detail_line_follows_each_verdict, free_owned),
+		cmocka_unit_test_teardown(test_text_detail_names_the_owner, free_owned),
 		cmocka_unit_test_teardown(test_text_color_wraps_only_the_verdict, free_owned),
 		cmocka_unit_test_teardown(test_text_hostile_comm_reaches_terminal_escaped, free_owned),
 		cmocka_unit_test_teardown(test_rfc3339_keeps_leading_zeros, free_owned),
