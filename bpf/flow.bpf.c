@@ -261,4 +261,32 @@ int BPF_PROG(handle_error_report, const struct sock *sk)
 	return 0;
 }
 
+/*
+ * At stop, the flows still connecting, each with its tuple read again from its
+ * socket. A blocking connect() binds its source port after the socket entered
+ * SYN_SENT and returns only when the attempt is over, so a flow that has not
+ * retransmitted yet would otherwise be reported pending with source port 0
+ * (and its dropped SYNs could not be matched to it).
+ */
+SEC("iter/bpf_map_elem")
+int dump_pending(struct bpf_iter__bpf_map_elem *ctx)
+{
+	const struct ct_flow *v = ctx->value;
+	__u64 *key = ctx->key;
+	const struct sock *sk;
+	struct ct_flow f;
+	__u8 state;
+
+	if (!key || !v)
+		return 0;
+	__builtin_memcpy(&f, v, sizeof(f));
+	sk = (const struct sock *)*key;
+	/* entries leave the table when the attempt ends: the socket is alive */
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == CT_TCP_SYN_SENT || state == CT_TCP_SYN_RECV)
+		read_tuple(&f, sk);
+	bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -284,12 +284,54 @@ int tracer_ok_hist(struct tracer *t, uint64_t out[CT_OKH_MAX])
 	return sum_percpu(t, t->skel->maps.ok_hist, CT_OKH_MAX, out);
 }
 
+/* The flows still in the table, their tuples read again from their sockets. */
+static int pending_from_iter(struct tracer *t, uint64_t now)
+{
+	union bpf_iter_link_info info = { .map.map_fd = bpf_map__fd(t->skel->maps.flows) };
+	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info,
+			    .link_info_len = sizeof(info));
+	struct bpf_link *link;
+	struct ct_flow f;
+	size_t got = 0, fed = 0;
+	ssize_t n;
+	int fd;
+
+	link = bpf_program__attach_iter(t->skel->progs.dump_pending, &opts);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		n = -errno;
+		bpf_link__destroy(link);
+		return n;
+	}
+	/* the iterator writes whole records; read() may split them */
+	while ((n = read(fd, (char *)&f + got, sizeof(f) - got)) > 0) {
+		got += n;
+		if (got < sizeof(f))
+			continue;
+		got = 0;
+		f.flags |= CT_F_PENDING;
+		f.ts_end = now;
+		t->fn(t->ctx, &f, sizeof(f));
+		fed++;
+	}
+	/* a failure before the first record: the caller walks the table instead */
+	n = n < 0 && !fed ? -errno : 0;
+	close(fd);
+	bpf_link__destroy(link);
+	return n;
+}
+
 int tracer_dump_pending(struct tracer *t, uint64_t now)
 {
 	int fd = bpf_map__fd(t->skel->maps.flows);
 	__u64 key, next, *prev = NULL;
 	struct ct_flow f;
 
+	if (!pending_from_iter(t, now))
+		return 0;
+	/* no iterator: the table as the kernel last wrote it */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
