@@ -13,6 +13,8 @@ destination port:
     icmp-port   an ICMP port unreachable (IPv4 type 3 code 3, IPv6 type 1 code 4)
     icmp-host   an ICMP host unreachable (IPv4 type 3 code 1, IPv6 type 1 code 3)
                 from a "router" (192.0.2.254, 2001:db8::fe)
+    icmp-param  an ICMP parameter problem (IPv4 type 12 code 0, IPv6 type 4 code 0):
+                an error that says something was wrong, not why it is unreachable
 
 each after `delay_ms`. Checksums are computed (IPv4 header, TCP and ICMPv6
 over their pseudo-headers, ICMP over its message). The program prints one
@@ -54,6 +56,7 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 ICMP = {
     "icmp-port": {4: (3, 3), 6: (1, 4)},
     "icmp-host": {4: (3, 1), 6: (1, 3)},
+    "icmp-param": {4: (12, 0), 6: (4, 0)},
 }
 
 
@@ -130,7 +133,7 @@ def answer(p, action):
     if action in ICMP:
         typ, code = ICMP[action][fam]
         # a port unreachable comes from the peer itself, a host unreachable from a router
-        frm = dst if action == "icmp-port" else socket.inet_pton(
+        frm = dst if action != "icmp-host" else socket.inet_pton(
             socket.AF_INET if fam == 4 else socket.AF_INET6, ROUTER4 if fam == 4 else ROUTER6)
         if fam == 4:
             ihl = (p["raw"][0] & 0xF) * 4
