@@ -6,10 +6,16 @@ are counted from the socket's own total_retrans at the end as well: the
 verdict's syn_retrans must equal the namespace's TCPSynRetrans delta on
 every kernel (run it on the 6.1 guest with make vmtest)."""
 
+import pytest
+
 from ctharness import Conntrace, flow, free_port, related
 
 
-def test_output_dropped_syns_are_counted(netns):
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_output_dropped_syns_are_counted(netns, v6):
+    """timeout/netfilter_drop, not inferred: the drops are the flow's own
+    packets (the SYN still owned by its socket), each with its reason, and
+    there are as many as SYNs sent (syn_retrans + 1)."""
     port = free_port()
     netns.sysctl("net.ipv4.tcp_syn_retries", 2)    # ETIMEDOUT after about 7 s
     netns.nft(f"""
@@ -25,7 +31,7 @@ table inet ctout {{
     ct = Conntrace("-a", "--port", port, "--netns", netns.inode).start()
     try:
         before = netns.syn_retrans()
-        client = netns.client("127.0.0.1", port)
+        client = netns.client("::1" if v6 else "127.0.0.1", port, v6=v6)
         res = client.finish(timeout=60)
         delta = netns.syn_retrans() - before
         assert res["result"] == "ETIMEDOUT", res
@@ -36,6 +42,10 @@ table inet ctout {{
         ct.stop()
     finally:
         ct.kill()
-    assert rec["verdict"] == "timeout" and rec["pid"] == client.pid, rec
+    assert (rec["verdict"], rec["cause"], rec["inferred"], rec["errno"], rec["pid"]) == \
+        ("timeout", "netfilter_drop", False, "ETIMEDOUT", client.pid), rec
+    drops = [e for e in rec["evidence"] if e["event"] == "drop"]
+    assert [(e["reason"], e["packet"]) for e in drops] == [("NETFILTER_DROP", "syn")] and \
+        sum(e["count"] for e in drops) == delta + 1, rec["evidence"]
     assert rec["syn_retrans"] == delta, \
         f"verdict counts {rec['syn_retrans']} SYN retransmits, the kernel {delta}: {rec}"
