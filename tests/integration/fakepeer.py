@@ -16,7 +16,8 @@ destination port:
     icmp-param  an ICMP parameter problem (IPv4 type 12 code 0, IPv6 type 4 code 0):
                 an error that says something was wrong, not why it is unreachable
 
-each after `delay_ms`. Checksums are computed (IPv4 header, TCP and ICMPv6
+each after `delay_ms`, and only once `skip` SYNs of the attempt went
+unanswered (0: the first SYN is answered). Checksums are computed (IPv4 header, TCP and ICMPv6
 over their pseudo-headers, ICMP over its message). The program prints one
 JSON line per SYN it saw ({"event":"syn",...}) and per answer it sent
 ({"event":"sent",...}), so a test has the peer's own account of what
@@ -171,6 +172,7 @@ def serve(name, plan):
     print(json.dumps({"event": "ready", "dev": name}), flush=True)
     due = []            # heap of (when, seq, packet, what)
     n = 0
+    syns = {}           # (source, sport, dport) -> SYNs seen
     try:
         while not stop:
             now = time.monotonic()
@@ -193,7 +195,9 @@ def serve(name, plan):
                     "daddr": addr_text(p["fam"], p["dst"]), "sport": p["sport"],
                     "dport": p["dport"], "action": rule["action"]}
             print(json.dumps({"event": "syn", "t": time.monotonic(), **seen}), flush=True)
-            pkt = answer(p, rule["action"])
+            key = (p["src"], p["sport"], p["dport"])
+            syns[key] = syns.get(key, 0) + 1
+            pkt = answer(p, rule["action"]) if syns[key] > rule.get("skip", 0) else None
             if pkt:
                 n += 1
                 heapq.heappush(due, (time.monotonic() + rule.get("delay_ms", 0) / 1000, n,
@@ -207,13 +211,14 @@ def serve(name, plan):
 class FakePeer:
     """Runs this file as the peer in namespace ns on TUN device `dev`, then
     gives the device 192.0.2.2/24 and 2001:db8::2/64 (no DAD): the peer is
-    192.0.2.1 and 2001:db8::1. plan: {dport: (action, delay_ms)}."""
+    192.0.2.1 and 2001:db8::1. plan: {dport: (action, delay_ms[, skip])}."""
 
     def __init__(self, ns, plan, dev="ctpeer0"):
         self.ns, self.dev = ns, dev
         self.events = []
         self.cond = threading.Condition()
-        spec = {str(port): {"action": a, "delay_ms": d} for port, (a, d) in plan.items()}
+        spec = {str(port): {"action": r[0], "delay_ms": r[1], "skip": r[2] if len(r) > 2 else 0}
+                for port, r in plan.items()}
         self.proc = ns.popen([sys.executable, os.path.abspath(__file__), dev, json.dumps(spec)])
         threading.Thread(target=self._read, daemon=True).start()
         self.wait(lambda e: e["event"] == "ready", 10, "the fake peer ready")
