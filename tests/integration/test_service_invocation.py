@@ -18,7 +18,6 @@ import os
 import re
 import shlex
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ctharness import ROOT, conntrace_path, free_port
