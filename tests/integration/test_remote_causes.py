@@ -264,7 +264,8 @@ def test_blocking_connects_pending_when_conntrace_stops(remote, v6):
     retransmitted (the peer saw 2 SYNs) with no drop here: no_synack. The
     second is stopped right after its first SYN, before any retransmit:
     nothing tells yet why it waits: unknown (its detail says no SYN was
-    retransmitted yet)."""
+    retransmitted yet). (The second one's source port is checked by
+    test_blocking_connect_pending_before_a_retransmit_has_its_source_port.)"""
     p1, p2 = free_port(), free_port()
     ns, peer = remote({p1: ("silent", 0), p2: ("silent", 0)}, syn_retries=6)
     ct = Conntrace("--netns", ns.inode).start()
@@ -292,8 +293,9 @@ def test_blocking_connects_pending_when_conntrace_stops(remote, v6):
     problems = []
     for rec, want in ((r1[0], dict(cause="no_synack", pid=c1.pid, tid=c1.pid, comm="rc-pend1",
                                    sport=sport1)),
+                      # its source port: the test below
                       (r2[0], dict(cause="unknown", pid=c2.pid, tid=c2.pid, comm="rc-pend2",
-                                   sport=sport2, syn_retrans=0))):
+                                   syn_retrans=0))):
         problems += [f"{want['comm']}: {p}" for p in mismatches(
             rec, verdict="pending", inferred=True, family=fam(v6), errno=None, **want)]
     if not (retrans1 >= 1 and r1[0]["syn_retrans"] in (retrans1, retrans1 + 1)):
@@ -302,6 +304,31 @@ def test_blocking_connects_pending_when_conntrace_stops(remote, v6):
     if "no SYN retransmitted yet" not in r2[0]["detail"]:
         problems.append(f"rc-pend2 detail: {r2[0]['detail']!r}")
     assert not problems, "\n".join(problems) + f"\n{r1[0]}\n{r2[0]}"
+
+
+@V6
+def test_blocking_connect_pending_before_a_retransmit_has_its_source_port(remote, v6):
+    """A blocking connect() to the silent peer, stopped (SIGINT to
+    conntrace) after its first SYN and before any retransmit: the pending
+    verdict names the source port of that SYN (what the peer saw, what `ss`
+    shows). The kernel binds the port after the socket enters SYN_SENT, and
+    a blocking connect() has not returned yet: conntrace must still find it."""
+    port = free_port()
+    ns, peer = remote({port: ("silent", 0)}, syn_retries=6)
+    ct = Conntrace("--netns", ns.inode).start()
+    try:
+        c = ns.client(peer_addr(v6), port, v6=v6, name="rc-pendport", announce=True)
+        syn = peer.wait(lambda e: e["event"] == "syn" and e["dport"] == port, 10,
+                        "the SYN at the peer")
+        ct.stop()
+        ss = sockets(ns, "syn-sent", port)
+        assert c.proc.poll() is None, "the client finished early"
+    finally:
+        ct.kill()
+    recs = ct.verdicts(flow(ns, port))
+    assert len(recs) == 1 and f":{syn['sport']} " in ss[0], (recs, ss)
+    assert_verdict(recs[0], verdict="pending", pid=c.pid, comm="rc-pendport", family=fam(v6),
+                   daddr=peer_addr(v6), sport=syn["sport"])
 
 
 def test_attempt_begun_before_conntrace_is_untracked(remote):
