@@ -161,3 +161,27 @@ def test_dropped_syns_begun_before_conntrace_are_unknown(ns):
     got = {k: rec.get(k) for k in want}
     assert got == want, f"record: {rec}\nclient: {res}"
     assert not events(rec, "drop") and "no drop was seen" in rec["detail"], rec
+
+
+@V6
+def test_unreachable_route_is_no_route(ns, v6):
+    """192.0.2.0/24 and 2001:db8::/64 are `unreachable` routes in the
+    namespace: connect() fails at once with EHOSTUNREACH (both families,
+    measured on 6.18), no SYN leaves (TcpActiveOpens +0, TcpAttemptFails +0).
+    unreachable/no_route, not inferred, source port 0, connect_error in
+    the evidence."""
+    port = free_port()
+    prefix, addr = ("2001:db8::/64", "2001:db8::1") if v6 else ("192.0.2.0/24", "192.0.2.1")
+    ns.exec(["ip", "route", "add", "unreachable", prefix])
+    got = ns.exec(["ip", "route", "get", addr], check=False)
+    assert got.returncode != 0, f"{addr} is routable: {got.stdout}"    # never sent
+    res, recs, d = traced(ns, port, lambda: ns.client(addr, port, v6=v6,
+                                                      name="lc-noroute").finish())
+    errno = "EHOSTUNREACH"
+    assert res["result"] == errno and res["sport"] == 0, res
+    assert (d["TcpActiveOpens"], d["TcpAttemptFails"]) == (0, 0), d
+    assert len(recs) == 1, recs
+    assert_verdict(recs[0], res, verdict="unreachable", cause="no_route", inferred=False,
+                   errno=errno, pid=res["pid"], tid=res["pid"], comm="lc-noroute", sport=0,
+                   family="ipv6" if v6 else "ipv4", daddr=addr, syn_retrans=0)
+    assert [e["errno"] for e in events(recs[0], "connect_error")] == [errno], recs[0]
