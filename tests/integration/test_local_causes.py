@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-"""Causes on this host that are not netfilter's: a drop for another reason
-(local_drop), connect() failing at once for a local reason (local_error),
-and SYNs dropped by netfilter for an attempt that began before conntrace.
+"""Causes on this host: a drop for a reason other than netfilter's
+(local_drop), connect() failing at once for a local reason (local_error) or
+for want of a route (no_route), a full accept queue over IPv6, and SYNs
+dropped by netfilter for an attempt that began before conntrace (unknown).
 
 Each test has its own namespace and its own `conntrace -j --netns NS`
 (default invocation: no -a), and checks the verdict against what ctclient
@@ -13,8 +14,8 @@ import json
 import pytest
 
 from ctharness import Conntrace, flow, free_port, related
-from realclients import (Counters, assert_verdict, events, make_ns, nft_packets, nft_syn_rule,
-                         wait_until)
+from realclients import (Counters, assert_verdict, events, full_queue_problems, make_ns,
+                         nft_packets, nft_syn_rule, wait_until)
 
 V6 = pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 
@@ -185,3 +186,32 @@ def test_unreachable_route_is_no_route(ns, v6):
                    errno=errno, pid=res["pid"], tid=res["pid"], comm="lc-noroute", sport=0,
                    family="ipv6" if v6 else "ipv4", daddr=addr, syn_retrans=0)
     assert [e["errno"] for e in events(recs[0], "connect_error")] == [errno], recs[0]
+
+
+def test_full_accept_queue_over_ipv6_is_accept_queue_full(ns):
+    """A listener on [::1] with listen(fd, 1) that never accepts: two
+    connects fill its accept queue (a queue of 1 holds 2; they are OK and
+    not printed without -a), the third one's SYNs are all dropped on the
+    full queue (TcpExtListenOverflows == its SYNs) until the kernel gives up
+    after ~3 s (tcp_syn_retries=1): timeout/accept_queue_full, with the
+    full queue (limit 1) in the evidence."""
+    port = free_port()
+    ns.sysctl("net.ipv4.tcp_syn_retries", 1)
+    ns.listen(port, v6=True, backlog=1, no_accept=True)
+    with Conntrace("--netns", ns.inode) as ct:
+        k = Counters(ns)
+        first = [ns.client("::1", port, v6=True, name="lc-aq-ok").finish() for _ in range(2)]
+        res = ns.client("::1", port, v6=True, name="lc-aq6").finish()
+        ct.wait_for(flow(ns, port), context=related(ns, port), what="the timeout verdict")
+        d = k.delta()
+        ct.stop()
+    assert [r["result"] for r in first] == ["ok", "ok"] and res["result"] == "ETIMEDOUT", \
+        (first, res)
+    assert (d["TcpActiveOpens"], d["TcpAttemptFails"]) == (3, 1), d
+    assert d["TcpExtListenOverflows"] == d["TcpExtTCPSynRetrans"] + 1 >= 2, d
+    recs = ct.verdicts(flow(ns, port))
+    assert len(recs) == 1, f"OK attempts printed without -a, or more than one verdict: {recs}"
+    assert_verdict(recs[0], res, extra=full_queue_problems(recs[0]), verdict="timeout",
+                   cause="accept_queue_full", errno="ETIMEDOUT", pid=res["pid"],
+                   tid=res["pid"], comm="lc-aq6", family="ipv6", daddr="::1",
+                   syn_retrans=d["TcpExtTCPSynRetrans"])
