@@ -41,7 +41,7 @@ table inet ctout {{
         assert delta >= 2, f"kernel: TCPSynRetrans delta {delta}, expected tcp_syn_retries 2+"
         rec = ct.wait_for(flow(netns, port), what=f"the verdict for the connect to {port}",
                           context=related(netns, port))
-        ct.stop()
+        summary = ct.stop()
         listing_after = netns.exec(["nft", "list", "table", "inet", "ctout"]).stdout
     finally:
         ct.kill()
@@ -50,8 +50,13 @@ table inet ctout {{
     # every SYN the rule dropped (its own counter) is in the evidence; a failed
     # transmit is not counted as a retransmit, so there may be more than delta + 1
     dropped = int(re.search(r"counter packets (\d+)", listing_after).group(1))
+    # (a program run the kernel skipped, counted in missed_events, loses its event;
+    # once in ~15 runs on a loaded machine the evidence had 5 of the rule's 6 drops)
     drops = [e for e in rec["evidence"] if e["event"] == "drop"]
+    seen = sum(e["count"] for e in drops)
+    missed = summary["missed_events"]
     assert [(e["reason"], e["packet"]) for e in drops] == [("NETFILTER_DROP", "syn")] and \
-        sum(e["count"] for e in drops) == dropped >= delta + 1, (dropped, rec["evidence"])
+        dropped - missed <= seen <= dropped and dropped >= delta + 1, \
+        (dropped, delta, summary, rec)
     assert rec["syn_retrans"] == delta, \
         f"verdict counts {rec['syn_retrans']} SYN retransmits, the kernel {delta}: {rec}"
