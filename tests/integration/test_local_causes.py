@@ -36,7 +36,7 @@ def traced(ns, port, attempt, *args):
         ct.wait_for(flow(ns, port), context=related(ns, port),
                     what=f"the verdict for the attempt to port {port}")
         d = k.delta()
-        ct.stop()
+        traced.summary = ct.stop()
     return res, ct.verdicts(flow(ns, port)), d
 
 
@@ -78,8 +78,10 @@ def test_tun_without_reader_is_local_drop(ns, v6):
                    family="ipv6" if v6 else "ipv4", daddr=addr,
                    syn_retrans=d["TcpExtTCPSynRetrans"])
     drops = events(rec, "drop")
+    seen, missed = sum(e["count"] for e in drops), traced.summary["missed_events"]
+    # exact, unless the kernel skipped program runs (their events are lost)
     assert [(e["reason"], e["packet"]) for e in drops] == [("QDISC_DROP", "syn")] and \
-        sum(e["count"] for e in drops) == dropped, rec["evidence"]
+        dropped - missed <= seen <= dropped, (dropped, traced.summary, rec["evidence"])
     assert "QDISC_DROP" in rec["detail"], rec["detail"]
 
 
