@@ -48,6 +48,8 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 	}
 	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
 		return;
+	if (in->sk == key)
+		return;	/* its SYN left: the attempt ended (ICMP) and has its verdict */
 	f = &rec;
 	f->type = CT_REC_FLOW;
 	f->flags = CT_F_CONNECT_ERR;

@@ -65,7 +65,7 @@ extern flows_map_t flows SEC(".maps");
 
 /* a connect() in progress, keyed by thread id */
 struct inflight {
-	__u64 sk;		/* set by fentry, or by a close deferred to connect()'s return */
+	__u64 sk;		/* the socket whose SYN_SENT began in this connect() */
 	__u64 uaddr;		/* user sockaddr (syscall path) */
 	__s32 fd;
 	__u32 deferred;		/* the flow closed inside connect() without an error */

@@ -161,6 +161,20 @@ static __always_inline void simopen_end(const struct sock *sk, int newstate)
 	flow_end(sk, f, newstate == CT_TCP_ESTABLISHED ? newstate : CT_TCP_CLOSE);
 }
 
+/*
+ * Tell connect()'s return that this socket's attempt began inside it: an
+ * error it returns later (a blocking connect() woken by an ICMP host
+ * unreachable) ended that attempt, it is no failure before a SYN.
+ */
+static __always_inline void flow_begun_in_connect(__u64 key)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (in)
+		in->sk = key;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
@@ -185,6 +199,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 		if (oldstate != CT_TCP_CLOSE)
 			return 0;
 		/* CLOSE -> SYN_SENT runs inside connect(), in the caller's task */
+		flow_begun_in_connect(key);
 		flow_start(sk);
 		return 0;
 	}
