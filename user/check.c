@@ -263,7 +263,8 @@ static void gather(struct check *ck, const struct ct_result *r, const char *addr
 	check_nft_collect(ck->nft, &fx->hit);
 	fx->timeout_s = ck->o->timeout_s;
 	check_read_sysctls(fx);
-	if (r->cause == CT_C_NO_LISTENER || r->cause == CT_C_ACCEPT_QUEUE_FULL)
+	if (r->cause == CT_C_NO_LISTENER || r->cause == CT_C_ACCEPT_QUEUE_FULL ||
+	    (r->facts.dest_local && (r->cause == CT_C_NO_SYNACK || r->cause == CT_C_UNKNOWN)))
 		fx->nr_listeners = check_find_listeners(ck->o->target.port, fx->listeners,
 							CHECK_MAX_LISTENERS);
 	if (r->cause == CT_C_NO_ROUTE || r->cause == CT_C_ICMP_UNREACHABLE)
@@ -515,18 +516,20 @@ int check_main(int argc, char **argv)
 	gai = resolve(&ck);
 	if (gai)
 		return unresolved(&ck, gai);
+	if (!o.json) {	/* before the collector's stream takes over standard output */
+		printf("checking %s: addresses", o.arg);
+		for (int i = 0; i < ck.nr_addrs; i++)
+			printf(" %s", ck.addrs[i]);
+		printf("\n");
+		fflush(stdout);
+	}
 	rc = start(&ck, &co);
 	if (rc) {
 		freeaddrinfo(ck.ai);
 		return rc;
 	}
-	if (!o.json) {
-		fprintf(ck.out, "checking %s: addresses", o.arg);
-		for (int i = 0; i < ck.nr_addrs; i++)
-			fprintf(ck.out, " %s", ck.addrs[i]);
-		fprintf(ck.out, "%s%s\n", ck.nft ? "" : "; nft trace unavailable: ",
-			ck.nft ? "" : ck.nft_note);
-	}
+	if (!o.json && !ck.nft)
+		fprintf(ck.out, "nft trace unavailable: %s\n", ck.nft_note);
 	rc = finish(&ck, run_rounds(&ck));
 	freeaddrinfo(ck.ai);
 	return rc;

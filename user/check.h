@@ -6,8 +6,8 @@
  * check.c         the command: options, resolving, the attempts, output
  * check_nft.c     nftables: a temporary table tracing only the probe's own
  *                 packets, the trace read from netlink, the rule's text
- * check_facts.c   what the advice needs from this host: listeners in
- *                 /proc/net/tcp[6] (this netns and the named ones), their
+ * check_facts.c   what the advice needs from this host: listeners (by
+ *                 sock_diag, in this netns and the named ones), their
  *                 owners, sysctls, the route lookup
  * check_advice.c  pure: HOST:PORT parsing, cause + facts -> what to do
  */
@@ -52,7 +52,7 @@ struct check_nft_hit {
 	char rule[512];		/* as nft lists it; "" when not found */
 };
 
-/* A listening socket seen in /proc/net/tcp[6]. */
+/* A listening socket, from sock_diag. */
 struct check_listener {
 	char netns[64];		/* "" for this one; else the name in /run/netns */
 	char addr[64];		/* ADDR:PORT, IPv6 in brackets */
@@ -88,6 +88,9 @@ struct check_advice {
 
 /* The cause's "what to do" from the facts alone. */
 void check_advise(const struct ct_result *r, const struct check_facts *fx, struct check_advice *a);
+
+/* A listener in this netns serving fx->dest whose accept queue is full now, or NULL. */
+const struct check_listener *check_full_listener(const struct check_facts *fx);
 
 /* The advice when HOST does not resolve; gai is gai_strerror()'s text. */
 void check_advise_unresolved(const char *host, const char *gai, struct check_advice *a);

@@ -139,6 +139,29 @@ static void advise_drop_unnamed(const struct check_facts *fx, struct check_advic
 		    "nft -a list ruleset and iptables -L -v -n", fx->nft_note);
 }
 
+/* Whether listener l (in this netns) takes connections to dest. */
+static bool serves(const struct check_listener *l, const char *dest)
+{
+	const char *lp = strrchr(l->addr, ':'), *dp = strrchr(dest, ':');
+
+	if (l->netns[0] || !lp || !dp || strcmp(lp, dp))
+		return false;
+	if (!strcmp(l->addr, dest))
+		return true;
+	/* a wildcard listener; [::] takes IPv4 too unless IPV6_V6ONLY */
+	return !strncmp(l->addr, "0.0.0.0:", 8) ? dest[0] != '[' : !strncmp(l->addr, "[::]:", 5);
+}
+
+/* A listener for dest whose accept queue is full now, or NULL. */
+const struct check_listener *check_full_listener(const struct check_facts *fx)
+{
+	for (int i = 0; i < fx->nr_listeners; i++)
+		if (serves(&fx->listeners[i], fx->dest) &&
+		    fx->listeners[i].queue > fx->listeners[i].queue_max)
+			return &fx->listeners[i];
+	return NULL;
+}
+
 /* A listener's numbers and listen_logic.c's advice about them. */
 static void advise_queue(const struct check_facts *fx, struct check_advice *a)
 {
@@ -152,7 +175,7 @@ static void advise_queue(const struct check_facts *fx, struct check_advice *a)
 		char who[64], text[CHECK_ADVICE_LEN];
 		unsigned bits;
 
-		if (cl->netns[0])
+		if (!serves(cl, fx->dest))
 			continue;
 		memcpy(l.comm, cl->comm, sizeof(l.comm));
 		if (cl->pid)
@@ -175,7 +198,7 @@ static void advise_queue(const struct check_facts *fx, struct check_advice *a)
 		any = true;
 	}
 	if (!any)
-		add(a, "the listener on that port was not found in /proc/net/tcp any more");
+		add(a, "the listener on that port was not found (sock_diag) any more");
 }
 
 static void advise_no_listener(const struct check_facts *fx, struct check_advice *a)
@@ -190,7 +213,7 @@ static void advise_no_listener(const struct check_facts *fx, struct check_advice
 	for (int i = 0; i < fx->nr_listeners && a->n < CHECK_ADVICE_LINES - 1; i++) {
 		const struct check_listener *l = &fx->listeners[i];
 
-		add(a, "  %s%s%s%s%s", l->addr, l->netns[0] ? " in netns " : " on this host",
+		add(a, "  %s%s%s%s%s", l->addr, l->netns[0] ? " in netns " : " in this netns",
 		    l->netns, l->pid ? ", process " : "", l->pid ? l->comm : "");
 	}
 	add(a, "connect to one of those, or make the service listen on the address tried "
@@ -241,6 +264,15 @@ static void advise_cause(const struct ct_result *r, const struct check_facts *fx
 		    r->facts.other_reason ? r->facts.other_reason : "unknown");
 		break;
 	case CT_C_NO_SYNACK:
+	case CT_C_UNKNOWN:
+		if (r->facts.dest_local && check_full_listener(fx)) {
+			/* the kernel consumes such a SYN without a drop reason, and
+			 * a listener full since before check started is not read */
+			add(a, "the SYNs went unanswered, and sock_diag (as ss -lt) shows the listener's "
+			    "accept queue full now (more waiting than its backlog allows):");
+			advise_queue(fx, a);
+			break;
+		}
 		advise_timeout(r, fx, a);
 		break;
 	default:

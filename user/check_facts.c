@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * conntrace check: what the advice needs from this host, read after the
- * verdict. Listeners on the port from /proc/net/tcp[6] (for a listener,
- * tx_queue is its backlog and rx_queue its accept queue), in this network
- * namespace and in the named ones (a child process enters each, so this
+ * verdict. Listeners on the port by sock_diag (accept queue and backlog),
+ * in this network namespace and in the named ones (a child process enters each, so this
  * one never leaves its own); their owners as `conntrace listen` finds them
  * (resolve_owners, listen_proc.c); sysctls; and `ip route get`'s answer.
  */
@@ -18,59 +17,76 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include "check.h"
 #include "listen_int.h"
 
-#define TCP_LISTEN_STATE 0x0A
-
-/* One /proc/net/tcp[6] line, if it is a listener on port. */
-static bool parse_line(const char *line, bool v6, uint16_t port, struct check_listener *l)
+/* One inet_diag answer: the listener, if on port. */
+static bool take_msg(const struct inet_diag_msg *m, uint16_t port, struct check_listener *l)
 {
-	char local[64], a[64];
-	unsigned lport, st, tx, rx;
-	unsigned long long ino;
-	uint32_t w[4];
+	char a[INET6_ADDRSTRLEN];
 
-	if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %*s %x %x:%x %*s %*s %*s %*s %llu",
-		   local, &lport, &st, &tx, &rx, &ino) != 6)
-		return false;
-	if (st != TCP_LISTEN_STATE || lport != port)
+	if (ntohs(m->id.idiag_sport) != port)
 		return false;
 	memset(l, 0, sizeof(*l));
-	/* each 32-bit word is printed from memory as a host-order number */
-	for (int i = 0; i < (v6 ? 4 : 1); i++) {
-		char word[9] = { 0 };
-
-		memcpy(word, local + 8 * i, 8);
-		w[i] = strtoul(word, NULL, 16);
-	}
-	inet_ntop(v6 ? AF_INET6 : AF_INET, w, a, sizeof(a));
-	snprintf(l->addr, sizeof(l->addr), v6 ? "[%s]:%u" : "%s:%u", a, lport);
-	l->queue = rx;
-	l->queue_max = tx;
-	l->sock_ino = ino;
+	inet_ntop(m->idiag_family, m->id.idiag_src, a, sizeof(a));
+	snprintf(l->addr, sizeof(l->addr), m->idiag_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 a, port);
+	l->queue = m->idiag_rqueue;		/* a listener's: its accept queue */
+	l->queue_max = m->idiag_wqueue;		/* and sk_max_ack_backlog */
+	l->sock_ino = m->idiag_inode;
 	return true;
 }
 
-/* The listeners on port in the current netns, appended to out[*n..max). */
-static void read_proc_tcp(uint16_t port, const char *netns, struct check_listener *out,
-			  int *n, int max)
+/*
+ * The listeners on port in the current netns, appended to out[*n..max), by
+ * sock_diag (as ss -lt): unlike /proc/net/tcp it gives each listener's
+ * backlog (sk_max_ack_backlog) beside its accept queue.
+ */
+static void read_listeners(uint16_t port, const char *netns, struct check_listener *out,
+			   int *n, int max)
 {
-	static const char *const files[] = { "/proc/thread-self/net/tcp",
-					     "/proc/thread-self/net/tcp6" };
-	char line[512];
+	static const int families[] = { AF_INET, AF_INET6 };
+	static char buf[32768] __attribute__((aligned(4)));
 
 	for (int f = 0; f < 2; f++) {
-		FILE *fp = fopen(files[f], "re");
+		struct {
+			struct nlmsghdr nh;
+			struct inet_diag_req_v2 r;
+		} req = {
+			.nh = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+				.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+			.r = { .sdiag_family = families[f], .sdiag_protocol = IPPROTO_TCP,
+			       .idiag_states = 1u << TCP_LISTEN },
+		};
+		int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		bool done = false;
+		ssize_t len;
 
-		if (!fp)
+		if (fd < 0)
 			continue;
-		while (*n < max && fgets(line, sizeof(line), fp))
-			if (parse_line(line, f == 1, port, &out[*n])) {
-				snprintf(out[*n].netns, sizeof(out[*n].netns), "%s", netns);
-				(*n)++;
+		if (send(fd, &req, sizeof(req), 0) < 0)
+			done = true;
+		while (!done && (len = recv(fd, buf, sizeof(buf), 0)) > 0) {
+			const struct nlmsghdr *nh = (const void *)buf;
+			int rem = len;
+
+			for (; NLMSG_OK(nh, rem); nh = NLMSG_NEXT(nh, rem)) {
+				if (nh->nlmsg_type == NLMSG_DONE || nh->nlmsg_type == NLMSG_ERROR) {
+					done = true;
+					break;
+				}
+				if (*n < max && take_msg(NLMSG_DATA(nh), port, &out[*n])) {
+					snprintf(out[*n].netns, sizeof(out[*n].netns), "%s", netns);
+					(*n)++;
+				}
 			}
-		fclose(fp);
+		}
+		close(fd);
 	}
 }
 
@@ -97,7 +113,7 @@ static void read_named(const char *name, uint16_t port, struct check_listener *o
 
 		if (fd < 0 || setns(fd, CLONE_NEWNET))
 			_exit(1);
-		read_proc_tcp(port, name, l, &k, max - *n);
+		read_listeners(port, name, l, &k, max - *n);
 		_exit(write(p[1], l, k * sizeof(l[0])) < 0);
 	}
 	close(p[1]);
@@ -134,7 +150,7 @@ int check_find_listeners(uint16_t port, struct check_listener *out, int max)
 	struct state s = { .v = tr };
 	int n = 0;
 
-	read_proc_tcp(port, "", out, &n, max);
+	read_listeners(port, "", out, &n, max);
 	read_other_netns(port, out, &n, max);
 	/* socket inodes are global: one walk of /proc/PID/fd finds every owner */
 	for (int i = 0; i < n && i < CHECK_MAX_LISTENERS; i++)
