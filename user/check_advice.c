@@ -14,40 +14,56 @@
 #include "check.h"
 #include "listen.h"
 
-int check_parse_target(const char *s, struct check_target *t, char *err, size_t errsz)
+/* in, for an error message: printable ASCII, at most 64 characters */
+static const char *shown(const char *in, char *out, size_t sz)
 {
-	const char *colon, *host = s;
+	size_t i;
+
+	for (i = 0; in[i] && i + 1 < sz && i < 64; i++)
+		out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+	if (in[i] && i >= 3)
+		memcpy(out + i - 3, "...", 3);
+	out[i] = '\0';
+	return out;
+}
+
+int check_parse_target(const char *in, struct check_target *t, char *err, size_t errsz)
+{
+	char s[72];
+	const char *colon, *host = in;
 	size_t hlen;
 	char *end;
 	unsigned long port;
 	unsigned char buf[16];
 
 	memset(t, 0, sizeof(*t));
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
+	shown(in, s, sizeof(s));
+	if (in[0] == '[') {
+		const char *rb = strchr(in, ']');
 
 		if (!rb || rb[1] != ':') {
 			snprintf(err, errsz, "'%s': want [IPV6-ADDRESS]:PORT", s);
 			return -EINVAL;
 		}
-		host = s + 1;
+		host = in + 1;
 		hlen = rb - host;
 		colon = rb + 1;
 		t->literal6 = true;
 	} else {
-		colon = strrchr(s, ':');
+		colon = strrchr(in, ':');
 		if (!colon) {
 			snprintf(err, errsz, "'%s': want HOST:PORT", s);
 			return -EINVAL;
 		}
-		hlen = colon - s;
-		if (memchr(s, ':', hlen)) {
+		hlen = colon - in;
+		if (memchr(in, ':', hlen)) {
 			snprintf(err, errsz, "'%s': an IPv6 address goes in brackets: [ADDRESS]:PORT", s);
 			return -EINVAL;
 		}
 	}
 	if (!hlen || hlen >= sizeof(t->host)) {
-		snprintf(err, errsz, "'%s': the host is %s", s, hlen ? "too long" : "empty");
+		snprintf(err, errsz, "'%s': the host is %s", s, hlen ? "too long (255 at most)" :
+			 "empty");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < hlen; i++) {
@@ -69,7 +85,7 @@ int check_parse_target(const char *s, struct check_target *t, char *err, size_t 
 	}
 	t->port = port;
 	if (t->literal6 && inet_pton(AF_INET6, t->host, buf) != 1) {
-		snprintf(err, errsz, "'%s': '%s' is not an IPv6 address", s, t->host);
+		snprintf(err, errsz, "'%s': not an IPv6 address in the brackets", s);
 		return -EINVAL;
 	}
 	return 0;
