@@ -33,10 +33,16 @@
 #define TABLE_PREFIX "conntrace_check_"
 #define NFT_OUT_MAX 65536
 
+#define MAX_IDS 32
+
 struct check_nft {
 	int fd;			/* NETLINK_NETFILTER, NFNLGRP_NFTRACE */
 	char table[48];
 	bool made;		/* the table exists */
+	/* trace ids of the packets our table marked: another check in this
+	 * netns traces its own packets, and their events reach us too */
+	uint32_t ids[MAX_IDS];
+	unsigned nr_ids;
 };
 
 /* Runs nft with args (and script on its stdin); its output in out. */
@@ -210,8 +216,8 @@ static void rule_text(struct check_nft_hit *h)
 struct trace_ev {
 	const char *table, *chain;
 	uint64_t handle;
-	bool has_handle, has_verdict;
-	uint32_t type;
+	bool has_handle, has_verdict, has_id;
+	uint32_t type, id;
 	int32_t verdict;
 };
 
@@ -265,11 +271,26 @@ static void parse_trace(const struct nlmsghdr *nh, struct trace_ev *ev)
 				ev->type = ntohl(t);
 			}
 			break;
+		case NFTA_TRACE_ID:
+			if (plen >= 4) {
+				memcpy(&t, p, 4);
+				ev->id = ntohl(t);
+				ev->has_id = true;
+			}
+			break;
 		case NFTA_TRACE_VERDICT:
 			parse_verdict(a, ev);
 			break;
 		}
 	}
+}
+
+static bool is_ours(const struct check_nft *n, uint32_t id)
+{
+	for (unsigned i = 0; i < n->nr_ids && i < MAX_IDS; i++)
+		if (n->ids[i] == id)
+			return true;
+	return false;
 }
 
 /* A DROP verdict outside our table: the rule (or policy) that dropped it. */
@@ -283,8 +304,17 @@ static void take(struct check_nft *n, const struct nlmsghdr *nh, struct check_nf
 	    NFNL_MSG_TYPE(nh->nlmsg_type) != NFT_MSG_TRACE)
 		return;
 	parse_trace(nh, &ev);
-	if (!ev.table || !ev.chain || !ev.has_verdict || ev.verdict != NF_DROP ||
-	    !strcmp(ev.table, n->table) || hit->found)
+	if (!ev.table || !ev.chain || !ev.has_id)
+		return;
+	/* our chains come first (priority -350): a packet of ours matches a
+	 * rule there before any rule that drops it. Another check's packets,
+	 * traced too, only pass our chains: at most a policy event. */
+	if (!strcmp(ev.table, n->table)) {
+		if (ev.type == NFT_TRACETYPE_RULE && !is_ours(n, ev.id))
+			n->ids[n->nr_ids++ % MAX_IDS] = ev.id;
+		return;
+	}
+	if (!is_ours(n, ev.id) || !ev.has_verdict || ev.verdict != NF_DROP || hit->found)
 		return;
 	if (ev.type != NFT_TRACETYPE_RULE && ev.type != NFT_TRACETYPE_POLICY)
 		return;
@@ -307,6 +337,7 @@ void check_nft_collect(struct check_nft *n, struct check_nft_hit *hit)
 	memset(hit, 0, sizeof(*hit));
 	if (!n)
 		return;
+	n->nr_ids = 0;	/* learned again from this attempt's events, queued in order */
 	while ((len = recv(n->fd, buf, sizeof(buf), 0)) > 0 || (len < 0 && errno == EINTR)) {
 		const struct nlmsghdr *nh = (const void *)buf;
 		int rem = len;

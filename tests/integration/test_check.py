@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ctharness import NetNS, conntrace_path, free_port, run
+from ctharness import UNREACH_ADDR, NetNS, conntrace_path, free_port, run
 from ctschema import check_line
 
 CHECK_TIMEOUT = 60      # seconds a check run may take, at most
@@ -158,6 +158,43 @@ def test_nft_reject_names_the_rule(ns, stmt, verdict, cause):
         "family": "inet", "table": "ctfw", "chain": "input", "handle": handle,
         "rule": f'tcp dport {port} {stmt} comment "ct-check {stmt}"', "verdict": "reject",
         "found_by": "nft trace of this probe's own packets"}, c["nft_rule"]
+
+
+def test_concurrent_checks_each_name_their_own_rule(ns):
+    """Two checks in one namespace: each sees the trace events of both, and
+    keeps only those of the packets its own table marked."""
+    ports = [free_port(), free_port()]
+    ns.nft(f"""
+table inet ctfw {{
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        tcp dport {ports[0]} drop comment "first"
+        tcp dport {ports[1]} drop comment "second"
+    }}
+}}
+""")
+    handles = [nft_handle(ns, "ctfw", "input", c) for c in ('"first"', '"second"')]
+    procs = [subprocess.Popen(["ip", "netns", "exec", ns.name, conntrace_path(), "check", "-j",
+                               "--timeout", "2", f"127.0.0.1:{port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for port in ports]
+    outs = [p.communicate(timeout=CHECK_TIMEOUT) for p in procs]
+    for p, (out, err), port, handle in zip(procs, outs, ports, handles):
+        assert p.returncode == 3, (p.returncode, out, err)
+        c = records(subprocess.CompletedProcess([], 3, out, err))[-1]
+        assert (c["cause"], c["nft_rule"]["handle"]) == ("netfilter_drop", handle), c
+        assert c["nft_rule"]["rule"].startswith(f"tcp dport {port} drop"), c
+
+
+def test_no_route_gives_the_route_lookup(ns):
+    """An `unreachable` route in the test's namespace: connect() fails
+    locally, nothing is sent."""
+    ns.add_unreachable_route()
+    p = check(ns, "-j", f"{UNREACH_ADDR}:80")
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    c = records(p)[-1]
+    assert (c["verdict"], c["cause"]) == ("unreachable", "no_route"), c
+    assert c["advice"][0] == "route lookup (ip route get): RTNETLINK answers: No route to host", c
 
 
 def test_full_accept_queue_names_the_listener(ns):
