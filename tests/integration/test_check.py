@@ -325,3 +325,10 @@ def test_bad_usage(args):
 def test_help_says_the_exit_statuses():
     p = run([conntrace_path(), "check", "--help"], timeout=20)
     assert "Exit status: 0 every attempt connected; 3 not connected" in p.stdout, p.stdout
+
+
+def test_without_privilege_exit_1():
+    p = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", conntrace_path(),
+             "check", "127.0.0.1:80"], check=False, timeout=20)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert len(p.stderr.splitlines()) == 1 and "needs CAP_BPF" in p.stderr, p.stderr
