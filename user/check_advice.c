@@ -242,7 +242,7 @@ static void advise_timeout(const struct ct_result *r, const struct check_facts *
 	if (r->cause == CT_C_NO_SYNACK || r->verdict == CT_V_TIMEOUT)
 		add(a, "%u SYN(s) left and no answer came, and nothing on this host dropped them: "
 		    "the loss is beyond this host (a firewall on the path or at the destination, "
-		    "or the destination is down)", r->flow.syn_retrans + 1);
+		    "a listener there whose accept queue is full, or the destination is down)", r->flow.syn_retrans + 1);
 	if (fx->syn_retries >= 0)
 		add(a, "local timers: net.ipv4.tcp_syn_retries = %d: the kernel gives up after "
 		    "about %u s (1 s, then doubling); this check waited at most %.0f s (--timeout)",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ctharness import UNREACH_ADDR, NetNS, conntrace_path, free_port, run
+from ctharness import CTLISTEN, UNREACH_ADDR, NetNS, conntrace_path, free_port, readline_timeout, run
 from ctschema import check_line
 
 CHECK_TIMEOUT = 60      # seconds a check run may take, at most
@@ -197,20 +197,55 @@ def test_no_route_gives_the_route_lookup(ns):
     assert c["advice"][0] == "route lookup (ip route get): RTNETLINK answers: No route to host", c
 
 
+def wait_accept_queue(ns, port, n):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        ss = ns.exec(["ss", "-Hltn", f"sport = :{port}"]).stdout.split()
+        if ss and ss[1] == str(n):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the accept queue of port {port} did not reach {n}: {ss}")
+
+
+def test_no_synack_is_beyond_this_host(ns):
+    """A veth pair to a second test namespace (192.0.2.0/24), the peer host,
+    whose listener's accept queue is full: it ignores the SYNs without a
+    drop the kernel reports, so check's side sees SYNs go and nothing come
+    back: the loss is beyond this host, bounded by this namespace's timers."""
+    port = free_port()
+    with NetNS("ctchkp") as peer:
+        a, b = f"cka{peer.name[-8:]}", f"ckb{peer.name[-8:]}"
+        run(["ip", "-n", ns.name, "link", "add", a, "type", "veth", "peer", "name", b,
+             "netns", peer.name])
+        run(["ip", "-n", ns.name, "addr", "add", "192.0.2.1/24", "dev", a])
+        run(["ip", "-n", peer.name, "addr", "add", "192.0.2.2/24", "dev", b])
+        run(["ip", "-n", ns.name, "link", "set", a, "up"])
+        run(["ip", "-n", peer.name, "link", "set", b, "up"])
+        lst = peer.popen([CTLISTEN, "--addr", "192.0.2.2", "--backlog", "1", "--no-accept", port])
+        assert readline_timeout(lst, 10, "ctlisten ready") == f"ready {port}\n"
+        fill = [peer.client("192.0.2.2", port, nonblock=True, timeout_ms=30000) for _ in range(2)]
+        wait_accept_queue(peer, port, 2)
+        ns.sysctl("net.ipv4.tcp_syn_retries", 3)
+        p = check(ns, "-j", "--timeout", "2", f"192.0.2.2:{port}")
+        for c in fill:
+            c.finish()
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    c = records(p)[-1]
+    assert (c["verdict"], c["cause"]) == ("timeout", "no_synack"), c
+    assert "nft_rule" not in c, c
+    advice = "\n".join(c["advice"])
+    assert "the loss is beyond this host" in advice, advice
+    assert ("net.ipv4.tcp_syn_retries = 3: the kernel gives up after about 15 s (1 s, then "
+            "doubling); this check waited at most 2 s (--timeout)") in advice, advice
+
+
 def test_full_accept_queue_names_the_listener(ns):
     """listen(fd, 1) and never accept(): two clients fill the queue (a queue
     of 1 holds 2), then check's SYNs go unanswered."""
     port = free_port()
     lst = ns.listen(port, backlog=1, no_accept=True)
     clients = [ns.client("127.0.0.1", port, nonblock=True, timeout_ms=30000) for _ in range(2)]
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        ss = ns.exec(["ss", "-Hltn", f"sport = :{port}"]).stdout.split()
-        if ss and ss[1] == "2":
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError(f"the accept queue did not fill: {ss}")
+    wait_accept_queue(ns, port, 2)
     somaxconn = ns.exec(["sysctl", "-n", "net.core.somaxconn"]).stdout.strip()
     p = check(ns, "-j", "--timeout", "2", f"127.0.0.1:{port}")
     for c in clients:
