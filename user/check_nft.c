@@ -338,7 +338,9 @@ void check_nft_collect(struct check_nft *n, struct check_nft_hit *hit)
 	if (!n)
 		return;
 	n->nr_ids = 0;	/* learned again from this attempt's events, queued in order */
-	while ((len = recv(n->fd, buf, sizeof(buf), 0)) > 0 || (len < 0 && errno == EINTR)) {
+	/* ENOBUFS: the socket overflowed and events were lost; read on */
+	while ((len = recv(n->fd, buf, sizeof(buf), 0)) > 0 ||
+	       (len < 0 && (errno == EINTR || errno == ENOBUFS))) {
 		const struct nlmsghdr *nh = (const void *)buf;
 		int rem = len;
 
