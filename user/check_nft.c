@@ -7,9 +7,11 @@
  * (priority -350, before raw and conntrack) whose only rules set nftrace on
  * the probe's 5-tuple, either way. The kernel then reports each rule those
  * packets meet on the NFNLGRP_NFTRACE netlink group, which this file reads
- * itself (subscribed before the SYN leaves, so nothing is missed); a DROP
- * verdict names family, table, chain and rule handle, and `nft -a list
- * chain` gives the rule's text. The table goes away at the end of check,
+ * itself (subscribed before the SYN leaves, so nothing is missed). Every
+ * check in the netns receives every trace event, so a packet is taken as
+ * ours by the ports in its dumped TCP header, and its trace id then ties
+ * the later events to it. A DROP verdict names family, table, chain and
+ * rule handle, and `nft -a list chain` gives the rule's text. The table goes away at the end of check,
  * when it is interrupted (check.c stops on the collector's stop flag), and,
  * when a check was killed, at the start of the next one.
  */
@@ -39,10 +41,12 @@ struct check_nft {
 	int fd;			/* NETLINK_NETFILTER, NFNLGRP_NFTRACE */
 	char table[48];
 	bool made;		/* the table exists */
-	/* trace ids of the packets our table marked: another check in this
-	 * netns traces its own packets, and their events reach us too */
+	/* trace ids of the packets whose TCP header has our ports: another
+	 * check in this netns traces its own packets, and their events reach
+	 * us too */
 	uint32_t ids[MAX_IDS];
 	unsigned nr_ids;
+	uint16_t sport, dport;	/* the attempt's */
 };
 
 /* Runs nft with args (and script on its stdin); its output in out. */
@@ -165,6 +169,8 @@ int check_nft_trace(struct check_nft *n, int family, const void *daddr, uint16_t
 		 "add rule inet %1$s pre %2$s saddr %3$s tcp sport %5$u tcp dport %4$u meta nftrace set 1\n",
 		 n->table, ip, addr, sport, dport);
 	n->made = true;	/* even a failed load may have made part of it: delete it */
+	n->sport = sport;
+	n->dport = dport;
 	err = run_nft(args, script, out, sizeof(out));
 	if (err) {
 		out[strcspn(out, "\n")] = '\0';
@@ -216,9 +222,10 @@ static void rule_text(struct check_nft_hit *h)
 struct trace_ev {
 	const char *table, *chain;
 	uint64_t handle;
-	bool has_handle, has_verdict, has_id;
+	bool has_handle, has_verdict, has_id, has_ports;
 	uint32_t type, id;
 	int32_t verdict;
+	uint16_t sport, dport;	/* from the transport header, when dumped */
 };
 
 static void parse_verdict(const struct nlattr *nest, struct trace_ev *ev)
@@ -271,6 +278,13 @@ static void parse_trace(const struct nlmsghdr *nh, struct trace_ev *ev)
 				ev->type = ntohl(t);
 			}
 			break;
+		case NFTA_TRACE_TRANSPORT_HEADER:
+			if (plen >= 4) {	/* TCP: source port, then destination */
+				ev->sport = (uint8_t)p[0] << 8 | (uint8_t)p[1];
+				ev->dport = (uint8_t)p[2] << 8 | (uint8_t)p[3];
+				ev->has_ports = true;
+			}
+			break;
 		case NFTA_TRACE_ID:
 			if (plen >= 4) {
 				memcpy(&t, p, 4);
@@ -306,15 +320,15 @@ static void take(struct check_nft *n, const struct nlmsghdr *nh, struct check_nf
 	parse_trace(nh, &ev);
 	if (!ev.table || !ev.chain || !ev.has_id)
 		return;
-	/* our chains come first (priority -350): a packet of ours matches a
-	 * rule there before any rule that drops it. Another check's packets,
-	 * traced too, only pass our chains: at most a policy event. */
-	if (!strcmp(ev.table, n->table)) {
-		if (ev.type == NFT_TRACETYPE_RULE && !is_ours(n, ev.id))
-			n->ids[n->nr_ids++ % MAX_IDS] = ev.id;
-		return;
-	}
-	if (!is_ours(n, ev.id) || !ev.has_verdict || ev.verdict != NF_DROP || hit->found)
+	/* the first event of a packet in each hook carries its headers (as
+	 * `nft monitor trace` prints them): an id is ours when they show our
+	 * ports, either way */
+	if (ev.has_ports && !is_ours(n, ev.id) &&
+	    ((ev.sport == n->sport && ev.dport == n->dport) ||
+	     (ev.sport == n->dport && ev.dport == n->sport)))
+		n->ids[n->nr_ids++ % MAX_IDS] = ev.id;
+	if (!strcmp(ev.table, n->table) || !is_ours(n, ev.id) || !ev.has_verdict ||
+	    ev.verdict != NF_DROP || hit->found)
 		return;
 	if (ev.type != NFT_TRACETYPE_RULE && ev.type != NFT_TRACETYPE_POLICY)
 		return;
