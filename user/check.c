@@ -332,9 +332,14 @@ static int attempt(struct check *ck, const struct addrinfo *a, const char *addr)
 	close(fd);	/* ends a SYN_SENT attempt: its flow ends now */
 	if (err == -EINTR)
 		return err;
-	err = conclude(ck, addr, a) ?: (ck->res.verdict == CT_V_OK || ck->res.verdict == CT_V_SLOW
-					 ? 0 : 1);
-	return err;
+	switch (conclude(ck, addr, a)) {
+	case 0:
+		return ck->res.verdict == CT_V_OK || ck->res.verdict == CT_V_SLOW ? 0 : 1;
+	case -EINTR:
+		return -EINTR;
+	default:	/* no verdict (said on stderr): what connect() said decides */
+		return err ? 1 : 0;
+	}
 }
 
 /* Every round tries the addresses in order until one connects. */
@@ -353,7 +358,7 @@ static int run_rounds(struct check *ck)
 		for (struct addrinfo *a = ck->ai; a && i < MAX_ADDRS && !ok; a = a->ai_next, i++) {
 			int r = attempt(ck, a, ck->addrs[i]);
 
-			if (r < 0 && r != -ETIMEDOUT)
+			if (r < 0)
 				return r;
 			ok = r == 0;
 		}

@@ -57,11 +57,23 @@ static int run_nft(const char *const args[], const char *script, char *out, size
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(in, O_CLOEXEC) || pipe2(res, O_CLOEXEC))
+	if (pipe2(in, O_CLOEXEC))
 		return -errno;
+	if (pipe2(res, O_CLOEXEC)) {
+		status = -errno;
+		close(in[0]);
+		close(in[1]);
+		return status;
+	}
 	pid = fork();
-	if (pid < 0)
-		return -errno;
+	if (pid < 0) {
+		status = -errno;
+		for (int i = 0; i < 2; i++) {
+			close(in[i]);
+			close(res[i]);
+		}
+		return status;
+	}
 	if (!pid) {
 		char *argv[12] = { "nft" };
 
