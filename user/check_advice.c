@@ -148,8 +148,10 @@ static void advise_nft(const struct check_facts *fx, struct check_advice *a)
 static void advise_drop_unnamed(const struct check_facts *fx, struct check_advice *a)
 {
 	if (fx->nft_tried)
-		add(a, "netfilter dropped it, but no nftables rule did for the traced packets: "
-		    "look at iptables-legacy (iptables-legacy -L -v -n) and ebtables");
+		add(a, "netfilter dropped it, but no nftables rule of this network namespace did "
+		    "for the traced packets: look at the network namespace at the other end "
+		    "(nft -a list ruleset there), iptables-legacy (iptables-legacy -L -v -n) "
+		    "and ebtables");
 	else
 		add(a, "netfilter dropped it; the rule could not be traced (%s): look at "
 		    "nft -a list ruleset and iptables -L -v -n", fx->nft_note);
