@@ -67,6 +67,8 @@ struct collector {
 	/* what the last `lost` record that reached the output covered */
 	uint64_t lost, evicted, out_lost, missed, since_real_ns;
 	uint64_t lost_v[CT_V_MAX], dropped;
+	collector_verdict_fn verdict_fn;	/* conntrace check */
+	void *verdict_ctx;
 };
 
 static uint64_t clock_ns(clockid_t id)
@@ -154,6 +156,8 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 		return;
 	c->counts.delivered[r->verdict]++;	/* the summary counts what the filters let through */
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
+	if (c->verdict_fn)
+		c->verdict_fn(r, c->verdict_ctx);
 	if (!(c->o->verdict_mask & (1u << r->verdict)))
 		return;
 	/* a reader that stalls: the lines wait in the buffer, up to its bound */
@@ -645,6 +649,27 @@ static int step(struct collector *c)
 		sink_reopen(c->sink);
 	}
 	return 0;
+}
+
+int collector_step(struct collector *c)
+{
+	return step(c);
+}
+
+void collector_on_verdict(struct collector *c, collector_verdict_fn fn, void *ctx)
+{
+	c->verdict_fn = fn;
+	c->verdict_ctx = ctx;
+}
+
+bool collector_stopping(void)
+{
+	return exiting;
+}
+
+FILE *collector_stream(struct collector *c)
+{
+	return c->out;
 }
 
 int collector_run(struct collector *c)

@@ -16,7 +16,9 @@
 #ifndef CONNTRACE_COLLECTOR_H
 #define CONNTRACE_COLLECTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "options.h"
 
 /* Exit statuses of `conntrace` (options.c's --help says them). */
@@ -53,6 +55,19 @@ void collector_close(struct collector *c);
 int collector_poll_status(int poll_ret, char *msg, size_t msgsz);
 /* The exit status for collector_run()'s result. */
 int collector_exit_status(int run_err);
+
+/*
+ * For a command that drives the collector itself (conntrace check, check.c):
+ * a callback for every verdict the filters let through (before --verdict),
+ * one drain of the ring (collector_run's step: up to 10 ms), whether a stop
+ * signal came, and the output stream, to write its own lines between.
+ */
+struct ct_result;
+typedef void (*collector_verdict_fn)(const struct ct_result *r, void *ctx);
+void collector_on_verdict(struct collector *c, collector_verdict_fn fn, void *ctx);
+int collector_step(struct collector *c);
+bool collector_stopping(void);
+FILE *collector_stream(struct collector *c);
 
 /* conntrace [OPTIONS]: parse, open, run, finish; returns the exit status. */
 int collector_main(int argc, char **argv);

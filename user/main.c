@@ -6,6 +6,7 @@
  * is the verdict stream, the collector (collector.c).
  */
 #include <string.h>
+#include "check.h"
 #include "collector.h"
 #include "listen.h"
 
@@ -13,5 +14,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "listen"))
 		return listen_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return check_main(argc - 1, argv + 1);
 	return collector_main(argc, argv);
 }

@@ -43,6 +43,7 @@ static const char doc[] =
 "  conntrace -j -o /var/log/conntrace/conntrace.jsonl --rotate-size 100M \\\n"
 "            --metrics 127.0.0.1:9917   as a service: a file and Prometheus\n"
 "  conntrace listen --help        the accept-queue view of every listener\n"
+"  conntrace check HOST:PORT      try a connection, say why it fails and what to do\n"
 "\v"
 "Exit status: 0 after SIGINT or SIGTERM (a summary is printed) or when the\n"
 "reader of the output goes away; 1 when the kernel side cannot be set up, or\n"
