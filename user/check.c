@@ -58,7 +58,12 @@ static const char usage_text[] =
 "cause \"dns\".\n"
 "\n"
 "Exit status: 0 every attempt connected; 3 not connected (or HOST did not\n"
-"resolve); 2 bad usage; 1 could not run (privilege, kernel) or interrupted.\n";
+"resolve); 2 bad usage; 1 could not run (privilege, kernel) or interrupted.\n"
+"\n"
+"Examples:\n"
+"  conntrace check db.internal:5432          why does this connect fail?\n"
+"  conntrace check -c 5 -i 200 10.0.0.7:80   five attempts, 200 ms apart\n"
+"  conntrace check -j [::1]:8443 | jq .      the same as JSON Lines\n";
 
 struct check_opts {
 	bool json;
