@@ -90,23 +90,43 @@ static void read_listeners(uint16_t port, const char *netns, struct check_listen
 	}
 }
 
+/*
+ * fork() with a pipe from the child to us: the child's pid, 0 in the child,
+ * -1 on failure. The child writes to *wr; the parent reads *rd (its own copy
+ * of the write end is closed, so it sees EOF when the child exits).
+ */
+static pid_t fork_piped(int *rd, int *wr)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid)
+		close(p[1]);
+	*rd = p[0];
+	*wr = p[1];
+	return pid;
+}
+
 /* In a child that enters /run/netns/name: its listeners, through a pipe. */
 static void read_named(const char *name, uint16_t port, struct check_listener *out,
 		       int *n, int max)
 {
 	char path[300];
-	int p[2], status;
+	int rd, wr, status;
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "/run/netns/%s", name);
-	if (pipe2(p, O_CLOEXEC))
+	pid = fork_piped(&rd, &wr);
+	if (pid < 0)
 		return;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return;
-	}
 	if (!pid) {
 		struct check_listener l[CHECK_MAX_LISTENERS];
 		int fd = open(path, O_RDONLY | O_CLOEXEC), k = 0;
@@ -114,12 +134,11 @@ static void read_named(const char *name, uint16_t port, struct check_listener *o
 		if (fd < 0 || setns(fd, CLONE_NEWNET))
 			_exit(1);
 		read_listeners(port, name, l, &k, max - *n);
-		_exit(write(p[1], l, k * sizeof(l[0])) < 0);
+		_exit(write(wr, l, k * sizeof(l[0])) < 0);
 	}
-	close(p[1]);
-	while (*n < max && read(p[0], &out[*n], sizeof(out[0])) == sizeof(out[0]))
+	while (*n < max && read(rd, &out[*n], sizeof(out[0])) == sizeof(out[0]))
 		(*n)++;
-	close(p[0]);
+	close(rd);
 	waitpid(pid, &status, 0);
 }
 
@@ -186,33 +205,27 @@ void check_read_sysctls(struct check_facts *fx)
 
 void check_route_get(const char *addr, struct check_facts *fx)
 {
-	int p[2], status;
+	int rd, wr, status;
 	size_t len = 0;
 	ssize_t r;
 	pid_t pid;
 	char *s;
 
 	fx->route[0] = '\0';
-	if (pipe2(p, O_CLOEXEC))
+	pid = fork_piped(&rd, &wr);
+	if (pid < 0)
 		return;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return;
-	}
 	if (!pid) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
+		dup2(wr, 1);
+		dup2(wr, 2);
 		execlp("ip", "ip", "route", "get", addr, (char *)NULL);
 		_exit(127);
 	}
-	close(p[1]);
 	while (len + 1 < sizeof(fx->route) &&
-	       (r = read(p[0], fx->route + len, sizeof(fx->route) - 1 - len)) > 0)
+	       (r = read(rd, fx->route + len, sizeof(fx->route) - 1 - len)) > 0)
 		len += r;
 	fx->route[len] = '\0';
-	close(p[0]);
+	close(rd);
 	waitpid(pid, &status, 0);
 	/* one line: newlines and runs of blanks become one space */
 	for (s = fx->route; *s; s++)
