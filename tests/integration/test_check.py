@@ -5,18 +5,17 @@ JSON Lines against docs/schema.json, and the nftables trace table it makes
 (inet conntrace_check_PID) gone afterwards, also when interrupted.
 
 Name resolution happens only inside the namespace, which has no route out:
-its /etc/netns/NS/{hosts,resolv.conf} (bind-mounted over /etc by `ip netns
-exec`) give a hosts entry and a resolver on the namespace's own loopback
-where nothing listens, so no DNS query ever leaves."""
+a hosts file and a resolv.conf of the test's own, bind-mounted over /etc in a
+private mount namespace around `ip netns exec` (nothing is written under /etc,
+which is read-only in the qemu guest), give a hosts entry and a resolver on the
+namespace's own loopback where nothing listens, so no DNS query ever leaves."""
 
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,19 +26,24 @@ CHECK_TIMEOUT = 60      # seconds a check run may take, at most
 
 
 @pytest.fixture
-def ns():
+def ns(tmp_path):
     """A namespace with its own hosts file and a resolver that answers nothing."""
     with NetNS("ctchk") as n:
-        etc = Path("/etc/netns") / n.name
-        etc.mkdir(parents=True)
-        try:
-            (etc / "hosts").write_text("127.0.0.1 svc.test\n::1 svc6.test\n")
-            (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n"
-                                             "options timeout:1 attempts:1\n")
-            yield n
-            assert not our_tables(n), f"nft tables left behind: {our_tables(n)}"
-        finally:
-            shutil.rmtree(etc)
+        n.etc = tmp_path
+        (tmp_path / "hosts").write_text("127.0.0.1 svc.test\n::1 svc6.test\n")
+        (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n"
+                                              "options timeout:1 attempts:1\n")
+        yield n
+        assert not our_tables(n), f"nft tables left behind: {our_tables(n)}"
+
+
+def in_ns(ns, *argv):
+    """argv run in ns with the test's hosts and resolv.conf over /etc (a private
+    mount namespace; every step execs, so the pid is the command's)."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && '
+            'shift 2 && exec "$@"', "sh", str(ns.etc / "hosts"), str(ns.etc / "resolv.conf"),
+            "ip", "netns", "exec", ns.name, *argv]
 
 
 def our_tables(ns):
@@ -50,8 +54,7 @@ def our_tables(ns):
 def check(ns, *args, timeout=CHECK_TIMEOUT):
     path = conntrace_path()
     assert os.access(path, os.X_OK), f"conntrace binary {path!r} missing"
-    return run(["ip", "netns", "exec", ns.name, path, "check", *args], check=False,
-               timeout=timeout)
+    return run(in_ns(ns, path, "check", *args), check=False, timeout=timeout)
 
 
 def records(p):
@@ -174,8 +177,8 @@ table inet ctfw {{
 }}
 """)
     handles = [nft_handle(ns, "ctfw", "input", c) for c in ('"first"', '"second"')]
-    procs = [subprocess.Popen(["ip", "netns", "exec", ns.name, conntrace_path(), "check", "-j",
-                               "--timeout", "2", f"127.0.0.1:{port}"],
+    procs = [subprocess.Popen(in_ns(ns, conntrace_path(), "check", "-j",
+                                    "--timeout", "2", f"127.0.0.1:{port}"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for port in ports]
     outs = [p.communicate(timeout=CHECK_TIMEOUT) for p in procs]
@@ -315,8 +318,8 @@ def test_interrupted_mid_attempt_leaves_no_table(ns):
     """SIGINT while the SYNs are being dropped: the trace table goes, exit 1."""
     port = free_port()
     add_filter(ns, port, "drop", "ct-check sigint")
-    p = subprocess.Popen(["ip", "netns", "exec", ns.name, conntrace_path(), "check", "-j",
-                          "--timeout", "30", f"127.0.0.1:{port}"],
+    p = subprocess.Popen(in_ns(ns, conntrace_path(), "check", "-j", "--timeout", "30",
+                               f"127.0.0.1:{port}"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 15
