@@ -35,8 +35,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Loaded at boot: what the integration tests use (nftables drop/reject rules,
-# veth pairs). Anything else is autoloaded on first use, as on a normal system.
-default_modules=nf_tables,nft_reject_inet,nft_reject_ipv4,nft_reject_ipv6,veth
+# veth pairs, tun devices: /dev/net/tun appears only once tun is loaded).
+# Anything else is autoloaded on first use, as on a normal system.
+default_modules=nf_tables,nft_reject_inet,nft_reject_ipv4,nft_reject_ipv6,veth,tun
 
 # usage [STATUS]: print the comment block at the top; on stderr if an error.
 usage() {

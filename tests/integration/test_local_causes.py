@@ -155,7 +155,8 @@ def test_dropped_syns_begun_before_conntrace_are_unknown(ns):
         summary = ct.stop()
     assert res["result"] == "ETIMEDOUT", res
     assert (d["TcpActiveOpens"], d["TcpAttemptFails"]) == (1, 1), d
-    assert nft_packets(ns) == d["TcpExtTCPSynRetrans"] + 1 >= 3, (nft_packets(ns), d)
+    # 3 SYNs on 6.18 (tcp_syn_linear_timeouts), 2 on 6.1: at least the one waited for
+    assert nft_packets(ns) == d["TcpExtTCPSynRetrans"] + 1 >= 2, (nft_packets(ns), d)
     assert summary["flows_untracked"] == 1, summary
     want = dict(verdict="timeout", cause="unknown", errno="ETIMEDOUT", inferred=True,
                 untracked=True, evicted=False, pid=None, tid=None, comm=None, cgroup_id=None,
