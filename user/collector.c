@@ -24,6 +24,8 @@
 #include <linux/capability.h>
 #include "collector.h"
 #include "correlate.h"
+#include "established.h"
+#include "kconfig.h"
 #include "kenum.h"
 #include "metrics.h"
 #include "outfd.h"
@@ -44,6 +46,7 @@ struct collector {
 	const struct ct_options *o;
 	struct tracer *t;
 	struct correlator *corr;
+	struct estab_config estab;	/* established connections (established.c) */
 	struct overflow_table *overflows;
 	struct writer w;
 	/* the output: the -o file (sink) or standard output (so) */
@@ -52,6 +55,7 @@ struct collector {
 	struct outfd *so;
 	struct metrics *metrics;	/* NULL without --metrics */
 	uint64_t verdicts[CT_V_MAX];	/* after -p/--port, before --verdict */
+	uint64_t est_verdicts[CT_V_MAX];	/* the same, phase established */
 	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
 	 * batch of records, so that a step of the wall clock (NTP) is followed */
 	int64_t boot_to_real_ns;
@@ -119,10 +123,19 @@ static bool listener_wanted(const struct collector *c, const struct ct_listener 
 /* ------------------------------------------------------------------------
  * From the ring to the output. */
 
+static void on_verdict(const struct ct_result *r, void *ctx);
+
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct collector *c = ctx;
+	struct ct_result r;
 
+	/* an established connection's record is a verdict by itself */
+	if (len && *(const __u8 *)data == CT_REC_ESTAB &&
+	    !estab_result(&r, data, len, &c->estab)) {
+		on_verdict(&r, c);
+		return 0;
+	}
 	/* malformed records are counted by the correlator and reported */
 	corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
 	return 0;
@@ -133,9 +146,13 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	struct collector *c = ctx;
 	const struct ct_flow *f = &r->flow;
 
-	if (!flow_wanted(c, f))
+	if (!flow_wanted(c, f) || !(c->o->phase_mask & (1u << r->phase)))
 		return;
-	c->verdicts[r->verdict]++;	/* the summary counts what the filters let through */
+	/* the summary counts what the filters let through */
+	if (r->phase == CT_PHASE_ESTABLISHED)
+		c->est_verdicts[r->verdict]++;
+	else
+		c->verdicts[r->verdict]++;
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
 	if (!(c->o->verdict_mask & (1u << r->verdict)))
 		return;
@@ -400,6 +417,11 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.drop_names = tracer_drop_names(c->t);
 	cc.rst_reason_name = kenum_name;
 	cc.rst_names = tracer_rst_names(c->t);
+	c->estab = (struct estab_config){
+		.drop_reason_name = kenum_name, .drop_names = cc.drop_names,
+		.rst_reason_name = kenum_name, .rst_names = cc.rst_names,
+		.hz = kconfig_hz(),
+	};
 	c->corr = corr_new(&cc);
 	c->overflows = overflow_new();
 	if (!c->corr || !c->overflows) {
@@ -579,6 +601,7 @@ static void write_summary(struct collector *c, uint64_t now)
 	tracer_counters(c->t, cnt);
 	si.stats = corr_stats(c->corr);
 	si.verdicts = c->verdicts;
+	si.est_verdicts = c->est_verdicts;
 	si.lost_records = cnt[CT_CNT_RINGBUF_LOST];
 	si.flow_evictions = cnt[CT_CNT_FLOW_EVICTED];
 	si.flow_nospace = cnt[CT_CNT_FLOW_NOSPACE];

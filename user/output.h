@@ -39,6 +39,8 @@ struct loss_info {
 struct summary_info {
 	const struct corr_stats *stats;
 	const uint64_t *verdicts;	/* per enum ct_verdict, after -p/--port */
+	/* established connections' verdicts, per enum ct_verdict; NULL: none kept */
+	const uint64_t *est_verdicts;
 	uint64_t lost_records;
 	uint64_t flow_evictions;
 	uint64_t flow_nospace;

@@ -20,6 +20,7 @@ static const char *const verdict_color[CT_V_MAX] = {
 	[CT_V_UNREACHABLE] = "\033[31m",
 	[CT_V_ABANDONED] = "\033[35m",
 	[CT_V_PENDING] = "\033[36m",
+	[CT_V_RESET] = "\033[31m",
 };
 
 /* Pads to width by code points, so UTF-8 names keep the columns. */
@@ -78,14 +79,31 @@ static void text_start(struct writer *w, const struct start_info *s)
 	text_header(w);
 }
 
+/* An established connection's columns: no SYNs, no latency, its timer. */
+static const char *est_columns(const struct ct_result *r, char *syns, char *lat, char *cause,
+			       size_t sz)
+{
+	const char *timer = ct_timer_name(r->est.timer);
+
+	snprintf(syns, 8, "-");
+	snprintf(lat, 16, "-");
+	if (r->verdict == CT_V_TIMEOUT && timer)
+		snprintf(cause, sz, "%s timer=%s", ct_cause_name(r->cause), timer);
+	else
+		snprintf(cause, sz, "%s", ct_cause_name(r->cause));
+	return r->verdict == CT_V_RESET ? "EST-RESET" : "EST-TIMEOUT";
+}
+
 static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
 	char clock[16], comm[4 * CT_COMM_LEN + 1], src[64], dst[64], lat[16], pid[16];
-	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
+	char syns[8], cause[64];
+	const char *label = ct_verdict_label(r->verdict);
+	bool est = r->phase == CT_PHASE_ESTABLISHED;
 
 	fmt_clock(clock, sizeof(clock), ts_real_ns);
-	if (f->flags & CT_F_NO_HISTORY) {
+	if (f->flags & CT_F_NO_HISTORY || (est && !r->est.owner)) {
 		snprintf(pid, sizeof(pid), "?");
 		snprintf(comm, sizeof(comm), "?");
 	} else {
@@ -94,16 +112,23 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	}
 	fmt_endpoint(src, sizeof(src), f->family, f->saddr, f->sport);
 	fmt_endpoint(dst, sizeof(dst), f->family, f->daddr, f->dport);
-	fmt_lat(lat, sizeof(lat), r);
+	if (est) {
+		label = est_columns(r, syns, lat, cause, sizeof(cause));
+	} else {
+		fmt_lat(lat, sizeof(lat), r);
+		snprintf(syns, sizeof(syns), "%u", f->flags & CT_F_CONNECT_ERR && !f->sport ?
+			 0 : f->syn_retrans + 1);
+		snprintf(cause, sizeof(cause), "%s", ct_cause_name(r->cause));
+	}
 
 	fprintf(w->f, "%-8s %-7s ", clock, pid);
 	put_padded(w->f, comm, COL_COMM);
 	fprintf(w->f, " %-*s %-*s ", COL_ADDR, src, COL_ADDR, dst);
 	if (w->color)
-		fprintf(w->f, "%s%-11s\033[0m", verdict_color[r->verdict], ct_verdict_label(r->verdict));
+		fprintf(w->f, "%s%-11s\033[0m", verdict_color[r->verdict], label);
 	else
-		fprintf(w->f, "%-11s", ct_verdict_label(r->verdict));
-	fprintf(w->f, " %4u %6s %s\n", syns, lat, ct_cause_name(r->cause));
+		fprintf(w->f, "%-11s", label);
+	fprintf(w->f, " %4s %6s %s\n", syns, lat, cause);
 	if (w->detail) {
 		/* it quotes kernel enum names (drop and reset reasons) from BTF */
 		char raw[CT_DETAIL_MAX], detail[4 * CT_DETAIL_MAX + 1];
@@ -136,12 +161,16 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 {
 	uint64_t total = 0;
 
-	for (int v = 0; v < CT_V_MAX; v++)
+	for (int v = 0; v <= CT_V_PENDING; v++)
 		total += s->verdicts[v];
 	fprintf(w->f, "-- %llu verdicts in %.1f s:", (unsigned long long)total, s->duration_s);
-	for (int v = 0; v < CT_V_MAX; v++)
+	for (int v = 0; v <= CT_V_PENDING; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->verdicts[v]);
+	if (s->est_verdicts)
+		fprintf(w->f, "; established: timeout %llu reset %llu",
+			(unsigned long long)s->est_verdicts[CT_V_TIMEOUT],
+			(unsigned long long)s->est_verdicts[CT_V_RESET]);
 	fprintf(w->f, "; lost records %llu, flow evictions %llu, missed events %llu",
 		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions,
 		(unsigned long long)s->missed_events);
