@@ -38,7 +38,7 @@ static const char *const bucket_le[] = {
 
 /* Everything a scrape shows; copied whole under the lock. */
 struct state {
-	uint64_t verdicts[CT_V_MAX][CT_C_MAX];
+	uint64_t verdicts[CT_PHASE_MAX][CT_V_MAX][CT_C_MAX];
 	uint64_t dur_bucket[CT_V_MAX][NR_BUCKETS];	/* not cumulative here */
 	uint64_t dur_count[CT_V_MAX];
 	double dur_sum[CT_V_MAX];
@@ -254,17 +254,23 @@ void metrics_build_info(struct metrics *m, const char *version, const char *kern
 
 void metrics_verdict(struct metrics *m, const struct ct_result *r)
 {
-	unsigned v = r->verdict, c = r->cause;
+	unsigned v = r->verdict, c = r->cause, p = r->phase;
 	bool timed = !(r->flow.flags & CT_F_NO_HISTORY);
 	double secs = r->duration_ns / 1e9;
 	size_t b = 0;
 
-	if (!m || v >= CT_V_MAX || c >= CT_C_MAX)
+	if (!m || v >= CT_V_MAX || c >= CT_C_MAX || p >= CT_PHASE_MAX)
 		return;
+	if (p == CT_PHASE_ESTABLISHED) {	/* no connect time, no SYNs */
+		pthread_mutex_lock(&m->lock);
+		m->st.verdicts[p][v][c]++;
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
 	while (b < NR_BUCKETS && secs > m->bucket_bound[b])
 		b++;
 	pthread_mutex_lock(&m->lock);
-	m->st.verdicts[v][c]++;
+	m->st.verdicts[p][v][c]++;
 	m->st.syn_retrans += r->flow.syn_retrans;
 	if (timed) {
 		if (b < NR_BUCKETS)
@@ -408,6 +414,17 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One counter per verdict and cause seen, of one phase. */
+static void render_verdicts(FILE *f, const char *name, const uint64_t (*n)[CT_C_MAX])
+{
+	for (int v = 0; v < CT_V_MAX; v++)
+		for (int c = 0; c < CT_C_MAX; c++)
+			if (n[v][c])
+				fprintf(f, "%s{verdict=\"%s\",cause=\"%s\"} %llu\n", name,
+					ct_verdict_name(v), ct_cause_name(c),
+					(unsigned long long)n[v][c]);
+}
+
 static void render(FILE *f, const struct metrics *m, const struct state *st)
 {
 	family(f, "conntrace_build_info", "gauge", "conntrace's version, the running kernel, "
@@ -420,12 +437,12 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 
 	family(f, "conntrace_verdicts_total", "counter", "Outgoing TCP connection attempts by "
 	       "verdict and cause (a pair appears with its first attempt).");
-	for (int v = 0; v < CT_V_MAX; v++)
-		for (int c = 0; c < CT_C_MAX; c++)
-			if (st->verdicts[v][c])
-				fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"%s\"} "
-					"%llu\n", ct_verdict_name(v), ct_cause_name(c),
-					(unsigned long long)st->verdicts[v][c]);
+	render_verdicts(f, "conntrace_verdicts_total", st->verdicts[CT_PHASE_CONNECT]);
+	family(f, "conntrace_established_verdicts_total", "counter", "Established TCP "
+	       "connections that died (timeout, reset) by verdict and cause (a pair appears "
+	       "with its first connection).");
+	render_verdicts(f, "conntrace_established_verdicts_total",
+			st->verdicts[CT_PHASE_ESTABLISHED]);
 
 	family(f, "conntrace_connect_duration_seconds", "histogram", "Time from connect() to "
 	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "
