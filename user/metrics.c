@@ -447,7 +447,7 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	family(f, "conntrace_connect_duration_seconds", "histogram", "Time from connect() to "
 	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "
 	       "begun before conntrace) are counted in conntrace_verdicts_total only.");
-	for (int v = 0; v < CT_V_MAX; v++) {
+	for (int v = 0; v <= CT_V_PENDING; v++) {	/* the attempts only */
 		uint64_t cum = 0;
 
 		for (size_t b = 0; b < NR_BUCKETS; b++) {
