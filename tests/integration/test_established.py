@@ -124,6 +124,45 @@ err, took = wait_err(c)
 report(sport=c.getsockname()[1], err=err, took=took)
 """
 
+# TCP_USER_TIMEOUT set, the path cut as in CUT: the user timeout decides.
+USER_TIMEOUT = COMMON + r"""
+c, s = pair()
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 2000)
+c.send(b"x" * 1000); s.recv(1000)
+nft(f"tcp dport {port} drop", "ctut_in", "input")
+c.send(b"y" * 1000)
+time.sleep(0.05)
+nft(f"tcp dport {port} drop", "ctut_out", "output")
+err, took = wait_err(c)
+report(sport=c.getsockname()[1], err=err, took=took)
+"""
+
+# The server never reads and its window shuts; then its answers to the
+# client's window probes are dropped (on the server's output).
+ZERO_WINDOW = COMMON + r"""
+ls = socket.socket(AF, socket.SOCK_STREAM)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+ls.bind((LO, port)); ls.listen(1)
+c = socket.create_connection((LO, port)); s, _ = ls.accept()
+c.setblocking(False)
+sent = 0
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        sent += c.send(b"w" * 65536)
+    except BlockingIOError:
+        time.sleep(0.2)     # the window is shut once nothing more goes for a while
+        try:
+            sent += c.send(b"w" * 65536)
+        except BlockingIOError:
+            break
+nft(f"tcp sport {port} drop", "ctzw", "output")
+c.setblocking(True)
+err, took = wait_err(c)
+report(sport=c.getsockname()[1], err=err, took=took, sent=sent)
+"""
+
 # A long healthy transfer, both ends closing in order.
 HEALTHY = COMMON + r"""
 import threading
@@ -265,6 +304,41 @@ def test_keepalive_gives_up_when_the_peer_does_not_answer(ns):
     assert rec["cause"] == "no_ack", rec
     est = rec["established"]
     assert est["keepalive"] and est["probes_out"] == 2 and est["unacked_bytes"] == 0, est
+
+
+def test_user_timeout_decides_when_set(ns):
+    port = ctharness.free_port()
+    ct = start_conntrace(ns)
+    try:
+        _, res = run_script(ns, USER_TIMEOUT, port)
+        assert res["err"] == "Connection timed out", res
+        rec = ct.wait_for(established(ns, res["sport"], port),
+                          what="the user timeout's verdict")
+        stop_and_check(ct)
+    finally:
+        ct.kill()
+    assert (rec["verdict"], rec["timer"], rec["cause"]) == \
+        ("timeout", "user_timeout", "netfilter_drop"), rec
+    assert rec["established"]["user_timeout_ms"] == 2000, rec
+    # the kernel gave up about 2 s after the last acknowledgement, not after tcp_retries2
+    assert 1.5 <= res["took"] <= 4.5, res
+
+
+def test_window_probes_unanswered_time_out(ns):
+    port = ctharness.free_port()
+    ct = start_conntrace(ns)
+    try:
+        _, res = run_script(ns, ZERO_WINDOW, port)
+        assert res["err"] == "Connection timed out", res
+        rec = ct.wait_for(established(ns, res["sport"], port),
+                          what="the zero-window timeout's verdict")
+        stop_and_check(ct)
+    finally:
+        ct.kill()
+    assert (rec["verdict"], rec["timer"], rec["cause"]) == \
+        ("timeout", "zero_window_probe", "no_ack"), rec
+    est = rec["established"]
+    assert est["probes_out"] > 0 and est["unacked_bytes"] == 0, est
 
 
 def test_healthy_transfer_gives_no_established_verdict(ns):
