@@ -93,6 +93,7 @@ void estab_facts(struct ct_estab_facts *x, const struct ct_estab *e,
 	x->lossy = e->flags & CT_EF_LOSSY;
 	x->retrans = e->retrans;
 	x->total_retrans = e->total_retrans;
+	x->since_ack = e->timeouts;
 	x->backoff = e->backoff;
 	x->probes_out = e->probes_out;
 	x->unacked = e->unacked;

@@ -49,6 +49,7 @@ struct ct_estab_facts {
 	bool lossy;
 	uint32_t retrans;	/* retransmits traced while established */
 	uint32_t total_retrans;	/* the kernel's own count */
+	uint32_t since_ack;	/* RTO retransmits since the last ACK (icsk_retransmits) */
 	uint32_t backoff;	/* RTO doublings at the last retransmit */
 	uint32_t probes_out;
 	uint32_t unacked;	/* bytes */

@@ -123,6 +123,7 @@ static void json_established(struct json *j, const struct ct_result *r)
 	json_obj_begin(j);
 	json_ku64(j, "count", x->retrans);
 	json_ku64(j, "kernel_total", x->total_retrans);
+	json_ku64(j, "since_ack", x->since_ack);
 	kopt_i64(j, "first_us", x->first_retrans_us);
 	kopt_i64(j, "last_us", x->last_retrans_us);
 	json_ku64(j, "backoff", x->backoff);
