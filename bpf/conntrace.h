@@ -176,7 +176,7 @@ struct ct_estab {
 	__u32 pid;		/* owner (CT_EF_OWNER), else 0: unknown in softirq */
 	__u32 netns;
 	__s32 err;		/* sk_err when it died, 0 if none */
-	__u32 retrans;		/* retransmits traced while established */
+	__u32 retrans;		/* retransmits traced while established (6.1: those that left) */
 	__u32 total_retrans;	/* the kernel's own count (tcp_sock.total_retrans) */
 	__u32 timeouts;		/* icsk_retransmits: retransmits since the last ACK */
 	__u32 backoff;		/* icsk_backoff at the last retransmit: RTO doublings */

@@ -91,7 +91,9 @@ void estab_facts(struct ct_estab_facts *x, const struct ct_estab *e,
 	x->keepalive = e->flags & CT_EF_KEEPOPEN;
 	x->owner = e->flags & CT_EF_OWNER;
 	x->lossy = e->flags & CT_EF_LOSSY;
-	x->retrans = e->retrans;
+	/* 6.1 traces a retransmit only once it left: one dropped on output is
+	 * only in the socket's own count (the times of those stay unknown) */
+	x->retrans = e->retrans > e->total_retrans ? e->retrans : e->total_retrans;
 	x->total_retrans = e->total_retrans;
 	x->since_ack = e->timeouts;
 	x->backoff = e->backoff;

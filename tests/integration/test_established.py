@@ -210,6 +210,11 @@ def stop_and_check(ct):
     return summary
 
 
+def kernel_at_least(major, minor):
+    got = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    return got >= (major, minor)
+
+
 def rst_reason_kernel():
     """Whether this kernel names the reason of an RST it sends (6.10+)."""
     btf = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
@@ -239,9 +244,13 @@ def test_cut_path_times_out_on_netfilter_drops(ns, family):
     assert est["netfilter_drops"] >= est["retransmits"]["count"], est
     assert est["unacked_bytes"] == 1000, est
     first, last = est["retransmits"]["first_us"], est["retransmits"]["last_us"]
-    assert first is not None and last is not None and first > last > 0, est
-    # RTOs double: the first retransmit came well before the end
-    assert first / 1e6 <= res["took"] + 0.5, (est, res)
+    # 6.18 traces a retransmit netfilter drops on output, 6.1 only one that left:
+    # there the count is the socket's own and the times are unknown
+    if kernel_at_least(6, 18):
+        assert first is not None and last is not None, est
+    if first is not None:
+        assert first > last > 0, est
+        assert first / 1e6 <= res["took"] + 0.5, (est, res)
     assert summary["established_verdicts"] == {"timeout": 1, "reset": 0}, summary
 
 

@@ -122,6 +122,11 @@ static void test_unanswered_retransmits_without_drops_are_no_ack(void **state)
 	CHECK(r.est.first_retrans_us == -1, "expected no retransmit time without its stamp");
 	expect_detail_has(&r, "the peer stopped acknowledging");
 	expect_detail_has(&r, "2 of its packets dropped (TCP_OFO_DROP)");
+	/* 6.1 traces no retransmit that netfilter dropped on output: the socket's count */
+	e.retrans = 0;
+	e.total_retrans = 4;
+	r = result_of(&e);
+	CHECK(r.est.retrans == 4, "expected the kernel's 4 retransmits, got %u", r.est.retrans);
 }
 
 static void test_timer_is_told_from_the_socket(void **state)
