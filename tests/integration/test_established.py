@@ -241,7 +241,8 @@ def test_cut_path_times_out_on_netfilter_drops(ns, family):
     # the kernel's own count of retransmits (and of RTO firings) in the namespace
     assert res["retrans_segs"] > 0, res
     assert est["retransmits"]["count"] == res["retrans_segs"] == res["timeouts"], (est, res)
-    assert est["netfilter_drops"] >= est["retransmits"]["count"], est
+    # every retransmit after the output rule (a tail loss probe may come before it)
+    assert 0 < est["netfilter_drops"] <= est["retransmits"]["count"], est
     assert est["unacked_bytes"] == 1000, est
     first, last = est["retransmits"]["first_us"], est["retransmits"]["last_us"]
     # 6.18 traces a retransmit netfilter drops on output, 6.1 only one that left:
