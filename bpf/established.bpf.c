@@ -220,7 +220,14 @@ int BPF_PROG(handle_estab_send_reset, const struct sock *sk, const struct sk_buf
 	if (!skb && reset_by_owner(reason)) {
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		e->flags |= CT_EF_OWNER;
+		/* --pid, --comm, --cgroup: judged here, in the owner's task; an
+		 * owner they exclude stays unknown, and owner filters hide those */
+		if (!owner_filtered() || owner_wanted(e->pid, e->comm)) {
+			e->flags |= CT_EF_OWNER;
+		} else {
+			e->pid = 0;
+			__builtin_memset(e->comm, 0, sizeof(e->comm));
+		}
 	}
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) == CT_TCP_CLOSE) {
 		estab_finish(e, sk, state, e->ts_rst);

@@ -165,6 +165,9 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 
 	if (!flow_wanted(c, f) || !(c->o->phase_mask & (1u << r->phase)))
 		return;
+	/* an established connection's owner is known (and judged) only when it reset it */
+	if (r->phase == CT_PHASE_ESTABLISHED && owner_filtered(&c->o->tc) && !r->est.owner)
+		return;
 	/* the summary counts what the filters let through; an established
 	 * connection's death is not a connect attempt: apart, out of flows' sum */
 	if (r->phase == CT_PHASE_ESTABLISHED)
