@@ -293,6 +293,32 @@ static void test_json_line_of_an_established_verdict(void **state)
 	free(buf);
 }
 
+/* The text line: its own label, "-" for SYNs and latency, the timer after the cause. */
+static void test_text_line_of_an_established_verdict(void **state)
+{
+	struct ct_estab e = make_estab();
+	struct ct_result r;
+	struct writer w;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_non_null(f);
+	e.err = ETIMEDOUT;
+	e.retrans = 5;
+	e.nf_drops = 5;
+	r = result_of(&e);
+	writer_text_init(&w, f, false, false);
+	w.ops->verdict(&w, &r, 1700000000000000000ULL);
+	fclose(f);
+	CHECK(strstr(buf, " ?       ?"), "no owner known: %s", buf);
+	CHECK(strstr(buf, "127.0.0.1:40000") && strstr(buf, "127.0.0.1:8080"), "ends: %s", buf);
+	CHECK(strstr(buf, "EST-TIMEOUT    -      - netfilter_drop timer="), "columns: %s", buf);
+	CHECK(buf[len - 1] == '\n' && !strchr(buf, '\n')[1], "one line: %s", buf);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_records_that_are_not_ct_estab_are_refused),
 		cmocka_unit_test(test_phase_names_parse),
 		cmocka_unit_test(test_json_line_of_an_established_verdict),
+		cmocka_unit_test(test_text_line_of_an_established_verdict),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
