@@ -298,6 +298,50 @@ def test_peer_closing_with_unread_data_resets_both_ends(ns):
         assert send_side["reset_reason"] is None, send_side
 
 
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return None
+
+
+def test_owner_filters_judge_the_owner_that_reset(ns):
+    """--comm and --cgroup are judged in the kernel, in the task whose close()
+    sent the RST; a verdict whose owner is not known (the RST received, in
+    softirq) is hidden, as is one whose owner the filter excludes (--cgroup: an
+    empty cgroup made here; user space could not tell it from the socket's)."""
+    port = ctharness.free_port()
+    mount = cgroup2_mount()
+    empty = os.path.join(mount, f"ct-estab-{os.getpid()}") if mount else None
+    if empty:
+        os.mkdir(empty)
+    ct = other = None
+    try:
+        ct = start_conntrace(ns, "--comm", "python3")
+        other = start_conntrace(ns, *(("--cgroup", empty) if empty else ("--comm", "ct-nobody")))
+        _, res = run_script(ns, UNREAD, port)
+        assert res["err"] == "Connection reset by peer", res
+        owner_known = rst_reason_kernel()
+        if owner_known:
+            ct.wait_for(established(ns, port, res["sport"]), what="the server's reset verdict")
+        # the script has exited, both sockets are closed: stopping drains the rest
+        summary = stop_and_check(ct)
+        other_summary = stop_and_check(other)
+    finally:
+        for c in (ct, other):
+            if c:
+                c.kill()
+        if empty:
+            os.rmdir(empty)
+    got = [(r["sport"], r["cause"], r["pid"]) for r in ct.verdicts(established(ns), phase=None)]
+    assert got == ([(port, "rst_sent", res["pid"])] if owner_known else []), got
+    assert summary["established_verdicts"]["reset"] == len(got), summary
+    assert other.verdicts(phase=None) == [], other.verdicts(phase=None)
+    assert other_summary["established_verdicts"] == {"timeout": 0, "reset": 0}, other_summary
+
 def test_keepalive_gives_up_when_the_peer_does_not_answer(ns):
     port = ctharness.free_port()
     ct = start_conntrace(ns)
