@@ -119,6 +119,20 @@ typedef struct {
 } dests_map_t;
 extern dests_map_t dests SEC(".maps");
 
+/*
+ * Established connections in trouble, keyed by struct sock address: created
+ * at the first retransmit, RST or netfilter drop of an established socket
+ * (bpf/established.bpf.c), never for a healthy one; evidence.bpf.c's
+ * kfree_skb counts drops into it. Sent and deleted when the socket dies.
+ */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ct_estab);
+} estabs_map_t;
+extern estabs_map_t estabs SEC(".maps");
+
 /* per-CPU counters (enum ct_counter), summed by the collector */
 typedef struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

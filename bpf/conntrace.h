@@ -34,6 +34,7 @@ enum ct_rec_type {
 	CT_REC_RST_SENT,	/* this host's TCP stack answered a SYN with an RST */
 	CT_REC_LISTEN_FULL,	/* a listener's accept queue was found full */
 	CT_REC_ICMP_SENT,	/* this host sent an ICMP error about a SYN (struct ct_evidence) */
+	CT_REC_ESTAB,		/* an established connection died (struct ct_estab) */
 	CT_REC_MAX,
 };
 
@@ -143,6 +144,64 @@ struct ct_listener {
 	__u8  addr[16];
 };
 
+/* TCP states of an established connection (include/net/tcp_states.h). */
+#define CT_TCP_FIN_WAIT1	4
+#define CT_TCP_FIN_WAIT2	5
+#define CT_TCP_CLOSE_WAIT	8
+#define CT_TCP_LAST_ACK		9
+#define CT_TCP_CLOSING		11
+
+enum ct_estab_flags {
+	CT_EF_RST_RCVD		= 1 << 0,	/* an RST arrived (tcp_receive_reset) */
+	CT_EF_RST_SENT		= 1 << 1,	/* this host sent one (tcp_send_reset) */
+	CT_EF_RST_REASON	= 1 << 2,	/* rst_reason is meaningful (6.10+) */
+	CT_EF_KEEPOPEN		= 1 << 3,	/* SO_KEEPALIVE was on */
+	CT_EF_OWNER		= 1 << 4,	/* pid and comm are its owner's */
+	CT_EF_LOSSY		= 1 << 5,	/* ring records were lost while it was tracked */
+	CT_EF_IDLE		= 1 << 6,	/* idle_jiffies is meaningful */
+};
+
+/*
+ * An established connection (ESTABLISHED, FIN_WAIT*, CLOSE_WAIT, LAST_ACK,
+ * CLOSING) that died: with an error (sk_err), or by an RST either way. The
+ * kernel keeps state for it only from its first trouble (a retransmit, an
+ * RST, a drop by netfilter); a healthy connection has none. Times are
+ * CLOCK_BOOTTIME ns, 0 when not seen.
+ */
+struct ct_estab {
+	__u8  type;		/* CT_REC_ESTAB */
+	__u8  family;
+	__u8  state;		/* the state it died in (left for CLOSE) */
+	__u8  flags;		/* enum ct_estab_flags */
+	__u16 sport;
+	__u16 dport;
+	__u32 pid;		/* owner (CT_EF_OWNER), else 0: unknown in softirq */
+	__u32 netns;
+	__s32 err;		/* sk_err when it died, 0 if none */
+	__u32 retrans;		/* retransmits traced while established (6.1: those that left) */
+	__u32 total_retrans;	/* the kernel's own count (tcp_sock.total_retrans) */
+	__u32 timeouts;		/* icsk_retransmits: retransmits since the last ACK */
+	__u32 backoff;		/* icsk_backoff at the last retransmit: RTO doublings */
+	__u32 probes_out;	/* unanswered keepalive or zero-window probes */
+	__u32 unacked;		/* bytes sent, not acknowledged (snd_nxt - snd_una) */
+	__u32 snd_wnd;		/* the peer's window */
+	__u32 user_timeout_ms;	/* TCP_USER_TIMEOUT, 0 if not set */
+	__u32 nf_drops;		/* its packets dropped by netfilter (NETFILTER_DROP) */
+	__u32 drops;		/* its packets dropped for other reasons */
+	__u32 drop_reason;	/* enum skb_drop_reason of the last of those */
+	__u32 rst_reason;	/* enum sk_rst_reason of the RST sent (CT_EF_RST_REASON) */
+	__u32 idle_jiffies;	/* before the RST received: since the last ACK (CT_EF_IDLE) */
+	__u64 cgroup_id;	/* the socket's cgroup (v2), 0 if unknown */
+	__u64 ts_first_retrans;
+	__u64 ts_last_retrans;
+	__u64 ts_first;		/* its first trouble: when the kernel began to track it */
+	__u64 ts_rst;
+	__u64 ts_end;		/* when it died */
+	__u8  saddr[16];
+	__u8  daddr[16];
+	char  comm[CT_COMM_LEN];	/* owner (CT_EF_OWNER) */
+};
+
 /* Per-CPU counters, summed by the collector. */
 enum ct_counter {
 	CT_CNT_RINGBUF_LOST,	/* failed bpf_ringbuf_reserve: a record lost */
@@ -167,6 +226,7 @@ enum ct_counter {
 	CT_CNT_OK_UNSENT,
 	/* connect() failed before any SYN: an attempt flow_start() never saw */
 	CT_CNT_CONNECT_FAILED,
+	CT_CNT_ESTAB_NOSPACE,	/* an established connection's state could not be kept */
 	CT_CNT_MAX,
 };
 #define CT_CNT_LOST_BY_VERDICT	CT_CNT_LOST_OK
@@ -196,6 +256,10 @@ enum ct_counter {
 _Static_assert(sizeof(struct ct_flow) == 160, "struct ct_flow layout changed");
 _Static_assert(sizeof(struct ct_evidence) == 64, "struct ct_evidence layout changed");
 _Static_assert(sizeof(struct ct_listener) == 48, "struct ct_listener layout changed");
+_Static_assert(sizeof(struct ct_estab) == 168, "struct ct_estab layout changed");
+_Static_assert(__builtin_offsetof(struct ct_estab, cgroup_id) == 72 &&
+	       __builtin_offsetof(struct ct_estab, saddr) == 120,
+	       "struct ct_estab fields moved");
 _Static_assert(__builtin_offsetof(struct ct_flow, cgroup_id) % 8 == 0 &&
 	       __builtin_offsetof(struct ct_flow, retrans_us) == 88 &&
 	       __builtin_offsetof(struct ct_flow, comm) == 144,

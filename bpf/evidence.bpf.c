@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include "conntrace.h"
 #include "conntrace.bpf.h"
+#include "established.bpf.h"
 
 /* The skb this CPU last sent an RST for: its NO_SOCKET drop says nothing more. */
 struct {
@@ -112,6 +113,8 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
 		return 0;
+	/* a packet of an established connection: its state, if followed */
+	estab_note_drop(skb, reason);
 	if (!parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN))
 		return 0;
 	if (!port_wanted(e.sport, e.dport))

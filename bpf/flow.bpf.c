@@ -37,6 +37,7 @@ counters_map_t counters SEC(".maps");
 ok_hist_map_t ok_hist SEC(".maps");
 inflight_map_t inflight SEC(".maps");
 listeners_map_t listeners SEC(".maps");
+estabs_map_t estabs SEC(".maps");
 __s64 live_flows = 0;
 __u64 last_loss_ns = 0;
 

@@ -23,6 +23,7 @@
 
 struct agg_key {
 	uint8_t verdict, cause, family;
+	uint8_t phase;		/* enum ct_phase: an established death is its own key */
 	uint16_t dport;
 	uint8_t daddr[16];
 };

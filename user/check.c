@@ -196,6 +196,9 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 {
 	struct check *ck = ctx;
 
+	/* the probe's close may end its connection with a reset: not the attempt */
+	if (r->phase != CT_PHASE_CONNECT)
+		return;
 	if (r->flow.dport != ck->o->target.port || (r->flow.sport && r->flow.sport != ck->sport))
 		return;
 	ck->res = *r;

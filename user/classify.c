@@ -18,10 +18,10 @@
 #include "correlate.h"
 
 static const char *const verdict_names[CT_V_MAX] = {
-	"ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending",
+	"ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending", "reset",
 };
 static const char *const verdict_labels[CT_V_MAX] = {
-	"OK", "SLOW", "TIMEOUT", "REFUSED", "UNREACHABLE", "ABANDONED", "PENDING",
+	"OK", "SLOW", "TIMEOUT", "REFUSED", "UNREACHABLE", "ABANDONED", "PENDING", "RESET",
 };
 static const char *const cause_names[CT_C_MAX] = {
 	[CT_C_ESTABLISHED] = "established",
@@ -37,6 +37,8 @@ static const char *const cause_names[CT_C_MAX] = {
 	[CT_C_LOCAL_DROP] = "local_drop",
 	[CT_C_LOCAL_ERROR] = "local_error",
 	[CT_C_UNKNOWN] = "unknown",
+	[CT_C_NO_ACK] = "no_ack",
+	[CT_C_RST_SENT] = "rst_sent",
 };
 static const char *const ev_names[CT_EV_MAX] = {
 	[CT_EV_CONNECT] = "connect",

@@ -9,29 +9,28 @@
  * each attempt gets exactly one line.
  */
 #include <errno.h>
-#include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/capability.h>
 #include "cgroup.h"
 #include "collector.h"
 #include "correlate.h"
 #include "counts.h"
+#include "established.h"
+#include "kconfig.h"
 #include "kenum.h"
 #include "metrics.h"
 #include "nscounters.h"
 #include "outfd.h"
 #include "output.h"
 #include "overflow.h"
+#include "privileges.h"
 #include "service.h"
 #include "sink.h"
 #include "tracer.h"
@@ -48,6 +47,7 @@ struct collector {
 	const struct ct_options *o;
 	struct tracer *t;
 	struct correlator *corr;
+	struct estab_config estab;	/* established connections (established.c) */
 	struct overflow_table *overflows;
 	struct writer w;
 	/* the output: the -o file (sink) or standard output (so) */
@@ -58,6 +58,8 @@ struct collector {
 	/* attempts by verdict after -p/--port, before --verdict, however counted */
 	struct ct_counts counts;
 	struct cg_cache *cg;		/* cgroup ids to paths, units, containers, pods */
+	uint64_t est_verdicts[CT_V_MAX];	/* established connections' verdicts, likewise */
+	uint64_t est_dropped;		/* ... of them not written: the --buffer was full */
 	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
 	 * batch of records, so that a step of the wall clock (NTP) is followed */
 	int64_t boot_to_real_ns;
@@ -138,10 +140,19 @@ static bool listener_wanted(const struct collector *c, const struct ct_listener 
 /* ------------------------------------------------------------------------
  * From the ring to the output. */
 
+static void on_verdict(const struct ct_result *r, void *ctx);
+
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct collector *c = ctx;
+	struct ct_result r;
 
+	/* an established connection's record is a verdict by itself */
+	if (len && *(const __u8 *)data == CT_REC_ESTAB &&
+	    !estab_result(&r, data, len, &c->estab)) {
+		on_verdict(&r, c);
+		return 0;
+	}
 	/* malformed records are counted by the correlator and reported */
 	corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
 	return 0;
@@ -152,9 +163,17 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	struct collector *c = ctx;
 	const struct ct_flow *f = &r->flow;
 
-	if (!flow_wanted(c, f))
+	if (!flow_wanted(c, f) || !(c->o->phase_mask & (1u << r->phase)))
 		return;
-	c->counts.delivered[r->verdict]++;	/* the summary counts what the filters let through */
+	/* an established connection's owner is known (and judged) only when it reset it */
+	if (r->phase == CT_PHASE_ESTABLISHED && owner_filtered(&c->o->tc) && !r->est.owner)
+		return;
+	/* the summary counts what the filters let through; an established
+	 * connection's death is not a connect attempt: apart, out of flows' sum */
+	if (r->phase == CT_PHASE_ESTABLISHED)
+		c->est_verdicts[r->verdict]++;
+	else
+		c->counts.delivered[r->verdict]++;
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
 	if (c->verdict_fn)
 		c->verdict_fn(r, c->verdict_ctx);
@@ -162,7 +181,10 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 		return;
 	/* a reader that stalls: the lines wait in the buffer, up to its bound */
 	if (outfd_queued(c->so) >= c->o->buffer_size) {
-		c->counts.dropped[r->verdict]++;
+		if (r->phase == CT_PHASE_ESTABLISHED)
+			c->est_dropped++;	/* not an attempt: in the loss total only */
+		else
+			c->counts.dropped[r->verdict]++;
 		return;
 	}
 	c->w.cg = f->flags & CT_F_NO_HISTORY ? NULL : cg_cache_get(c->cg, f->cgroup_id);
@@ -261,6 +283,7 @@ static void report_loss(struct collector *c, const uint64_t cnt[CT_CNT_MAX], uin
 		dropped += c->counts.dropped[v];
 	}
 	li.new_lost_by_verdict = new_lost_v;
+	dropped += c->est_dropped;
 	li.buffer_dropped = dropped;
 	li.new_buffer_dropped = dropped - c->dropped;
 	sink_get_stats(c->sink, &ss);
@@ -295,73 +318,7 @@ static void report_loss(struct collector *c, const uint64_t cnt[CT_CNT_MAX], uin
 }
 
 /* ------------------------------------------------------------------------
- * Process set-up: privileges, signals. */
-
-/* Which privilege is missing, or NULL. Root normally holds them all. */
-static const char *missing_privilege(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = {};
-	const int caps[] = { CAP_BPF, CAP_PERFMON };
-	const char *names[] = { "CAP_BPF", "CAP_PERFMON" };
-
-	if (syscall(SYS_capget, &hdr, data))
-		return geteuid() ? "root" : NULL;
-	if (data[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)))
-		return NULL;	/* CAP_SYS_ADMIN covers both */
-	for (int i = 0; i < 2; i++)
-		if (!(data[caps[i] / 32].effective & (1u << (caps[i] % 32))))
-			return names[i];
-	return NULL;
-}
-
-/* Privileges and BTF, before anything is opened: exit status 1. */
-static int check_system(struct collector_error *e)
-{
-	const char *priv = missing_privilege();
-
-	e->status = CT_EXIT_FAILURE;
-	if (priv) {
-		snprintf(e->msg, sizeof(e->msg), "needs %s: run as root (sudo), or grant CAP_BPF "
-			 "and CAP_PERFMON", priv);
-		return -EPERM;
-	}
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		int err = -errno;
-
-		snprintf(e->msg, sizeof(e->msg), "this kernel has no BTF (/sys/kernel/btf/vmlinux: "
-			 "%s); it needs CONFIG_DEBUG_INFO_BTF=y", strerror(-err));
-		return err;
-	}
-	return 0;
-}
-
-/* Drops to an unprivileged user after the BPF side is set up: the ring buffer
- * and the maps stay usable through the file descriptors already open. */
-static int drop_privileges(const char *user, char *errmsg, size_t errsz)
-{
-	struct passwd *pw;
-
-	errno = 0;
-	pw = getpwnam(user);
-	if (!pw) {
-		snprintf(errmsg, errsz, "--user: no user '%s'%s%s", user, errno ? ": " : "",
-			 errno ? strerror(errno) : "");
-		return -ENOENT;
-	}
-	if (setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
-		int err = -errno;
-
-		snprintf(errmsg, errsz, "--user: cannot become %s: %s", user, strerror(-err));
-		return err;
-	}
-	/* a non-root uid set by a root process keeps no capabilities; make sure */
-	if (setuid(0) == 0) {
-		snprintf(errmsg, errsz, "--user: still able to regain root after dropping to %s", user);
-		return -EPERM;
-	}
-	return 0;
-}
+ * Process set-up: signals (privileges: privileges.c). */
 
 static void on_signal(int sig)
 {
@@ -486,6 +443,11 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.drop_names = tracer_drop_names(c->t);
 	cc.rst_reason_name = kenum_name;
 	cc.rst_names = tracer_rst_names(c->t);
+	c->estab = (struct estab_config){
+		.drop_reason_name = kenum_name, .drop_names = cc.drop_names,
+		.rst_reason_name = kenum_name, .rst_names = cc.rst_names,
+		.hz = kconfig_hz(),
+	};
 	c->corr = corr_new(&cc);
 	c->overflows = new_overflow_table(c);
 	/* opened before --user drops the right to open cgroups by id */
@@ -700,6 +662,7 @@ static void write_summary(struct collector *c, uint64_t now)
 	si.lost_by_verdict = c->counts.lost;
 	si.dropped_by_verdict = c->counts.dropped;
 	si.ok_unsent = c->counts.ok_unsent;
+	si.est_verdicts = c->est_verdicts;
 	si.lost_records = cnt[CT_CNT_RINGBUF_LOST];
 	si.flow_evictions = cnt[CT_CNT_FLOW_EVICTED];
 	si.flow_nospace = cnt[CT_CNT_FLOW_NOSPACE];

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "conntrace.h"
+#include "established.h"
 
 enum ct_verdict {
 	CT_V_OK,
@@ -21,6 +22,7 @@ enum ct_verdict {
 	CT_V_UNREACHABLE,
 	CT_V_ABANDONED,
 	CT_V_PENDING,	/* still connecting when conntrace stopped */
+	CT_V_RESET,	/* established, then reset (RST received or sent) */
 	CT_V_MAX,
 };
 
@@ -38,6 +40,8 @@ enum ct_cause {
 	CT_C_LOCAL_DROP,	/* dropped on this host for another reason */
 	CT_C_LOCAL_ERROR,	/* connect() failed at once for a local reason */
 	CT_C_UNKNOWN,
+	CT_C_NO_ACK,		/* established: the peer stopped acknowledging */
+	CT_C_RST_SENT,		/* established: this host reset it */
 	CT_C_MAX,
 };
 
@@ -144,6 +148,10 @@ struct ct_result {
 	unsigned int nr_ev;
 	unsigned int ev_omitted;	/* evidence items that did not fit */
 	struct ct_ev_item ev[CT_MAX_EV];
+	/* connect (the attempt, all of the above) or established (est; flow
+	 * holds only its addresses, ports, netns and owner) */
+	enum ct_phase phase;
+	struct ct_estab_facts est;
 };
 
 /* Room for any detail ct_render_detail() writes. */

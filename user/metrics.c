@@ -40,7 +40,7 @@ _Static_assert(NR_BUCKETS == CT_OKH_BUCKETS, "bucket_le and CT_OKH_BOUNDS_US dif
 
 /* Everything a scrape shows; copied whole under the lock. */
 struct state {
-	uint64_t verdicts[CT_V_MAX][CT_C_MAX];
+	uint64_t verdicts[CT_PHASE_MAX][CT_V_MAX][CT_C_MAX];
 	/* counted in the kernel (issue 11): records the ring lost, OK only counted */
 	uint64_t lost[CT_V_MAX], ok_unsent;
 	uint64_t ok_hist[CT_OKH_MAX];	/* their durations (CT_OKH_*) */
@@ -259,17 +259,23 @@ void metrics_build_info(struct metrics *m, const char *version, const char *kern
 
 void metrics_verdict(struct metrics *m, const struct ct_result *r)
 {
-	unsigned v = r->verdict, c = r->cause;
+	unsigned v = r->verdict, c = r->cause, p = r->phase;
 	bool timed = !(r->flow.flags & CT_F_NO_HISTORY);
 	double secs = r->duration_ns / 1e9;
 	size_t b = 0;
 
-	if (!m || v >= CT_V_MAX || c >= CT_C_MAX)
+	if (!m || v >= CT_V_MAX || c >= CT_C_MAX || p >= CT_PHASE_MAX)
 		return;
+	if (p == CT_PHASE_ESTABLISHED) {	/* no connect time, no SYNs */
+		pthread_mutex_lock(&m->lock);
+		m->st.verdicts[p][v][c]++;
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
 	while (b < NR_BUCKETS && secs > m->bucket_bound[b])
 		b++;
 	pthread_mutex_lock(&m->lock);
-	m->st.verdicts[v][c]++;
+	m->st.verdicts[p][v][c]++;
 	m->st.syn_retrans += r->flow.syn_retrans;
 	if (timed) {
 		if (b < NR_BUCKETS)
@@ -439,7 +445,7 @@ static void render_durations(FILE *f, const struct state *st)
 	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "
 	       "begun before conntrace) and those whose record was lost are counted in "
 	       "conntrace_verdicts_total only.");
-	for (int v = 0; v < CT_V_MAX; v++) {
+	for (int v = 0; v <= CT_V_PENDING; v++) {	/* the attempts only */
 		const uint64_t *kh = v == CT_V_OK ? st->ok_hist : NULL;
 		uint64_t cum = 0, count = st->dur_count[v];
 		double sum = st->dur_sum[v];
@@ -464,6 +470,17 @@ static void render_durations(FILE *f, const struct state *st)
 	}
 }
 
+/* One counter per verdict and cause seen, of one phase. */
+static void render_verdicts(FILE *f, const char *name, const uint64_t (*n)[CT_C_MAX])
+{
+	for (int v = 0; v < CT_V_MAX; v++)
+		for (int c = 0; c < CT_C_MAX; c++)
+			if (n[v][c])
+				fprintf(f, "%s{verdict=\"%s\",cause=\"%s\"} %llu\n", name,
+					ct_verdict_name(v), ct_cause_name(c),
+					(unsigned long long)n[v][c]);
+}
+
 static void render(FILE *f, const struct metrics *m, const struct state *st)
 {
 	family(f, "conntrace_build_info", "gauge", "conntrace's version, the running kernel, "
@@ -477,9 +494,9 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	family(f, "conntrace_verdicts_total", "counter", "Outgoing TCP connection attempts by "
 	       "verdict and cause (a pair appears with its first attempt); cause=\"lost\": "
 	       "the ring had no room for the record, the kernel counted its verdict.");
-	for (int v = 0; v < CT_V_MAX; v++) {
+	for (int v = 0; v <= CT_V_PENDING; v++) {	/* the attempts only */
 		for (int c = 0; c < CT_C_MAX; c++) {
-			uint64_t n = st->verdicts[v][c];
+			uint64_t n = st->verdicts[CT_PHASE_CONNECT][v][c];
 
 			/* an OK attempt only counted in the kernel: its cause is known */
 			if (v == CT_V_OK && c == CT_C_ESTABLISHED)
@@ -493,6 +510,11 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 			fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"lost\"} %llu\n",
 				ct_verdict_name(v), (unsigned long long)st->lost[v]);
 	}
+	family(f, "conntrace_established_verdicts_total", "counter", "Established TCP "
+	       "connections that died (timeout, reset) by verdict and cause (a pair appears "
+	       "with its first connection).");
+	render_verdicts(f, "conntrace_established_verdicts_total",
+			st->verdicts[CT_PHASE_ESTABLISHED]);
 
 	render_durations(f, st);
 

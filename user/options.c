@@ -52,7 +52,7 @@ static const char doc[] =
 
 enum {
 	OPT_PORT = 1000, OPT_VERDICT, OPT_SLOW, OPT_PROBES, OPT_RING_SIZE, OPT_MAX_FLOWS,
-	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS, OPT_COMM, OPT_CGROUP,
+	OPT_COLOR, OPT_USAGE, OPT_USER, OPT_NETNS, OPT_COMM, OPT_CGROUP, OPT_PHASE,
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 	OPT_NO_AGGREGATE,
 	OPT_BUFFER,	/* issue 11 */
@@ -75,7 +75,9 @@ static const struct argp_option options[] = {
 	  "inode number (stat -Lc %i /proc/PID/ns/net) or its name under /run/netns", 1 },
 	{ "verdict", OPT_VERDICT, "LIST", 0,
 	  "Only these verdicts, comma-separated: ok,slow,timeout,refused,unreachable,"
-	  "abandoned,pending", 1 },
+	  "abandoned,pending,reset", 1 },
+	{ "phase", OPT_PHASE, "PHASE", 0, "Only verdicts about this phase: connect (the "
+	  "attempt), established (a connection that died after it), both (default)", 1 },
 	{ "slow", OPT_SLOW, "MS", 0, "An established attempt slower than MS is SLOW "
 	  "(default 1000; 0: only retransmits make SLOW)", 1 },
 	{ NULL, 0, NULL, 0, "Output:", 2 },
@@ -291,7 +293,7 @@ static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mas
 		}
 		if (v < 0)
 			return fail(ps, "--verdict: unknown verdict in '%s' (ok, slow, timeout, "
-				    "refused, unreachable, abandoned, pending)", esc(arg));
+				    "refused, unreachable, abandoned, pending, reset)", esc(arg));
 		*mask |= 1u << v;
 		p += n;
 		if (comma && !*++p)
@@ -336,6 +338,11 @@ static error_t parse_trace_opt(int key, char *arg, struct parse_state *ps)
 		return parse_netns(ps, arg, &o->tc.netns);
 	case OPT_VERDICT:
 		err = parse_verdicts(ps, arg, &o->verdict_mask);
+		break;
+	case OPT_PHASE:
+		if (ct_phase_parse(arg) < 0)
+			return fail(ps, "--phase: '%s' is not connect, established or both", esc(arg));
+		o->phase_mask = ct_phase_parse(arg);
 		break;
 	case OPT_SLOW:
 		err = parse_num(ps, "--slow", arg, 0, 3600000, "a number of milliseconds", &v);
@@ -545,6 +552,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	o->tc.max_flows = 65536;
 	o->color = -1;
 	o->buffer_size = CT_DEFAULT_BUFFER;
+	o->phase_mask = (1u << CT_PHASE_CONNECT) | (1u << CT_PHASE_ESTABLISHED);
 
 	rc = argp_parse(&argp, argc, argv, ARGP_NO_ERRS | ARGP_NO_HELP, NULL, &ps);
 	if (rc && !ps.failed)

@@ -16,6 +16,7 @@ struct ct_options {
 	bool probes;
 	bool all;
 	unsigned verdict_mask;	/* bit per enum ct_verdict that is printed */
+	unsigned phase_mask;	/* bit per enum ct_phase that is printed (--phase) */
 	int color;		/* -1 auto, 0 never, 1 always */
 	bool no_aggregate;	/* text: print every verdict, even in a storm */
 	const char *user;	/* drop to this user once attached */

@@ -50,6 +50,8 @@ struct summary_info {
 	const uint64_t *lost_by_verdict;	/* of them: records the ring had no room for */
 	const uint64_t *dropped_by_verdict;	/* ... verdicts the --buffer had no room for */
 	uint64_t ok_unsent;		/* ... OK attempts only counted in the kernel */
+	/* established connections' verdicts, per enum ct_verdict; NULL: none kept */
+	const uint64_t *est_verdicts;
 	uint64_t lost_records;
 	uint64_t flow_evictions;
 	uint64_t flow_nospace;

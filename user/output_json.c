@@ -139,10 +139,57 @@ static void cg_fields(struct json *j, const struct cg_info *cg)
 	json_kstr(j, "pod_uid", a && a->pod_uid[0] ? a->pod_uid : NULL);
 }
 
+/* key: v, or null when v is negative (unknown) */
+static void kopt_i64(struct json *j, const char *key, int64_t v)
+{
+	json_key(j, key);
+	if (v < 0)
+		json_null(j);
+	else
+		json_i64(j, v);
+}
+
+/* An established verdict's own fields: timer or reset, and its evidence. */
+static void json_established(struct json *j, const struct ct_result *r)
+{
+	const struct ct_estab_facts *x = &r->est;
+
+	if (r->verdict == CT_V_TIMEOUT)
+		json_kstr(j, "timer", ct_timer_name(x->timer));
+	if (r->verdict == CT_V_RESET) {
+		json_kstr(j, "reset", x->reset == CT_RESET_SENT ? "sent" : "received");
+		json_kstr(j, "reset_reason", x->rst_reason);
+	}
+	json_key(j, "established");
+	json_obj_begin(j);
+	json_kstr(j, "state", ct_tcp_state_name(x->state));
+	json_kstr(j, "age_us", NULL);	/* no creation time on the socket */
+	json_ku64(j, "tracked_us", x->tracked_us < 0 ? 0 : x->tracked_us);
+	json_key(j, "retransmits");
+	json_obj_begin(j);
+	json_ku64(j, "count", x->retrans);
+	json_ku64(j, "kernel_total", x->total_retrans);
+	json_ku64(j, "since_ack", x->since_ack);
+	kopt_i64(j, "first_us", x->first_retrans_us);
+	kopt_i64(j, "last_us", x->last_retrans_us);
+	json_ku64(j, "backoff", x->backoff);
+	json_obj_end(j);
+	json_ku64(j, "unacked_bytes", x->unacked);
+	kopt_i64(j, "idle_us", x->idle_us);
+	json_ku64(j, "probes_out", x->probes_out);
+	json_kbool(j, "keepalive", x->keepalive);
+	kopt_i64(j, "user_timeout_ms", x->user_timeout_ms ? (int64_t)x->user_timeout_ms : -1);
+	json_ku64(j, "netfilter_drops", x->nf_drops);
+	json_ku64(j, "drops", x->drops);
+	json_kstr(j, "drop_reason", x->drop_reason);
+	json_obj_end(j);
+}
+
 static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
-	bool evicted = f->flags & CT_F_NO_HISTORY;
+	bool est = r->phase == CT_PHASE_ESTABLISHED;
+	bool evicted = f->flags & CT_F_NO_HISTORY || (est && !r->est.owner);
 	int err = f->err ? f->err : f->err_report;
 	struct json j;
 
@@ -152,11 +199,16 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	KBOOL(&j, "inferred", r->inferred);
 	json_klit(&j, "detail");
 	json_str_fill(&j, fill_detail, r, CT_DETAIL_MAX);
+	KSTR(&j, "phase", ct_phase_name(r->phase));
 	if (evicted) {
 		KSTR(&j, "pid", NULL);
 		KSTR(&j, "tid", NULL);
 		KSTR(&j, "comm", NULL);
-		KSTR(&j, "cgroup_id", NULL);
+		/* an established socket's cgroup is its own, owner or not */
+		if (est && f->cgroup_id)
+			KU64(&j, "cgroup_id", f->cgroup_id);
+		else
+			KSTR(&j, "cgroup_id", NULL);
 	} else {
 		KU64(&j, "pid", f->pid);
 		KU64(&j, "tid", f->tid);
@@ -164,7 +216,8 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		json_strn(&j, f->comm, sizeof(f->comm));
 		KU64(&j, "cgroup_id", f->cgroup_id);
 	}
-	cg_fields(&j, evicted ? NULL : w->cg);
+	/* an established socket's cgroup is known without its owner */
+	cg_fields(&j, evicted && !(est && f->cgroup_id) ? NULL : w->cg);
 	KU64(&j, "netns", f->netns);
 	KSTR(&j, "family", f->family == CT_AF_INET ? "ipv4" : "ipv6");
 	json_klit(&j, "saddr");
@@ -175,7 +228,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	KU64(&j, "dport", f->dport);
 	KU64(&j, "syn_retrans", f->syn_retrans);
 	json_klit(&j, "duration_us");
-	if (evicted)
+	if (evicted || est)
 		json_null(&j);
 	else
 		json_u64(&j, r->duration_ns / 1000);
@@ -188,6 +241,8 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		ev_item(&j, &r->ev[i]);
 	json_arr_end(&j);
 	KU64(&j, "evidence_omitted", r->ev_omitted);
+	if (est)
+		json_established(&j, r);
 	end(&j);
 }
 
@@ -230,9 +285,17 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	begin(&j, w->f, "summary", s->ts_real_ns);
 	json_klit(&j, "verdicts");
 	json_obj_begin(&j);
-	for (int v = 0; v < CT_V_MAX; v++)
+	/* the attempts' verdicts: flows = their sum + lost records */
+	for (int v = 0; v <= CT_V_PENDING; v++)
 		json_ku64(&j, ct_verdict_name(v), s->verdicts[v]);
 	json_obj_end(&j);
+	if (s->est_verdicts) {
+		json_klit(&j, "established_verdicts");
+		json_obj_begin(&j);
+		KU64(&j, "timeout", s->est_verdicts[CT_V_TIMEOUT]);
+		KU64(&j, "reset", s->est_verdicts[CT_V_RESET]);
+		json_obj_end(&j);
+	}
 	KU64(&j, "flows", s->flows);
 	KU64(&j, "lost_records", s->lost_records);
 	KU64(&j, "flow_evictions", s->flow_evictions);
@@ -245,7 +308,7 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	KU64(&j, "output_write_errors", s->output_write_errors);
 	KU64(&j, "output_records_lost", s->output_records_lost);
 	by_verdict(&j, "lost_by_verdict", s->lost_by_verdict, CT_KV_MAX);
-	by_verdict(&j, "buffer_dropped_by_verdict", s->dropped_by_verdict, CT_V_MAX);
+	by_verdict(&j, "buffer_dropped_by_verdict", s->dropped_by_verdict, CT_V_PENDING + 1);
 	KU64(&j, "ok_not_sent", s->ok_unsent);
 	json_klit(&j, "duration_s");
 	json_double(&j, s->duration_s, 3);

@@ -22,6 +22,7 @@ static const char *const verdict_color[CT_V_MAX] = {
 	[CT_V_UNREACHABLE] = "\033[31m",
 	[CT_V_ABANDONED] = "\033[35m",
 	[CT_V_PENDING] = "\033[36m",
+	[CT_V_RESET] = "\033[31m",
 };
 
 /* Code points in s (at most n bytes): UTF-8 names keep the columns. */
@@ -171,6 +172,7 @@ static bool printed(struct writer *w, const struct ct_result *r, uint64_t ts_rea
 	const struct ct_flow *f = &r->flow;
 	struct agg_key k = {
 		.verdict = r->verdict, .cause = r->cause, .family = f->family, .dport = f->dport,
+		.phase = r->phase,
 	};
 
 	if (!w->aggregate)
@@ -181,20 +183,36 @@ static bool printed(struct writer *w, const struct ct_result *r, uint64_t ts_rea
 	return agg_add(&w->agg, &k);
 }
 
+/*
+ * An established connection's label, and its cause column with the timer
+ * that fired (it has no SYNs and no connect latency: "-" in those columns).
+ */
+static const char *est_cause(char *cause, size_t sz, const struct ct_result *r)
+{
+	const char *timer = ct_timer_name(r->est.timer);
+
+	if (r->verdict == CT_V_TIMEOUT && timer)
+		snprintf(cause, sz, "%s timer=%s", ct_cause_name(r->cause), timer);
+	else
+		snprintf(cause, sz, "%s", ct_cause_name(r->cause));
+	return r->verdict == CT_V_RESET ? "EST-RESET" : "EST-TIMEOUT";
+}
+
 static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t ts_real_ns)
 {
 	const struct ct_flow *f = &r->flow;
 	char line[512 + 4 * CT_DETAIL_MAX + 4 * CG_UNIT_MAX + 160], comm[4 * CT_COMM_LEN + 1];
-	char num[FMT_U64_MAX], ep[FMT_ENDPOINT_MAX], clock[16], *p = line;
+	char num[FMT_U64_MAX], ep[FMT_ENDPOINT_MAX], clock[16], cause[64], *p = line;
 	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
 	const char *label = ct_verdict_label(r->verdict);
+	bool est = r->phase == CT_PHASE_ESTABLISHED;
 
 	if (!printed(w, r, ts_real_ns))
 		return;
 	fmt_clock(clock, sizeof(clock), ts_real_ns);
 	p = put_left(p, clock, strlen(clock), 8);
 	*p++ = ' ';
-	if (f->flags & CT_F_NO_HISTORY) {
+	if (f->flags & CT_F_NO_HISTORY || (est && !r->est.owner)) {
 		p = put_left(p, "?", 1, 7);
 		*p++ = ' ';
 		p = put_left(p, "?", 1, COL_COMM);
@@ -210,17 +228,25 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	*p++ = ' ';
 	p = put_left(p, ep, fmt_ip_port(ep, f->family, f->daddr, f->dport) - ep, COL_ADDR);
 	*p++ = ' ';
+	if (est)
+		label = est_cause(cause, sizeof(cause), r);
 	if (w->color)
 		p = stpcpy(p, verdict_color[r->verdict]);
 	p = put_left(p, label, strlen(label), 11);
 	if (w->color)
 		p = stpcpy(p, "\033[0m");
 	*p++ = ' ';
-	p = put_right(p, num, fmt_u64(num, syns) - num, 4);
+	if (est)
+		p = put_right(p, "-", 1, 4);
+	else
+		p = put_right(p, num, fmt_u64(num, syns) - num, 4);
 	*p++ = ' ';
-	p = put_right(p, ep, fmt_lat(ep, r), 6);
+	if (est)
+		p = put_right(p, "-", 1, 6);
+	else
+		p = put_right(p, ep, fmt_lat(ep, r), 6);
 	*p++ = ' ';
-	p = stpcpy(p, ct_cause_name(r->cause));
+	p = stpcpy(p, est ? cause : ct_cause_name(r->cause));
 	*p++ = '\n';
 	if (w->detail)
 		p = put_detail(p, r, w->cg);
@@ -250,7 +276,10 @@ static void agg_line(const struct agg_entry *e, uint64_t since, uint64_t now, vo
 	fmt_clock(clock, sizeof(clock), now);
 	p = put_left(p, clock, strlen(clock), 8);
 	*p++ = ' ';
-	p = stpcpy(p, ct_verdict_label(e->key.verdict));
+	if (e->key.phase == CT_PHASE_ESTABLISHED)
+		p = stpcpy(p, e->key.verdict == CT_V_RESET ? "EST-RESET" : "EST-TIMEOUT");
+	else
+		p = stpcpy(p, ct_verdict_label(e->key.verdict));
 	*p++ = ' ';
 	p = stpcpy(p, ct_cause_name(e->key.cause));
 	p = stpcpy(p, " to ");
@@ -308,12 +337,16 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 	uint64_t total = 0;
 
 	text_tick(w, s->ts_real_ns);	/* what was summed since the last tick */
-	for (int v = 0; v < CT_V_MAX; v++)
+	for (int v = 0; v <= CT_V_PENDING; v++)
 		total += s->verdicts[v];
 	fprintf(w->f, "-- %llu attempts in %.1f s:", (unsigned long long)total, s->duration_s);
-	for (int v = 0; v < CT_V_MAX; v++)
+	for (int v = 0; v <= CT_V_PENDING; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->verdicts[v]);
+	if (s->est_verdicts)
+		fprintf(w->f, "; established: timeout %llu reset %llu",
+			(unsigned long long)s->est_verdicts[CT_V_TIMEOUT],
+			(unsigned long long)s->est_verdicts[CT_V_RESET]);
 	fprintf(w->f, "; lost records %llu, flow evictions %llu, missed events %llu",
 		(unsigned long long)s->lost_records, (unsigned long long)s->flow_evictions,
 		(unsigned long long)s->missed_events);

@@ -401,6 +401,8 @@ const char *ct_render_detail(const struct ct_result *r, char *buf, size_t sz)
 	struct ct_class k = { r->verdict, r->cause, r->inferred };
 	struct ctx c = { .r = r, .fx = &r->facts, .f = &r->flow };
 
+	if (r->phase == CT_PHASE_ESTABLISHED)
+		return estab_render_detail(r, buf, sz);
 	if (!sz)
 		return buf;
 	buf[0] = '\0';

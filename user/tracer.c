@@ -29,7 +29,8 @@
 
 enum {
 	SIG_CONNECT, SIG_CONNECT_ERROR, SIG_SYN_RETRANSMIT, SIG_RST_RECEIVED,
-	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_ICMP_SENT, SIG_MAX,
+	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_ICMP_SENT, SIG_ESTABLISHED,
+	SIG_MAX,
 };
 
 static const char *const signals[SIG_MAX] = {
@@ -42,6 +43,7 @@ static const char *const signals[SIG_MAX] = {
 	[SIG_DROP] = "drop",
 	[SIG_LISTEN_QUEUE] = "listen_queue",
 	[SIG_ICMP_SENT] = "icmp_sent",
+	[SIG_ESTABLISHED] = "established",
 };
 
 /*
@@ -57,6 +59,13 @@ static const struct hook_def progs[] = {
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP, HOOK_OPTIONAL },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
 	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT, HOOK_OPTIONAL },
+	/* how established connections die (established.bpf.c) */
+	{ "handle_estab_state", HK_TP_BTF, "inet_sock_set_state", SIG_ESTABLISHED, HOOK_OPTIONAL },
+	{ "handle_estab_retransmit", HK_TP_BTF, "tcp_retransmit_skb", SIG_ESTABLISHED,
+	  HOOK_OPTIONAL },
+	{ "handle_estab_receive_reset", HK_TP_BTF, "tcp_receive_reset", SIG_ESTABLISHED,
+	  HOOK_OPTIONAL },
+	{ "handle_estab_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_ESTABLISHED, HOOK_OPTIONAL },
 	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
 	/* read on demand, over the map of listeners found full */
 	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE, HOOK_WITH_SIGNAL },

@@ -453,9 +453,12 @@ class Conntrace:
                         f"stderr: {b''.join(self._stderr).decode('utf-8', 'replace')[-2000:]}")
                 self.cond.wait(left)
 
-    def verdicts(self, pred=lambda r: True):
+    def verdicts(self, pred=lambda r: True, phase="connect"):
+        """Verdict records of one phase (connect: the attempts; established:
+        connections that died after the handshake; None: both)."""
         with self.cond:
-            return [r for r in self.records if r.get("type") == "verdict" and pred(r)]
+            return [r for r in self.records if r.get("type") == "verdict" and pred(r)
+                    and (phase is None or r.get("phase") == phase)]
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -488,8 +491,17 @@ class Conntrace:
 
 def flow(ns, dport):
     """Predicate: a verdict for an attempt from namespace ns to dport."""
-    return lambda r: (r.get("type") == "verdict" and r.get("netns") == ns.inode
-                      and r.get("dport") == dport)
+    return lambda r: (r.get("type") == "verdict" and r.get("phase") == "connect"
+                      and r.get("netns") == ns.inode and r.get("dport") == dport)
+
+
+def established(ns, sport=None, dport=None):
+    """Predicate: an established verdict in namespace ns, for a connection
+    with these ports (None: any)."""
+    return lambda r: (r.get("type") == "verdict" and r.get("phase") == "established"
+                      and r.get("netns") == ns.inode
+                      and (sport is None or r.get("sport") == sport)
+                      and (dport is None or r.get("dport") == dport))
 
 
 def related(ns, dport):

@@ -91,13 +91,13 @@ static void expect_refused(const struct argl *l, const char *names)
 enum field {
 	F_TGID, F_PORT, F_SLOW_NS, F_RING_SIZE, F_MAX_FLOWS, F_VERBOSE, F_EMIT_OK,
 	F_JSON, F_DETAIL, F_PROBES, F_ALL, F_COLOR, F_VERDICT_MASK, F_NETNS,
-	F_NO_AGGREGATE,
+	F_NO_AGGREGATE, F_PHASE_MASK,
 };
 
 static const char *const field_names[] = {
 	"tc.tgid", "tc.port", "tc.slow_ns", "tc.ring_size", "tc.max_flows", "tc.verbose",
 	"tc.emit_ok", "json", "detail", "probes", "all", "color", "verdict_mask", "tc.netns",
-	"no_aggregate",
+	"no_aggregate", "phase_mask",
 };
 
 static long long field(const struct ct_options *o, enum field f)
@@ -119,6 +119,7 @@ static long long field(const struct ct_options *o, enum field f)
 	case F_VERDICT_MASK: return o->verdict_mask & ALL_VERDICTS;
 	case F_NETNS: return o->tc.netns;
 	case F_NO_AGGREGATE: return o->no_aggregate;
+	case F_PHASE_MASK: return o->phase_mask;
 	}
 	return -1;
 }
@@ -145,6 +146,7 @@ static void test_defaults(void **state)
 		{ F_JSON, 0 }, { F_DETAIL, 0 }, { F_PROBES, 0 }, { F_ALL, 0 }, { F_COLOR, -1 },
 		{ F_VERDICT_MASK, ALL_VERDICTS & ~V(CT_V_OK) }, { F_EMIT_OK, 0 }, { F_NETNS, 0 },
 		{ F_NO_AGGREGATE, 0 },
+		{ F_PHASE_MASK, (1 << CT_PHASE_CONNECT) | (1 << CT_PHASE_ESTABLISHED) },
 	};
 	struct ct_options o;
 
@@ -193,6 +195,9 @@ static void test_every_option_with_a_good_value(void **state)
 		{ { { "--netns", "4026531840" } }, F_NETNS, 4026531840LL },
 		{ { { "--netns=1" } }, F_NETNS, 1 },
 		{ { { "--netns", "4294967295" } }, F_NETNS, 4294967295LL },
+		{ { { "--phase", "connect" } }, F_PHASE_MASK, 1 << CT_PHASE_CONNECT },
+		{ { { "--phase=established" } }, F_PHASE_MASK, 1 << CT_PHASE_ESTABLISHED },
+		{ { { "--phase", "both" } }, F_PHASE_MASK, 3 },
 		{ { { "-v" } }, F_VERBOSE, 1 },
 		{ { { "--verbose" } }, F_VERBOSE, 1 },
 		/* grouped short options, the last one taking the rest as its value */
@@ -267,6 +272,7 @@ static void test_bad_values_refused_naming_the_option(void **state)
 		{ "--comm", "" },
 		{ "--cgroup", "" }, { "--cgroup", "ct-unit-no-such.slice" },
 		{ "--cgroup", "system.slice/../.." }, { "--cgroup", "cgroup.procs" },
+		{ "--phase", "" }, { "--phase", "connected" }, { "--phase", "all" },
 	};
 
 	(void)state;
@@ -496,7 +502,7 @@ static void test_verdict_lists(void **state)
 		{ { { "--verdict", "TIMEOUT,Refused" } }, V(CT_V_TIMEOUT) | V(CT_V_REFUSED) },
 		{ { { "--verdict", "PeNdInG,abandoned" } }, V(CT_V_PENDING) | V(CT_V_ABANDONED) },
 		{ { { "--verdict", "timeout,timeout" } }, V(CT_V_TIMEOUT) },
-		{ { { "--verdict=ok,slow,timeout,refused,unreachable,abandoned,pending" } },
+		{ { { "--verdict=ok,slow,timeout,refused,unreachable,abandoned,pending,reset" } },
 		  ALL_VERDICTS },
 		{ { { "--verdict", "slow", "--verdict", "ok" } }, V(CT_V_OK) },	/* the last wins */
 	};
