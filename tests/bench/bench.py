@@ -274,7 +274,9 @@ class Bench:
         if mode == "default":
             argv = [self.a.conntrace, "-j"] + self.a.conntrace_args
         elif mode == "text":
-            argv = [self.a.conntrace] + self.a.conntrace_args
+            # every verdict as a line, to count them (a storm is otherwise
+            # summed into one aggregated line a second: test_aggregate.py)
+            argv = [self.a.conntrace, "--no-aggregate"] + self.a.conntrace_args
         elif mode == "all":
             argv = [self.a.conntrace, "--all", "--json"] + self.a.conntrace_args
         else:
