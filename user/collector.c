@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "outfd.h"
 #include "output.h"
+#include "inbound.h"
 #include "overflow.h"
 #include "sink.h"
 #include "tracer.h"
@@ -44,6 +45,7 @@ struct collector {
 	const struct ct_options *o;
 	struct tracer *t;
 	struct correlator *corr;
+	struct inbound *inb;		/* incoming attempts (--direction in, both) */
 	struct overflow_table *overflows;
 	struct writer w;
 	/* the output: the -o file (sink) or standard output (so) */
@@ -124,7 +126,10 @@ static int on_record(void *ctx, void *data, size_t len)
 	struct collector *c = ctx;
 
 	/* malformed records are counted by the correlator and reported */
-	corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
+	if (len && *(const __u8 *)data == CT_REC_INBOUND)
+		inbound_feed(c->inb, data, len, clock_ns(CLOCK_BOOTTIME));
+	else
+		corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
 	return 0;
 }
 
@@ -401,8 +406,12 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.rst_reason_name = kenum_name;
 	cc.rst_names = tracer_rst_names(c->t);
 	c->corr = corr_new(&cc);
+	c->inb = inbound_new(&(struct inbound_config){
+		.drop_reason_name = kenum_name, .drop_names = tracer_drop_names(c->t),
+		.emit = on_verdict, .emit_ctx = c,
+	});
 	c->overflows = overflow_new();
-	if (!c->corr || !c->overflows) {
+	if (!c->corr || !c->inb || !c->overflows) {
 		snprintf(e->msg, sizeof(e->msg), "correlator: out of memory");
 		return -ENOMEM;
 	}
@@ -546,6 +555,7 @@ static int step(struct collector *c)
 	}
 	now = clock_ns(CLOCK_BOOTTIME);
 	corr_tick(c->corr, now);
+	inbound_tick(c->inb, now);
 	periodic(c, now);
 	err = check_output(c);
 	if (err)
@@ -614,6 +624,7 @@ int collector_finish(struct collector *c)
 	/* what is left in the flow table is still connecting: pending */
 	tracer_dump_pending(c->t, now);
 	corr_flush(c->corr);
+	inbound_flush(c->inb, now);	/* incoming attempts not over: pending */
 	write_summary(c, now);
 	return err;
 }
@@ -625,6 +636,7 @@ void collector_close(struct collector *c)
 	metrics_free(c->metrics);	/* stops its thread before the state it reads goes */
 	overflow_free(c->overflows);
 	corr_free(c->corr);
+	inbound_free(c->inb);
 	tracer_close(c->t);
 	sink_close(c->sink);
 	outfd_close(c->so);

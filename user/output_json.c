@@ -57,6 +57,9 @@ static void ev_item(struct json *j, const struct ct_ev_item *it)
 	json_kstr(j, "event", ct_ev_kind_name(it->kind));
 	switch (it->kind) {
 	case CT_EV_SYN_RETRANS:
+	case CT_EV_SYN_RECEIVED:
+	case CT_EV_SYNACK_RETRANS:
+	case CT_EV_SYN_COOKIE:
 		json_ku64(j, "n", it->n);
 		break;
 	case CT_EV_DROP:
@@ -107,7 +110,21 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	json_kstr(&j, "cause", ct_cause_name(r->cause));
 	json_kbool(&j, "inferred", r->inferred);
 	json_kstr(&j, "detail", ct_render_detail(r, detail, sizeof(detail)));
-	if (evicted) {
+	json_kstr(&j, "direction", r->inbound ? "inbound" : "outbound");
+	if (r->inbound) {
+		/* the listener's owner at listen(), when it was seen */
+		if (f->pid)
+			json_ku64(&j, "pid", f->pid);
+		else
+			json_kstr(&j, "pid", NULL);
+		json_kstr(&j, "tid", NULL);
+		json_key(&j, "comm");
+		if (f->pid)
+			json_strn(&j, f->comm, sizeof(f->comm));
+		else
+			json_null(&j);
+		json_kstr(&j, "cgroup_id", NULL);
+	} else if (evicted) {
 		json_kstr(&j, "pid", NULL);
 		json_kstr(&j, "tid", NULL);
 		json_kstr(&j, "comm", NULL);
@@ -129,7 +146,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	json_ku64(&j, "dport", f->dport);
 	json_ku64(&j, "syn_retrans", f->syn_retrans);
 	json_key(&j, "duration_us");
-	if (evicted)
+	if (evicted && !r->inbound)
 		json_null(&j);
 	else
 		json_u64(&j, r->duration_ns / 1000);

@@ -20,6 +20,7 @@ static const char *const verdict_color[CT_V_MAX] = {
 	[CT_V_UNREACHABLE] = "\033[31m",
 	[CT_V_ABANDONED] = "\033[35m",
 	[CT_V_PENDING] = "\033[36m",
+	[CT_V_DROPPED] = "\033[31m",
 };
 
 /* Pads to width by code points, so UTF-8 names keep the columns. */
@@ -61,9 +62,9 @@ static void fmt_clock(char *buf, size_t sz, uint64_t real_ns)
 
 static void text_header(struct writer *w)
 {
-	fprintf(w->f, "%-8s %-7s %-*s %-*s %-*s %-11s %4s %6s %s\n", "TIME", "PID", COL_COMM,
-		"COMM", COL_ADDR, "SADDR:SPORT", COL_ADDR, "DADDR:DPORT", "VERDICT", "SYNS",
-		"LAT", "CAUSE");
+	fprintf(w->f, "%-8s %-7s %-*s %-*s %-*s %-3s %-11s %4s %6s %s\n", "TIME", "PID",
+		COL_COMM, "COMM", COL_ADDR, "SADDR:SPORT", COL_ADDR, "DADDR:DPORT", "DIR",
+		"VERDICT", "SYNS", "LAT", "CAUSE");
 }
 
 static void text_start(struct writer *w, const struct start_info *s)
@@ -85,7 +86,7 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	unsigned syns = f->flags & CT_F_CONNECT_ERR && !f->sport ? 0 : f->syn_retrans + 1;
 
 	fmt_clock(clock, sizeof(clock), ts_real_ns);
-	if (f->flags & CT_F_NO_HISTORY) {
+	if (f->flags & CT_F_NO_HISTORY || (r->inbound && !f->pid)) {
 		snprintf(pid, sizeof(pid), "?");
 		snprintf(comm, sizeof(comm), "?");
 	} else {
@@ -98,7 +99,8 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 
 	fprintf(w->f, "%-8s %-7s ", clock, pid);
 	put_padded(w->f, comm, COL_COMM);
-	fprintf(w->f, " %-*s %-*s ", COL_ADDR, src, COL_ADDR, dst);
+	/* in: a SYN arrived, SADDR is the remote client, PID/COMM the listener's */
+	fprintf(w->f, " %-*s %-*s %-3s ", COL_ADDR, src, COL_ADDR, dst, r->inbound ? "in" : "out");
 	if (w->color)
 		fprintf(w->f, "%s%-11s\033[0m", verdict_color[r->verdict], ct_verdict_label(r->verdict));
 	else
