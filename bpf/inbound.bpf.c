@@ -122,6 +122,23 @@ static __always_inline bool syn_only(const struct ct_evidence *e)
 }
 
 /*
+ * The namespace of a SYN at its listener: TCP's receive path has cleared
+ * skb->dev by then (6.18), but the input route is still attached.
+ */
+static __always_inline __u32 syn_netns(const struct sk_buff *skb)
+{
+	unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst);
+	struct dst_entry *dst = (struct dst_entry *)(refdst & ~1UL);
+	struct net_device *dev;
+	__u32 netns = skb_netns(skb);
+
+	if (netns || !dst)
+		return netns;
+	dev = BPF_CORE_READ(dst, dev);
+	return dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
+}
+
+/*
  * A SYN reached listener sk (NULL: found by namespace and port among those
  * seen at listen()). Its drop shows as sk_drops moving since the last SYN;
  * the accept queue says whether it was full. A SYN that got through is only
@@ -140,7 +157,7 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 
 	if (!parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
 		return;
-	lk.netns = sk ? sk_netns(sk) : skb_netns(skb);
+	lk.netns = sk ? sk_netns(sk) : syn_netns(skb);
 	lk.port = e.dport;
 	if (!netns_wanted(lk.netns))
 		return;
@@ -218,7 +235,7 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	last = bpf_map_lookup_elem(&in_rst_skb, &zero);
 	if (last && *last == (__u64)skb)
 		return 0;	/* answered with an RST first: already told */
-	netns = skb_netns(skb);
+	netns = syn_netns(skb);
 	if (!netns_wanted(netns))
 		return 0;
 	now = bpf_ktime_get_boot_ns();
@@ -250,7 +267,7 @@ int BPF_PROG(in_send_reset, const struct sock *sk, const struct sk_buff *skb)
 
 	if (!skb || !parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
 		return 0;
-	netns = sk ? sk_netns(sk) : skb_netns(skb);
+	netns = sk ? sk_netns(sk) : syn_netns(skb);
 	if (!netns_wanted(netns))
 		return 0;
 	now = bpf_ktime_get_boot_ns();

@@ -146,7 +146,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	json_ku64(&j, "dport", f->dport);
 	json_ku64(&j, "syn_retrans", f->syn_retrans);
 	json_key(&j, "duration_us");
-	if (evicted && !r->inbound)
+	if (evicted)
 		json_null(&j);
 	else
 		json_u64(&j, r->duration_ns / 1000);

@@ -144,10 +144,12 @@ def parse_netstat(text):
 
 
 class Listener:
-    def __init__(self, ns, port, v6=False, backlog=None, no_accept=False):
+    def __init__(self, ns, port, v6=False, backlog=None, no_accept=False, addr=None):
         cmd = [CTLISTEN]
         if v6:
             cmd.append("-6")
+        if addr is not None:
+            cmd += ["--addr", addr]
         if backlog is not None:
             cmd += ["--backlog", str(backlog)]
         if no_accept:
