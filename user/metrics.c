@@ -38,7 +38,7 @@ static const char *const bucket_le[] = {
 
 /* Everything a scrape shows; copied whole under the lock. */
 struct state {
-	uint64_t verdicts[CT_V_MAX][CT_C_MAX];
+	uint64_t verdicts[2][CT_V_MAX][CT_C_MAX];	/* [inbound] */
 	uint64_t dur_bucket[CT_V_MAX][NR_BUCKETS];	/* not cumulative here */
 	uint64_t dur_count[CT_V_MAX];
 	double dur_sum[CT_V_MAX];
@@ -264,9 +264,11 @@ void metrics_verdict(struct metrics *m, const struct ct_result *r)
 	while (b < NR_BUCKETS && secs > m->bucket_bound[b])
 		b++;
 	pthread_mutex_lock(&m->lock);
-	m->st.verdicts[v][c]++;
-	m->st.syn_retrans += r->flow.syn_retrans;
-	if (timed) {
+	m->st.verdicts[r->inbound][v][c]++;
+	/* the histogram and SYN retransmits are those of connect(): outbound only */
+	if (!r->inbound)
+		m->st.syn_retrans += r->flow.syn_retrans;
+	if (timed && !r->inbound) {
 		if (b < NR_BUCKETS)
 			m->st.dur_bucket[v][b]++;
 		m->st.dur_count[v]++;
@@ -418,14 +420,17 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	put_label(f, "probes", m->probes, false);
 	fputs("} 1\n", f);
 
-	family(f, "conntrace_verdicts_total", "counter", "Outgoing TCP connection attempts by "
-	       "verdict and cause (a pair appears with its first attempt).");
-	for (int v = 0; v < CT_V_MAX; v++)
-		for (int c = 0; c < CT_C_MAX; c++)
-			if (st->verdicts[v][c])
-				fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"%s\"} "
-					"%llu\n", ct_verdict_name(v), ct_cause_name(c),
-					(unsigned long long)st->verdicts[v][c]);
+	family(f, "conntrace_verdicts_total", "counter", "TCP connection attempts by verdict, "
+	       "cause and direction (outbound: this host connected; inbound: a SYN arrived); "
+	       "a series appears with its first attempt.");
+	for (int d = 0; d < 2; d++)
+		for (int v = 0; v < CT_V_MAX; v++)
+			for (int c = 0; c < CT_C_MAX; c++)
+				if (st->verdicts[d][v][c])
+					fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"%s\","
+						"direction=\"%s\"} %llu\n", ct_verdict_name(v),
+						ct_cause_name(c), d ? "inbound" : "outbound",
+						(unsigned long long)st->verdicts[d][v][c]);
 
 	family(f, "conntrace_connect_duration_seconds", "histogram", "Time from connect() to "
 	       "the attempt's end, by verdict. Attempts whose start is unknown (evicted, or "

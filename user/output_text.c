@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Text writer: one aligned line per verdict, within 120 columns for IPv4.
+ * Text writer: one aligned line per verdict, within 124 columns for IPv4 (122 with the longest cause).
  * Kernel-sourced strings (task names) are escaped: nothing printed can
  * reach the terminal as a control sequence.
  */

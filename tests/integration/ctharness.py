@@ -359,7 +359,12 @@ class Conntrace:
 
     def __init__(self, *args, binary=None):
         self.binary = binary or conntrace_path()
-        self.argv = [self.binary, "-j", *map(str, args)]
+        args = [str(a) for a in args]
+        # tests written for the attempts a namespace makes see only those,
+        # unless they ask for incoming ones (test_inbound.py)
+        if not any(a == "--direction" or a.startswith("--direction=") for a in args):
+            args = ["--direction", "out", *args]
+        self.argv = [self.binary, "-j", *args]
         self.records = []
         self.bad_lines = []
         self._stderr = []

@@ -244,10 +244,10 @@ static void test_render_counts_and_histogram(void **state)
 	metrics_output_counters(m, 3, 4);
 	t = render(m);
 
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\"}") == 2);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"netfilter_drop\"}") == 2);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"no_synack\"}") == 1);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"abandoned\",cause=\"app_closed\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\",direction=\"outbound\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"netfilter_drop\",direction=\"outbound\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"no_synack\",direction=\"outbound\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"abandoned\",cause=\"app_closed\",direction=\"outbound\"}") == 1);
 	assert_true(sample(t, "conntrace_syn_retransmits_total") == 12);
 	assert_true(sample(t, "conntrace_lost_records_total") == 11);
 	assert_true(sample(t, "conntrace_flow_evictions_total") == 12);
@@ -567,7 +567,7 @@ static void test_scrapes_race_with_updates(void **state)
 {
 	struct metrics *m = serving(AF_INET);
 	struct counter_thread c = { .m = m };
-	const char *series = "conntrace_verdicts_total{verdict=\"timeout\",cause=\"no_synack\"}";
+	const char *series = "conntrace_verdicts_total{verdict=\"timeout\",cause=\"no_synack\",direction=\"outbound\"}";
 	double last = 0, v, hc;
 	unsigned moved = 0;
 	pthread_t th;
