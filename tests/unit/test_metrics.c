@@ -240,6 +240,9 @@ static void test_render_counts_and_histogram(void **state)
 	metrics_verdict(m, &r);
 	r = result(CT_V_MAX, CT_C_UNKNOWN, 1, 1);		/* out of range: ignored */
 	metrics_verdict(m, &r);
+	r = result(CT_V_REFUSED, CT_C_NO_LISTENER, 0.5, 3);	/* inbound: counted apart */
+	r.inbound = true;
+	metrics_verdict(m, &r);
 	metrics_kernel_counters(m, 11, 12);
 	metrics_output_counters(m, 3, 4);
 	t = render(m);
@@ -248,6 +251,7 @@ static void test_render_counts_and_histogram(void **state)
 	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"netfilter_drop\",direction=\"outbound\"}") == 2);
 	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"no_synack\",direction=\"outbound\"}") == 1);
 	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"abandoned\",cause=\"app_closed\",direction=\"outbound\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\",direction=\"inbound\"}") == 1);
 	assert_true(sample(t, "conntrace_syn_retransmits_total") == 12);
 	assert_true(sample(t, "conntrace_lost_records_total") == 11);
 	assert_true(sample(t, "conntrace_flow_evictions_total") == 12);
