@@ -139,6 +139,17 @@ static __always_inline __u32 syn_netns(const struct sk_buff *skb)
 }
 
 /*
+ * With tcp_syncookies=2 every SYN a listener takes is answered with a cookie
+ * (tcp_conn_request). With 1, only when the SYN queue is full: that case is
+ * not told apart here (LINUX_MIB_SYNCOOKIESSENT is per CPU, and this kernel
+ * gives BPF no per-CPU offset to read it with).
+ */
+static __always_inline bool cookies_always(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies) == 2;
+}
+
+/*
  * A SYN reached listener sk (NULL: found by namespace and port among those
  * seen at listen()). Its drop shows as sk_drops moving since the last SYN;
  * the accept queue says whether it was full. A SYN that got through is only
@@ -185,6 +196,15 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		else
 			a->synq_drops++;
 		attempt_send(a, CT_IN_SYN_DROP, now);
+		return;
+	}
+	if (cookies_always(sk)) {
+		a = attempt_get(&k, now);
+		if (!a)
+			return;
+		a->syns++;
+		a->cookies++;
+		attempt_send(a, CT_IN_COOKIE, now);
 		return;
 	}
 	a = emit_ok ? attempt_get(&k, now) : bpf_map_lookup_elem(&in_attempts, &k);
