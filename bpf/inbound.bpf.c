@@ -264,6 +264,17 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	if (!a)
 		return 0;
 	a->syns++;
+	/*
+	 * No socket: tcp_v4_rcv() answered it with an RST just before, which
+	 * tcp_send_reset missed (6.1 traces only RSTs sent with a socket).
+	 */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
+		a->rsts++;
+		attempt_send(a, CT_IN_RST, now);
+		bpf_map_delete_elem(&in_attempts, &k);
+		return 0;
+	}
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP)) {
 		a->nf_drops++;
