@@ -241,6 +241,7 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	struct in_key k = {};
 	__u32 zero = 0, netns;
 	__u64 *last, now;
+	bool no_socket;
 
 	if (reason == SKB_NOT_DROPPED_YET)
 		return 0;
@@ -252,9 +253,18 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		return 0;
 	if (!parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
 		return 0;
+	no_socket = bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
+		    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET);
 	last = bpf_map_lookup_elem(&in_rst_skb, &zero);
-	if (last && *last == (__u64)skb)
-		return 0;	/* answered with an RST first: already told */
+	/*
+	 * Told at the RST, right before on this CPU. Cleared once used: TCP's
+	 * clones reuse their skb's address (fclones), so a later SYN of another
+	 * attempt may come in the same one.
+	 */
+	if (no_socket && last && *last == (__u64)skb) {
+		*last = 0;
+		return 0;
+	}
 	netns = syn_netns(skb);
 	if (!netns_wanted(netns))
 		return 0;
@@ -264,12 +274,9 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	if (!a)
 		return 0;
 	a->syns++;
-	/*
-	 * No socket: tcp_v4_rcv() answered it with an RST just before, which
-	 * tcp_send_reset missed (6.1 traces only RSTs sent with a socket).
-	 */
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
+	if (no_socket) {
+		/* tcp_v4_rcv() answered it with an RST that tcp_send_reset missed
+		 * (6.1 traces only RSTs sent with a socket) */
 		a->rsts++;
 		attempt_send(a, CT_IN_RST, now);
 		bpf_map_delete_elem(&in_attempts, &k);

@@ -108,17 +108,23 @@ def test_inbound_verdicts_on_the_server(hosts):
         v = aq.get(s)
         assert v is None or v["verdict"] in ("ok", "slow"), v
 
-    (ref,) = inbound(server, srv, p_closed)
+    refs = inbound(server, srv, p_closed)
+    assert len(refs) == 1, refs
+    ref = refs[0]
     assert (ref["verdict"], ref["cause"]) == ("refused", "no_listener"), ref
     assert ref["sport"] == res["closed"]["sport"] and ref["saddr"] == CLIENT_ADDR, ref
 
-    (nf,) = inbound(server, srv, p_nft)
+    nfs = inbound(server, srv, p_nft)
+    assert len(nfs) == 1, (nfs, [r for r in server.records if r.get("type") != "verdict"])
+    nf = nfs[0]
     assert nf["verdict"] in ("pending", "dropped") and nf["cause"] == "netfilter_drop", nf
     assert nf["sport"] == res["dropped"]["sport"], nf
     drops = [e for e in nf["evidence"] if e["event"] == "drop"]
     assert drops and drops[-1]["reason"] == "NETFILTER_DROP", nf
 
-    (good,) = inbound(server, srv, p_ok)
+    goods = inbound(server, srv, p_ok)
+    assert len(goods) == 1, goods
+    good = goods[0]
     assert good["verdict"] == "ok" and good["sport"] == res["ok"]["sport"], good
     assert good["comm"] == "ctlisten", good
 
