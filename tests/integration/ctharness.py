@@ -362,7 +362,8 @@ class Conntrace:
         args = [str(a) for a in args]
         # tests written for the attempts a namespace makes see only those,
         # unless they ask for incoming ones (test_inbound.py)
-        if not any(a == "--direction" or a.startswith("--direction=") for a in args):
+        if args[:1] != ["listen"] and not any(a == "--direction" or
+                                              a.startswith("--direction=") for a in args):
             args = ["--direction", "out", *args]
         self.argv = [self.binary, "-j", *args]
         self.records = []
