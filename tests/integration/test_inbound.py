@@ -21,6 +21,7 @@ from ctharness import Conntrace, NetNS, free_port, run
 from ctschema import check_record
 
 CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
+CLIENT_ADDR6, SERVER_ADDR6 = "2001:db8::1", "2001:db8::2"
 CLIENTS = 8
 
 
@@ -34,6 +35,9 @@ def hosts():
              "peer", "name", b, "netns", srv.name])
         run(["ip", "-n", cli.name, "addr", "add", f"{CLIENT_ADDR}/24", "dev", a])
         run(["ip", "-n", srv.name, "addr", "add", f"{SERVER_ADDR}/24", "dev", b])
+        # nodad: usable at once, no duplicate address detection delay
+        run(["ip", "-n", cli.name, "addr", "add", f"{CLIENT_ADDR6}/64", "dev", a, "nodad"])
+        run(["ip", "-n", srv.name, "addr", "add", f"{SERVER_ADDR6}/64", "dev", b, "nodad"])
         run(["ip", "-n", cli.name, "link", "set", a, "up"])
         run(["ip", "-n", srv.name, "link", "set", b, "up"])
         # the dropped clients give up after about 7 s (1 s linear retries on 6.18)
@@ -165,3 +169,39 @@ def test_syn_cookies_always_are_marked(hosts):
     cookies = [e for e in v["evidence"] if e["event"] == "syn_cookie"]
     assert cookies and cookies[0]["n"] == 1, v
     assert v["evidence"][-1]["event"] == "established", v
+
+
+def test_inbound_ipv6(hosts):
+    """The same over IPv6 (2001:db8::/64 on the veth pair): a closed port is
+    refused/no_listener, an nft input drop is netfilter_drop (pending at the
+    stop), an accepting listener gives ok, each naming the client's port."""
+    cli, srv = hosts
+    p_closed, p_nft, p_ok = (free_port() for _ in range(3))
+    with Conntrace("-a", "--netns", srv.name, "--direction", "in") as server:
+        srv.listen(p_ok, v6=True, addr=SERVER_ADDR6)
+        srv.drop_syns(p_nft)
+        closed = cli.client(SERVER_ADDR6, p_closed, v6=True)
+        dropped = cli.client(SERVER_ADDR6, p_nft, v6=True, timeout_ms=2500)
+        ok = cli.client(SERVER_ADDR6, p_ok, v6=True)
+        res = {name: c.finish(timeout=60) for name, c in
+               (("closed", closed), ("dropped", dropped), ("ok", ok))}
+        assert res["closed"]["result"] == "ECONNREFUSED", res
+        assert res["ok"]["result"] == "ok", res
+        for port in (p_closed, p_ok):
+            server.wait_for(lambda r, p=port: r.get("type") == "verdict" and r["dport"] == p,
+                            what=f"the inbound verdict for port {port}")
+        server.stop()
+    got = {}
+    for v in server.verdicts():
+        assert not check_record(v), check_record(v)
+        assert v["direction"] == "inbound" and v["family"] == "ipv6", v
+        got[v["dport"]] = v
+    want = {p_closed: ("refused", "no_listener", "closed"),
+            p_nft: ("pending", "netfilter_drop", "dropped"),
+            p_ok: ("ok", "established", "ok")}
+    for port, (verdict, cause, name) in want.items():
+        v = got.get(port)
+        assert v, f"no inbound verdict for port {port}: {list(got.values())}"
+        assert (v["verdict"], v["cause"]) == (verdict, cause), v
+        assert (v["saddr"], v["sport"]) == (CLIENT_ADDR6, res[name]["sport"]), v
+        assert v["daddr"] == SERVER_ADDR6, v
