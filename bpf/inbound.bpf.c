@@ -150,11 +150,28 @@ static __always_inline bool cookies_always(const struct sock *sk)
 }
 
 /*
+ * Whether the SYN queue refuses SYNs now: with cookies off, tcp_conn_request()
+ * drops a SYN when the queue of requests is full, or (for a peer not proven)
+ * when it holds more than 3/4 of tcp_max_syn_backlog.
+ */
+static __always_inline bool syn_queue_full(const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const struct inet_connection_sock *)sk;
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	__u32 qlen = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+	__u32 max_syn = BPF_CORE_READ(net, ipv4.sysctl_max_syn_backlog);
+
+	if (BPF_CORE_READ(net, ipv4.sysctl_tcp_syncookies))
+		return false;
+	return qlen >= BPF_CORE_READ(sk, sk_max_ack_backlog) || max_syn - qlen < (max_syn >> 2);
+}
+
+/*
  * A SYN reached listener sk (NULL: found by namespace and port among those
- * seen at listen()). Its drop shows as sk_drops moving since the last SYN;
- * the accept queue says whether it was full. A SYN that got through is only
- * counted for an attempt already kept (it had trouble), or every one with
- * emit_ok.
+ * seen at listen()). Its drop shows as sk_drops moving since the last SYN,
+ * told when a full accept queue or SYN queue explains it (an ACK dropped in
+ * between moves it too). A SYN that got through is only counted for an
+ * attempt already kept (it had trouble), or every one with emit_ok.
  */
 static __always_inline void syn_at_listener(const struct sk_buff *skb, const struct sock *sk)
 {
@@ -164,6 +181,7 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 	struct ct_inbound *a;
 	struct in_key k = {};
 	__u32 drops, q, max;
+	bool overflow;
 	__u64 now;
 
 	if (!parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
@@ -177,26 +195,35 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		if (!ls)
 			return;	/* a listener opened before conntrace: not known */
 		sk = (const struct sock *)ls->sk;
+	} else if (!ls) {
+		/* opened before conntrace (owner unknown): its drops count from now */
+		struct in_listener fresh = { .sk = (__u64)sk, .drops = read_drops(sk) };
+
+		bpf_map_update_elem(&in_listeners, &lk, &fresh, BPF_NOEXIST);
+		ls = bpf_map_lookup_elem(&in_listeners, &lk);
 	}
 	now = bpf_ktime_get_boot_ns();
 	key_of_syn(&k, &e, lk.netns);
 	drops = read_drops(sk);
+	q = BPF_CORE_READ(sk, sk_ack_backlog);
+	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	if (ls && drops != ls->drops) {
 		ls->drops = drops;
-		a = attempt_get(&k, now);
-		if (!a)
+		overflow = q > max;
+		if (overflow || syn_queue_full(sk)) {
+			a = attempt_get(&k, now);
+			if (!a)
+				return;
+			a->syns++;
+			a->queue = q;
+			a->queue_max = max;
+			if (overflow)
+				a->overflow_drops++;
+			else
+				a->synq_drops++;
+			attempt_send(a, CT_IN_SYN_DROP, now);
 			return;
-		q = BPF_CORE_READ(sk, sk_ack_backlog);
-		max = BPF_CORE_READ(sk, sk_max_ack_backlog);
-		a->syns++;
-		a->queue = q;
-		a->queue_max = max;
-		if (q > max)
-			a->overflow_drops++;
-		else
-			a->synq_drops++;
-		attempt_send(a, CT_IN_SYN_DROP, now);
-		return;
+		}
 	}
 	if (cookies_always(sk)) {
 		a = attempt_get(&k, now);
