@@ -18,10 +18,10 @@
 #include "correlate.h"
 
 static const char *const verdict_names[CT_V_MAX] = {
-	"ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending",
+	"ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending", "dropped",
 };
 static const char *const verdict_labels[CT_V_MAX] = {
-	"OK", "SLOW", "TIMEOUT", "REFUSED", "UNREACHABLE", "ABANDONED", "PENDING",
+	"OK", "SLOW", "TIMEOUT", "REFUSED", "UNREACHABLE", "ABANDONED", "PENDING", "DROPPED",
 };
 static const char *const cause_names[CT_C_MAX] = {
 	[CT_C_ESTABLISHED] = "established",
@@ -37,6 +37,7 @@ static const char *const cause_names[CT_C_MAX] = {
 	[CT_C_LOCAL_DROP] = "local_drop",
 	[CT_C_LOCAL_ERROR] = "local_error",
 	[CT_C_UNKNOWN] = "unknown",
+	[CT_C_SYN_QUEUE_FULL] = "syn_queue_full",
 };
 static const char *const ev_names[CT_EV_MAX] = {
 	[CT_EV_CONNECT] = "connect",
@@ -52,6 +53,9 @@ static const char *const ev_names[CT_EV_MAX] = {
 	[CT_EV_ICMP_SENT] = "icmp_sent",
 	[CT_EV_ICMP_ERROR] = "icmp_error",
 	[CT_EV_SIMOPEN] = "simultaneous_open",
+	[CT_EV_SYN_RECEIVED] = "syn_received",
+	[CT_EV_SYNACK_RETRANS] = "synack_retransmit",
+	[CT_EV_SYN_COOKIE] = "syn_cookie",
 };
 
 const char *ct_verdict_name(enum ct_verdict v)

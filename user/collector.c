@@ -31,6 +31,7 @@
 #include "nscounters.h"
 #include "outfd.h"
 #include "output.h"
+#include "inbound.h"
 #include "overflow.h"
 #include "service.h"
 #include "sink.h"
@@ -48,6 +49,7 @@ struct collector {
 	const struct ct_options *o;
 	struct tracer *t;
 	struct correlator *corr;
+	struct inbound *inb;		/* incoming attempts (--direction in, both) */
 	struct overflow_table *overflows;
 	struct writer w;
 	/* the output: the -o file (sink) or standard output (so) */
@@ -108,9 +110,10 @@ static bool owner_filtered(const struct tracer_config *tc)
 	return tc->ntgids || tc->comm[0] || tc->cgroup_id;
 }
 
-static bool flow_wanted(const struct collector *c, const struct ct_flow *f)
+static bool flow_wanted(const struct collector *c, const struct ct_result *r)
 {
 	const struct tracer_config *tc = &c->o->tc;
+	const struct ct_flow *f = &r->flow;
 
 	if (!tracer_tgid_wanted(tc, f->pid))
 		return false;
@@ -118,6 +121,9 @@ static bool flow_wanted(const struct collector *c, const struct ct_flow *f)
 		return false;
 	/* the kernel judged --cgroup for every flow whose owner it knew */
 	if (tc->cgroup_id && (f->flags & CT_F_NO_HISTORY))
+		return false;
+	/* inbound: pid and comm are the listener's, its cgroup is not known */
+	if (tc->cgroup_id && r->inbound)
 		return false;
 	if (tc->netns && f->netns != tc->netns)
 		return false;
@@ -143,7 +149,10 @@ static int on_record(void *ctx, void *data, size_t len)
 	struct collector *c = ctx;
 
 	/* malformed records are counted by the correlator and reported */
-	corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
+	if (len && *(const __u8 *)data == CT_REC_INBOUND)
+		inbound_feed(c->inb, data, len, clock_ns(CLOCK_BOOTTIME));
+	else
+		corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
 	return 0;
 }
 
@@ -152,7 +161,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	struct collector *c = ctx;
 	const struct ct_flow *f = &r->flow;
 
-	if (!flow_wanted(c, f))
+	if (!flow_wanted(c, r))
 		return;
 	c->counts.delivered[r->verdict]++;	/* the summary counts what the filters let through */
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
@@ -165,7 +174,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 		c->counts.dropped[r->verdict]++;
 		return;
 	}
-	c->w.cg = f->flags & CT_F_NO_HISTORY ? NULL : cg_cache_get(c->cg, f->cgroup_id);
+	c->w.cg = f->flags & CT_F_NO_HISTORY || r->inbound ? NULL : cg_cache_get(c->cg, f->cgroup_id);
 	c->w.ops->verdict(&c->w, r, f->ts_end + boot_to_real(c));
 }
 
@@ -487,10 +496,14 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 	cc.rst_reason_name = kenum_name;
 	cc.rst_names = tracer_rst_names(c->t);
 	c->corr = corr_new(&cc);
+	c->inb = inbound_new(&(struct inbound_config){
+		.drop_reason_name = kenum_name, .drop_names = tracer_drop_names(c->t),
+		.emit = on_verdict, .emit_ctx = c,
+	});
 	c->overflows = new_overflow_table(c);
 	/* opened before --user drops the right to open cgroups by id */
 	c->cg = open_cgroups();
-	if (!c->corr || !c->overflows || !c->cg) {
+	if (!c->corr || !c->inb || !c->overflows || !c->cg) {
 		snprintf(e->msg, sizeof(e->msg), "correlator: out of memory");
 		return -ENOMEM;
 	}
@@ -639,6 +652,7 @@ static int step(struct collector *c)
 	}
 	now = clock_ns(CLOCK_BOOTTIME);
 	corr_tick(c->corr, now);
+	inbound_tick(c->inb, now);
 	periodic(c, now);
 	service_watchdog(now);
 	err = check_output(c);
@@ -736,6 +750,7 @@ int collector_finish(struct collector *c)
 	/* what is left in the flow table is still connecting: pending */
 	tracer_dump_pending(c->t, now);
 	corr_flush(c->corr);
+	inbound_flush(c->inb, now);	/* incoming attempts not over: pending */
 	write_summary(c, now);
 	return err;
 }
@@ -748,6 +763,7 @@ void collector_close(struct collector *c)
 	overflow_free(c->overflows);
 	corr_free(c->corr);
 	cg_cache_free(c->cg);
+	inbound_free(c->inb);
 	tracer_close(c->t);
 	sink_close(c->sink);
 	outfd_close(c->so);

@@ -85,6 +85,9 @@ static void ev_item(struct json *j, const struct ct_ev_item *it)
 	KSTR(j, "event", ct_ev_kind_name(it->kind));
 	switch (it->kind) {
 	case CT_EV_SYN_RETRANS:
+	case CT_EV_SYN_RECEIVED:
+	case CT_EV_SYNACK_RETRANS:
+	case CT_EV_SYN_COOKIE:
 		KU64(j, "n", it->n);
 		break;
 	case CT_EV_DROP:
@@ -152,7 +155,22 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	KBOOL(&j, "inferred", r->inferred);
 	json_klit(&j, "detail");
 	json_str_fill(&j, fill_detail, r, CT_DETAIL_MAX);
-	if (evicted) {
+	KSTR(&j, "direction", r->inbound ? "inbound" : "outbound");
+	if (r->inbound) {
+		/* the listener's owner at listen(), when it was seen */
+		json_klit(&j, "pid");
+		if (f->pid)
+			json_u64(&j, f->pid);
+		else
+			json_null(&j);
+		KSTR(&j, "tid", NULL);
+		json_klit(&j, "comm");
+		if (f->pid)
+			json_strn(&j, f->comm, sizeof(f->comm));
+		else
+			json_null(&j);
+		KSTR(&j, "cgroup_id", NULL);
+	} else if (evicted) {
 		KSTR(&j, "pid", NULL);
 		KSTR(&j, "tid", NULL);
 		KSTR(&j, "comm", NULL);
@@ -164,7 +182,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		json_strn(&j, f->comm, sizeof(f->comm));
 		KU64(&j, "cgroup_id", f->cgroup_id);
 	}
-	cg_fields(&j, evicted ? NULL : w->cg);
+	cg_fields(&j, evicted || r->inbound ? NULL : w->cg);
 	KU64(&j, "netns", f->netns);
 	KSTR(&j, "family", f->family == CT_AF_INET ? "ipv4" : "ipv6");
 	json_klit(&j, "saddr");

@@ -144,10 +144,12 @@ def parse_netstat(text):
 
 
 class Listener:
-    def __init__(self, ns, port, v6=False, backlog=None, no_accept=False):
+    def __init__(self, ns, port, v6=False, backlog=None, no_accept=False, addr=None):
         cmd = [CTLISTEN]
         if v6:
             cmd.append("-6")
+        if addr is not None:
+            cmd += ["--addr", addr]
         if backlog is not None:
             cmd += ["--backlog", str(backlog)]
         if no_accept:
@@ -357,7 +359,13 @@ class Conntrace:
 
     def __init__(self, *args, binary=None):
         self.binary = binary or conntrace_path()
-        self.argv = [self.binary, "-j", *map(str, args)]
+        args = [str(a) for a in args]
+        # tests written for the attempts a namespace makes see only those,
+        # unless they ask for incoming ones (test_inbound.py)
+        if args[:1] != ["listen"] and not any(a == "--direction" or
+                                              a.startswith("--direction=") for a in args):
+            args = ["--direction", "out", *args]
+        self.argv = [self.binary, "-j", *args]
         self.records = []
         self.bad_lines = []
         self._stderr = []

@@ -136,7 +136,11 @@ class Bg:
 
 
 def start_conntrace(*args, ns=None):
-    cmd = [conntrace_path(), *map(str, args)]
+    args = [str(a) for a in args]
+    # the scenarios count outgoing attempts; incoming ones: test_inbound.py
+    if args[:1] != ["listen"] and "--direction" not in args:
+        args = ["--direction", "out", *args]
+    cmd = [conntrace_path(), *args]
     assert os.access(cmd[0], os.X_OK), f"{cmd[0]} missing: build it (make) or set CONNTRACE"
     if ns is not None:
         return Bg(ns.popen(cmd))

@@ -496,7 +496,7 @@ static void test_verdict_lists(void **state)
 		{ { { "--verdict", "TIMEOUT,Refused" } }, V(CT_V_TIMEOUT) | V(CT_V_REFUSED) },
 		{ { { "--verdict", "PeNdInG,abandoned" } }, V(CT_V_PENDING) | V(CT_V_ABANDONED) },
 		{ { { "--verdict", "timeout,timeout" } }, V(CT_V_TIMEOUT) },
-		{ { { "--verdict=ok,slow,timeout,refused,unreachable,abandoned,pending" } },
+		{ { { "--verdict=ok,slow,timeout,refused,unreachable,abandoned,pending,dropped" } },
 		  ALL_VERDICTS },
 		{ { { "--verdict", "slow", "--verdict", "ok" } }, V(CT_V_OK) },	/* the last wins */
 	};
