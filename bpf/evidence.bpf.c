@@ -61,9 +61,13 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 		__u32 zero = 0;
 		__u64 *last = bpf_map_lookup_elem(&rst_skb, &zero);
 
-		/* tcp_v4_rcv answered it with an RST first: already reported */
-		if (last && *last == (__u64)skb)
+		/* tcp_v4_rcv answered it with an RST first: already reported. Forgotten
+		 * once matched: the address is reused (fclones), and a later NO_SOCKET
+		 * drop of another packet there must not be skipped. */
+		if (last && *last == (__u64)skb) {
+			*last = 0;
 			return 0;
+		}
 	}
 
 	/* A SYN still owned by its connecting socket is matched here. */
