@@ -30,8 +30,17 @@ OK_CONNECTS = 3
 
 def unit_args(out, metrics):
     """ExecStart's arguments, with --output and --metrics replaced."""
-    line = next(x for x in UNIT.read_text().splitlines() if x.startswith("ExecStart="))
-    argv = shlex.split(line[len("ExecStart="):])[1:]
+    text = UNIT.read_text().splitlines()
+    line = next(x for x in text if x.startswith("ExecStart="))
+    # the unit's default options, as systemd expands $CONNTRACE_OPTS (word-split)
+    env = {}
+    for x in text:
+        if x.startswith("Environment="):
+            k, _, v = shlex.split(x[len("Environment="):])[0].partition("=")
+            env[k] = v
+    argv = []
+    for w in shlex.split(line[len("ExecStart="):])[1:]:
+        argv += env[w[1:]].split() if w.startswith("$") else [w]
     assert "-a" not in argv and "--all" not in argv and "--verdict" not in argv, argv
     swap = {"--output": str(out), "-o": str(out), "--metrics": metrics}
     for i, a in enumerate(argv[:-1]):
@@ -120,9 +129,13 @@ def test_service_and_default_invocations(tmp_path):
         def scraped():
             body = scrape(ns, mport)
             scrapes.append((body, k.delta()["TcpActiveOpens"]))
+            # OK attempts only counted in the kernel reach /metrics at its next
+            # reading (once a second): scrape until the earlier ones are in
             return body and sample(body, "conntrace_verdicts_total", verdict="timeout",
                                    cause="netfilter_drop", direction="outbound") and \
-                len(scrapes) >= 2
+                len(scrapes) >= 2 and \
+                sample(body, "conntrace_verdicts_total", verdict="ok", cause="established",
+                       direction="outbound") >= OK_CONNECTS + len(scrapes) - 1
         wait_until(scraped, 20, "the timeout in /metrics")
         metrics, opens = scrapes[-1]
         text.wait_line(lambda x: " TIMEOUT " in x, 20, "the TIMEOUT line")
