@@ -44,6 +44,10 @@ UNREACH_ADDR = "198.51.100.1"
 # create namespaces too), so a namespace is ours only during its lifetime:
 # inode -> [[created, deleted or None], ...] in wall-clock seconds.
 OWNED_NETNS = {}
+# inode -> [[created, deleted or None], ...] of disowned namespaces: the kernel hands
+# a freed inode to the next namespace at once, so a disowned namespace's first
+# verdicts can fall in the margin after an owned one's deletion; they are not ours
+DISOWNED_NETNS = {}
 CLIENT_PIDS = set()
 _owned_lock = threading.Lock()
 
@@ -54,12 +58,15 @@ def owned(rec, margin=0.5):
     namespace was deleted: a verdict may be stamped as its flow is reaped)."""
     with _owned_lock:
         windows = list(OWNED_NETNS.get(rec.get("netns"), ()))
+        disowned = list(DISOWNED_NETNS.get(rec.get("netns"), ()))
     if not windows:
         return False
     try:
         ts = parse_ts(rec["ts"])
     except (KeyError, TypeError, ValueError):
         return True      # cannot tell: count it as ours, so it is checked
+    if any(a <= ts <= (b if b is not None else float("inf")) for a, b in disowned):
+        return False
     return any(a <= ts <= (b if b is not None else float("inf")) + margin
                for a, b in windows)
 
@@ -233,6 +240,7 @@ class NetNS:
         self.created = False
         self.inode = None
         self._window = None
+        self._disowned = None
 
     def __enter__(self):
         return self.create()
@@ -278,6 +286,9 @@ class NetNS:
             if self._window is not None:
                 with _owned_lock:
                     self._window[1] = time.time()
+            if self._disowned is not None:
+                with _owned_lock:
+                    self._disowned[1] = time.time()
             assert not os.path.exists(f"/run/netns/{self.name}"), f"netns {self.name} left behind"
 
     # -- running things inside ------------------------------------------
@@ -631,6 +642,9 @@ def disown(ns):
             windows.remove(ns._window)
         if not windows:
             OWNED_NETNS.pop(ns.inode, None)
+        start = ns._window[0] if ns._window is not None else time.time()
+        ns._disowned = [start, None]
+        DISOWNED_NETNS.setdefault(ns.inode, []).append(ns._disowned)
     ns._window = None
 
 

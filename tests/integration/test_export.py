@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 import ctharness
-from ctharness import OWNED_NETNS, ROOT, NetNS, conntrace_path, run
+from ctharness import ROOT, NetNS, conntrace_path, run
 from ctschema import SCHEMA_PATH, check_file, check_line, check_record
 from scenarios import EXPECTED_RESULT, SPECS
 
@@ -63,13 +63,7 @@ class ExportNS(NetNS):
 
     def create(self):
         super().create()
-        with ctharness._owned_lock:
-            windows = OWNED_NETNS.get(self.inode, [])
-            if self._window in windows:
-                windows.remove(self._window)
-            if not windows:
-                OWNED_NETNS.pop(self.inode, None)
-        self._window = None
+        ctharness.disown(self)
         return self
 
 
