@@ -67,7 +67,10 @@ def owned(rec, margin=0.5):
         return True      # cannot tell: count it as ours, so it is checked
     if any(a <= ts <= (b if b is not None else float("inf")) for a, b in disowned):
         return False
-    return any(a <= ts <= (b if b is not None else float("inf")) + margin
+    # an attempt begun after the deletion is of the next namespace with the inode
+    # (another session's: the kernel reuses a freed inode at once)
+    start = ts - (rec.get("duration_us") or 0) / 1e6
+    return any(a <= ts and (b is None or (ts <= b + margin and start <= b))
                for a, b in windows)
 
 
