@@ -69,7 +69,8 @@ def owned(rec, margin=0.5):
         return False
     # an attempt begun after the deletion is of the next namespace with the inode
     # (another session's: the kernel reuses a freed inode at once)
-    start = ts - (rec.get("duration_us") or 0) / 1e6
+    dur = rec.get("duration_us")
+    start = ts - dur / 1e6 if isinstance(dur, int) else float("-inf")     # unknown: as before
     return any(a <= ts and (b is None or (ts <= b + margin and start <= b))
                for a, b in windows)
 
