@@ -31,6 +31,7 @@
 #include "nscounters.h"
 #include "outfd.h"
 #include "output.h"
+#include "filter.h"
 #include "inbound.h"
 #include "overflow.h"
 #include "service.h"
@@ -97,51 +98,6 @@ static int64_t boot_to_real(struct collector *c)
 }
 
 /* ------------------------------------------------------------------------
- * Filters: -p/--pid, --port, --netns, --comm, --cgroup.
- *
- * The kernel applies them first (conntrace.bpf.c), so most records never
- * reach user space. They are applied again here, in one place, for the
- * records the kernel could not judge: a flow whose table entry was evicted
- * comes back without its owner or ports, and a listener reading has a port
- * but no owning process, so the owner filters hide listeners.
- */
-static bool owner_filtered(const struct tracer_config *tc)
-{
-	return tc->ntgids || tc->comm[0] || tc->cgroup_id;
-}
-
-static bool flow_wanted(const struct collector *c, const struct ct_result *r)
-{
-	const struct tracer_config *tc = &c->o->tc;
-	const struct ct_flow *f = &r->flow;
-
-	if (!tracer_tgid_wanted(tc, f->pid))
-		return false;
-	if (tc->comm[0] && strncmp(f->comm, tc->comm, sizeof(f->comm)))
-		return false;
-	/* the kernel judged --cgroup for every flow whose owner it knew */
-	if (tc->cgroup_id && (f->flags & CT_F_NO_HISTORY))
-		return false;
-	/* inbound: pid and comm are the listener's, its cgroup is not known */
-	if (tc->cgroup_id && r->inbound)
-		return false;
-	if (tc->netns && f->netns != tc->netns)
-		return false;
-	return tracer_port_wanted(tc, f->sport, f->dport);
-}
-
-static bool listener_wanted(const struct collector *c, const struct ct_listener *l)
-{
-	const struct tracer_config *tc = &c->o->tc;
-
-	if (owner_filtered(tc))
-		return false;	/* a listener's owner is not known here */
-	if (tc->netns && l->netns != tc->netns)
-		return false;
-	return tracer_port_wanted(tc, l->port, l->port);
-}
-
-/* ------------------------------------------------------------------------
  * From the ring to the output. */
 
 static int on_record(void *ctx, void *data, size_t len)
@@ -161,7 +117,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	struct collector *c = ctx;
 	const struct ct_flow *f = &r->flow;
 
-	if (!flow_wanted(c, r))
+	if (!filter_flow_wanted(&c->o->tc, r))
 		return;
 	c->counts.delivered[r->verdict]++;	/* the summary counts what the filters let through */
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
@@ -201,7 +157,7 @@ static void on_overflow(void *ctx, const struct overflow_report *r)
 	};
 
 	/* export: every listener of the reading to the metrics, dropping or not */
-	if (c->metrics && listener_wanted(c, l)) {
+	if (c->metrics && filter_listener_wanted(&c->o->tc, l)) {
 		struct metrics_listener ml = {
 			.netns = l->netns, .lport = l->port, .overflows = r->total,
 			.accept_queue = l->queue, .accept_queue_max = l->queue_max,
@@ -213,7 +169,7 @@ static void on_overflow(void *ctx, const struct overflow_report *r)
 	/* with no overflows too: a queue read drained ends a full period */
 	memcpy(cl.addr, l->addr, sizeof(cl.addr));
 	corr_listener_full(c->corr, &cl, now);
-	if (!r->overflows || !listener_wanted(c, l))
+	if (!r->overflows || !filter_listener_wanted(&c->o->tc, l))
 		return;
 	c->w.ops->listen_overflow(&c->w, r, now + boot_to_real(c), r->since_ns + boot_to_real(c));
 }
