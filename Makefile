@@ -72,7 +72,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall $(WERROR_FLAG) \
 # apart and linked into one object, build/conntrace.bpf.o, with one skeleton.
 # Every other bpf/*.bpf.c is an object and a skeleton of its own. flow comes
 # first: it defines the shared maps (see bpf/conntrace.bpf.h).
-CT_PARTS  := flow established evidence listener connect
+CT_PARTS  := flow established inbound evidence listener connect
 CT_PART_OBJS := $(patsubst %,$(OUT)/bpf/%.bpf.o,$(CT_PARTS))
 BPF_SRCS  := $(filter-out $(patsubst %,bpf/%.bpf.c,$(CT_PARTS)),$(wildcard bpf/*.bpf.c))
 SKELS     := $(OUT)/conntrace.skel.h $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))

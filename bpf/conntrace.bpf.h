@@ -46,6 +46,7 @@ extern const volatile __u64 slow_ns;	/* 0: no latency threshold */
 /* Wake the collector only once this much data waits; it drains on a timer. */
 extern const volatile __u64 wakeup_bytes;
 extern const volatile __u32 max_flows;	/* the flow table's size */
+extern const volatile __u8 targ_dir;	/* CT_DIR_OUT | CT_DIR_IN */
 
 /* the ring buffer every record goes through */
 typedef struct {

@@ -25,6 +25,10 @@
 #define CT_TCP_CLOSE		7
 #define CT_TCP_LISTEN		10
 
+/* --direction: which attempts are traced (targ_dir in the kernel) */
+#define CT_DIR_OUT	(1U << 0)	/* this host connected */
+#define CT_DIR_IN	(1U << 1)	/* a SYN arrived for a local address */
+
 #define CT_AF_INET	2
 #define CT_AF_INET6	10
 
@@ -34,6 +38,7 @@ enum ct_rec_type {
 	CT_REC_RST_SENT,	/* this host's TCP stack answered a SYN with an RST */
 	CT_REC_LISTEN_FULL,	/* a listener's accept queue was found full */
 	CT_REC_ICMP_SENT,	/* this host sent an ICMP error about a SYN (struct ct_evidence) */
+	CT_REC_INBOUND,		/* an incoming attempt changed (struct ct_inbound) */
 	CT_REC_ESTAB,		/* an established connection died (struct ct_estab) */
 	CT_REC_MAX,
 };
@@ -142,6 +147,50 @@ struct ct_listener {
 	__u32 drops;		/* sk_drops now */
 	__u32 drops_at_full;	/* sk_drops when it was first found full */
 	__u8  addr[16];
+};
+
+/* What the last event of an incoming attempt was (ct_inbound.event). */
+enum ct_in_event {
+	CT_IN_SYN = 1,		/* a SYN reached a listener (kept: only with emit_ok) */
+	CT_IN_SYN_DROP,		/* a SYN was dropped on this host (see the drop counts) */
+	CT_IN_SYNACK_RETRANS,	/* this host retransmitted its SYN-ACK */
+	CT_IN_COOKIE,		/* a SYN was answered with a SYN cookie */
+	CT_IN_RST,		/* this host answered a SYN with an RST: nothing listened */
+	CT_IN_ESTABLISHED,	/* the handshake completed: the child is ESTABLISHED */
+};
+
+/*
+ * One incoming connection attempt (a SYN that arrived for a local address),
+ * keyed in the kernel by its 4-tuple and namespace. Sent whole, with counts so
+ * far, at each event that matters (drops, SYN-ACK retransmits, cookies, RST,
+ * established): the collector keeps the last one of each attempt. saddr and
+ * sport are the remote client, daddr and dport the local (listening) end.
+ */
+struct ct_inbound {
+	__u8  type;		/* CT_REC_INBOUND */
+	__u8  family;
+	__u8  event;		/* enum ct_in_event: what this record reports */
+	__u8  has_history;	/* 0: the attempt was first seen established (no SYN seen) */
+	__u16 sport;		/* remote client */
+	__u16 dport;		/* local listener */
+	__u32 netns;
+	__u32 pid;		/* the listener's owner at listen(); 0 if unknown */
+	__u32 syns;		/* SYNs seen reaching the listener (or dropped before it) */
+	__u32 nf_drops;		/* SYNs dropped by netfilter (NETFILTER_DROP) */
+	__u32 overflow_drops;	/* SYNs dropped on a full accept queue */
+	__u32 synq_drops;	/* SYNs dropped on a full SYN queue (no cookies) */
+	__u32 other_drops;	/* SYNs dropped for another reason */
+	__u32 drop_reason;	/* skb_drop_reason of the last other drop */
+	__u32 synack_retrans;
+	__u32 cookies;		/* SYNs answered with a SYN cookie */
+	__u32 rsts;		/* SYNs answered with an RST (no listener) */
+	__u32 queue;		/* accept queue at the last drop on the listener */
+	__u32 queue_max;
+	__u64 ts_first;		/* first SYN seen */
+	__u64 ts_last;		/* this record's event */
+	__u8  saddr[16];
+	__u8  daddr[16];
+	char  comm[CT_COMM_LEN];	/* the listener's owner at listen(); "" if unknown */
 };
 
 /* TCP states of an established connection (include/net/tcp_states.h). */
@@ -264,6 +313,10 @@ _Static_assert(__builtin_offsetof(struct ct_flow, cgroup_id) % 8 == 0 &&
 	       __builtin_offsetof(struct ct_flow, retrans_us) == 88 &&
 	       __builtin_offsetof(struct ct_flow, comm) == 144,
 	       "struct ct_flow fields moved");
+_Static_assert(sizeof(struct ct_inbound) == 128, "struct ct_inbound layout changed");
+_Static_assert(__builtin_offsetof(struct ct_inbound, ts_first) == 64 &&
+	       __builtin_offsetof(struct ct_inbound, comm) == 112,
+	       "struct ct_inbound fields moved");
 _Static_assert(__builtin_offsetof(struct ct_evidence, ts) == 24,
 	       "struct ct_evidence fields moved");
 

@@ -13,6 +13,7 @@
 #include "conntrace.h"
 #include "conntrace.bpf.h"
 #include "established.bpf.h"
+#include "skb.bpf.h"
 
 /* The skb this CPU last sent an RST for: its NO_SOCKET drop says nothing more. */
 struct {
@@ -21,54 +22,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } rst_skb SEC(".maps");
-
-/*
- * Addresses, ports and TCP flags of the packet in an skb, from its network
- * header. Returns false for anything but TCP over IPv4/IPv6.
- */
-static __always_inline bool parse_skb(const struct sk_buff *skb, struct ct_evidence *e)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u8 vhl, proto, tcp[14];
-	__u32 thoff;
-
-	if (nh == (__u16)~0U)
-		return false;
-	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
-		return false;
-	if ((vhl >> 4) == 4) {
-		struct iphdr ip;
-
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
-			return false;
-		proto = ip.protocol;
-		thoff = nh + (vhl & 0xf) * 4;
-		e->family = AF_INET;
-		__builtin_memcpy(e->saddr, &ip.saddr, 4);
-		__builtin_memcpy(e->daddr, &ip.daddr, 4);
-	} else if ((vhl >> 4) == 6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
-			return false;
-		proto = ip6.nexthdr;	/* extension headers before TCP: not followed */
-		thoff = nh + sizeof(ip6);
-		e->family = AF_INET6;
-		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(e->daddr, &ip6.daddr, 16);
-	} else {
-		return false;
-	}
-	if (proto != IPPROTO_TCP)
-		return false;
-	if (bpf_probe_read_kernel(tcp, sizeof(tcp), head + thoff))
-		return false;
-	e->sport = (tcp[0] << 8) | tcp[1];
-	e->dport = (tcp[2] << 8) | tcp[3];
-	e->tcp_flags = tcp[13];
-	return true;
-}
 
 /* Whether a packet belongs to an attempt this host made: to or from a recent destination. */
 static __always_inline bool local_attempt(const struct ct_evidence *e, __u64 now)
@@ -86,19 +39,6 @@ static __always_inline bool local_attempt(const struct ct_evidence *e, __u64 now
 	}
 	ts = bpf_map_lookup_elem(&dests, &dk);
 	return ts && now - *ts < DEST_TTL_NS;
-}
-
-static __always_inline __u32 skb_netns(const struct sk_buff *skb)
-{
-	struct sock *sk = BPF_CORE_READ(skb, sk);
-	struct net_device *dev;
-
-	if (sk)
-		return sk_netns(sk);
-	dev = BPF_CORE_READ(skb, dev);
-	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	return 0;
 }
 
 SEC("tp_btf/kfree_skb")
@@ -124,9 +64,13 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 		__u32 zero = 0;
 		__u64 *last = bpf_map_lookup_elem(&rst_skb, &zero);
 
-		/* tcp_v4_rcv answered it with an RST first: already reported */
-		if (last && *last == (__u64)skb)
+		/* tcp_v4_rcv answered it with an RST first: already reported. Forgotten
+		 * once matched: the address is reused (fclones), and a later NO_SOCKET
+		 * drop of another packet there must not be skipped. */
+		if (last && *last == (__u64)skb) {
+			*last = 0;
 			return 0;
+		}
 	}
 
 	/* A SYN still owned by its connecting socket is matched here. */

@@ -29,6 +29,7 @@ const volatile __u64 slow_ns = 1000000000ULL;
 /* Wake the collector only once this much data waits; it drains on a timer. */
 const volatile __u64 wakeup_bytes = 0;
 const volatile __u32 max_flows = 65536;	/* the flow table's size */
+const volatile __u8 targ_dir = CT_DIR_OUT | CT_DIR_IN;
 
 events_map_t events SEC(".maps");
 flows_map_t flows SEC(".maps");
@@ -48,6 +49,8 @@ static __always_inline void flow_start(const struct sock *sk)
 	 * softirq programs, which can interrupt this one and overwrite it */
 	struct ct_flow rec = {}, *f = &rec;
 
+	if (!(targ_dir & CT_DIR_OUT))
+		return;	/* --direction in: no outgoing attempt is followed */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 	if (!owner_wanted(id >> 32, f->comm))
 		return;
@@ -214,7 +217,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
 		return 0;
 	if (!f) {
-		if (owner_filtered())
+		if (owner_filtered() || !(targ_dir & CT_DIR_OUT))
 			return 0;	/* filtered at start, not evicted */
 		flow_lost(sk, newstate, bpf_ktime_get_boot_ns());
 		return 0;

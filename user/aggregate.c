@@ -15,6 +15,7 @@ static bool key_eq(const struct agg_key *x, const struct agg_key *y)
 {
 	return x->verdict == y->verdict && x->cause == y->cause && x->family == y->family &&
 	       x->phase == y->phase &&
+	       x->inbound == y->inbound &&
 	       x->dport == y->dport && !memcmp(x->daddr, y->daddr, sizeof(x->daddr));
 }
 
@@ -22,8 +23,8 @@ static bool key_eq(const struct agg_key *x, const struct agg_key *y)
 static uint32_t key_hash(const struct agg_key *k)
 {
 	uint32_t h = 2166136261u;
-	uint8_t head[6] = { k->verdict, k->cause, k->family, k->phase, k->dport >> 8,
-			     k->dport & 0xff };
+	uint8_t head[7] = { k->verdict, k->cause, k->family, k->inbound, k->phase,
+			     k->dport >> 8, k->dport & 0xff };
 
 	for (unsigned i = 0; i < sizeof(head); i++)
 		h = (h ^ head[i]) * 16777619u;

@@ -22,7 +22,7 @@
 #define AGG_SLOTS	(2 * AGG_KEYS)	/* hash index, a power of two */
 
 struct agg_key {
-	uint8_t verdict, cause, family;
+	uint8_t verdict, cause, family, inbound;	/* inbound: a SYN that arrived */
 	uint8_t phase;		/* enum ct_phase: an established death is its own key */
 	uint16_t dport;
 	uint8_t daddr[16];

@@ -199,7 +199,8 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	/* the probe's close may end its connection with a reset: not the attempt */
 	if (r->phase != CT_PHASE_CONNECT)
 		return;
-	if (r->flow.dport != ck->o->target.port || (r->flow.sport && r->flow.sport != ck->sport))
+	if (r->inbound || r->flow.dport != ck->o->target.port ||
+	    (r->flow.sport && r->flow.sport != ck->sport))
 		return;
 	ck->res = *r;
 	ck->got = true;
@@ -457,14 +458,15 @@ static int unresolved(struct check *ck, int gai)
 static int start(struct check *ck, struct ct_options *co)
 {
 	char port[8], pid[16], err[256];
+	/* its own attempt only: outgoing (no inbound hooks to load) */
 	char *argv[] = { "conntrace", "--all", "-d", "--port", port, "--pid", pid,
-			 ck->o->json ? "-j" : "--color=never", NULL };
+			 "--direction", "out", ck->o->json ? "-j" : "--color=never", NULL };
 	struct collector_error e = { 0 };
 
 	snprintf(port, sizeof(port), "%u", ck->o->target.port);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	optind = 0;	/* argp after getopt: start over */
-	if (ct_options_parse(co, 8, argv, err, sizeof(err))) {
+	if (ct_options_parse(co, 10, argv, err, sizeof(err))) {
 		fprintf(stderr, "conntrace check: %s\n", err);
 		return CHECK_EXIT_FAILURE;
 	}

@@ -18,10 +18,12 @@
 #include "correlate.h"
 
 static const char *const verdict_names[CT_V_MAX] = {
-	"ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending", "reset",
+	"ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pending", "dropped",
+	"reset",
 };
 static const char *const verdict_labels[CT_V_MAX] = {
-	"OK", "SLOW", "TIMEOUT", "REFUSED", "UNREACHABLE", "ABANDONED", "PENDING", "RESET",
+	"OK", "SLOW", "TIMEOUT", "REFUSED", "UNREACHABLE", "ABANDONED", "PENDING", "DROPPED",
+	"RESET",
 };
 static const char *const cause_names[CT_C_MAX] = {
 	[CT_C_ESTABLISHED] = "established",
@@ -39,6 +41,7 @@ static const char *const cause_names[CT_C_MAX] = {
 	[CT_C_UNKNOWN] = "unknown",
 	[CT_C_NO_ACK] = "no_ack",
 	[CT_C_RST_SENT] = "rst_sent",
+	[CT_C_SYN_QUEUE_FULL] = "syn_queue_full",
 };
 static const char *const ev_names[CT_EV_MAX] = {
 	[CT_EV_CONNECT] = "connect",
@@ -54,6 +57,9 @@ static const char *const ev_names[CT_EV_MAX] = {
 	[CT_EV_ICMP_SENT] = "icmp_sent",
 	[CT_EV_ICMP_ERROR] = "icmp_error",
 	[CT_EV_SIMOPEN] = "simultaneous_open",
+	[CT_EV_SYN_RECEIVED] = "syn_received",
+	[CT_EV_SYNACK_RETRANS] = "synack_retransmit",
+	[CT_EV_SYN_COOKIE] = "syn_cookie",
 };
 
 const char *ct_verdict_name(enum ct_verdict v)

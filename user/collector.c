@@ -29,6 +29,8 @@
 #include "nscounters.h"
 #include "outfd.h"
 #include "output.h"
+#include "filter.h"
+#include "inbound.h"
 #include "overflow.h"
 #include "privileges.h"
 #include "service.h"
@@ -48,6 +50,7 @@ struct collector {
 	struct tracer *t;
 	struct correlator *corr;
 	struct estab_config estab;	/* established connections (established.c) */
+	struct inbound *inb;		/* incoming attempts (--direction in, both) */
 	struct overflow_table *overflows;
 	struct writer w;
 	/* the output: the -o file (sink) or standard output (so) */
@@ -97,47 +100,6 @@ static int64_t boot_to_real(struct collector *c)
 }
 
 /* ------------------------------------------------------------------------
- * Filters: -p/--pid, --port, --netns, --comm, --cgroup.
- *
- * The kernel applies them first (conntrace.bpf.c), so most records never
- * reach user space. They are applied again here, in one place, for the
- * records the kernel could not judge: a flow whose table entry was evicted
- * comes back without its owner or ports, and a listener reading has a port
- * but no owning process, so the owner filters hide listeners.
- */
-static bool owner_filtered(const struct tracer_config *tc)
-{
-	return tc->ntgids || tc->comm[0] || tc->cgroup_id;
-}
-
-static bool flow_wanted(const struct collector *c, const struct ct_flow *f)
-{
-	const struct tracer_config *tc = &c->o->tc;
-
-	if (!tracer_tgid_wanted(tc, f->pid))
-		return false;
-	if (tc->comm[0] && strncmp(f->comm, tc->comm, sizeof(f->comm)))
-		return false;
-	/* the kernel judged --cgroup for every flow whose owner it knew */
-	if (tc->cgroup_id && (f->flags & CT_F_NO_HISTORY))
-		return false;
-	if (tc->netns && f->netns != tc->netns)
-		return false;
-	return tracer_port_wanted(tc, f->sport, f->dport);
-}
-
-static bool listener_wanted(const struct collector *c, const struct ct_listener *l)
-{
-	const struct tracer_config *tc = &c->o->tc;
-
-	if (owner_filtered(tc))
-		return false;	/* a listener's owner is not known here */
-	if (tc->netns && l->netns != tc->netns)
-		return false;
-	return tracer_port_wanted(tc, l->port, l->port);
-}
-
-/* ------------------------------------------------------------------------
  * From the ring to the output. */
 
 static void on_verdict(const struct ct_result *r, void *ctx);
@@ -154,7 +116,10 @@ static int on_record(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	/* malformed records are counted by the correlator and reported */
-	corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
+	if (len && *(const __u8 *)data == CT_REC_INBOUND)
+		inbound_feed(c->inb, data, len, clock_ns(CLOCK_BOOTTIME));
+	else
+		corr_feed(c->corr, data, len, clock_ns(CLOCK_BOOTTIME));
 	return 0;
 }
 
@@ -163,10 +128,10 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	struct collector *c = ctx;
 	const struct ct_flow *f = &r->flow;
 
-	if (!flow_wanted(c, f) || !(c->o->phase_mask & (1u << r->phase)))
+	if (!filter_flow_wanted(&c->o->tc, r) || !(c->o->phase_mask & (1u << r->phase)))
 		return;
 	/* an established connection's owner is known (and judged) only when it reset it */
-	if (r->phase == CT_PHASE_ESTABLISHED && owner_filtered(&c->o->tc) && !r->est.owner)
+	if (r->phase == CT_PHASE_ESTABLISHED && filter_owner_filtered(&c->o->tc) && !r->est.owner)
 		return;
 	/* the summary counts what the filters let through; an established
 	 * connection's death is not a connect attempt: apart, out of flows' sum */
@@ -187,7 +152,7 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 			c->counts.dropped[r->verdict]++;
 		return;
 	}
-	c->w.cg = f->flags & CT_F_NO_HISTORY ? NULL : cg_cache_get(c->cg, f->cgroup_id);
+	c->w.cg = f->flags & CT_F_NO_HISTORY || r->inbound ? NULL : cg_cache_get(c->cg, f->cgroup_id);
 	c->w.ops->verdict(&c->w, r, f->ts_end + boot_to_real(c));
 }
 
@@ -214,7 +179,7 @@ static void on_overflow(void *ctx, const struct overflow_report *r)
 	};
 
 	/* export: every listener of the reading to the metrics, dropping or not */
-	if (c->metrics && listener_wanted(c, l)) {
+	if (c->metrics && filter_listener_wanted(&c->o->tc, l)) {
 		struct metrics_listener ml = {
 			.netns = l->netns, .lport = l->port, .overflows = r->total,
 			.accept_queue = l->queue, .accept_queue_max = l->queue_max,
@@ -226,7 +191,7 @@ static void on_overflow(void *ctx, const struct overflow_report *r)
 	/* with no overflows too: a queue read drained ends a full period */
 	memcpy(cl.addr, l->addr, sizeof(cl.addr));
 	corr_listener_full(c->corr, &cl, now);
-	if (!r->overflows || !listener_wanted(c, l))
+	if (!r->overflows || !filter_listener_wanted(&c->o->tc, l))
 		return;
 	c->w.ops->listen_overflow(&c->w, r, now + boot_to_real(c), r->since_ns + boot_to_real(c));
 }
@@ -449,10 +414,14 @@ static int open_kernel(struct collector *c, struct collector_error *e)
 		.hz = kconfig_hz(),
 	};
 	c->corr = corr_new(&cc);
+	c->inb = inbound_new(&(struct inbound_config){
+		.drop_reason_name = kenum_name, .drop_names = tracer_drop_names(c->t),
+		.emit = on_verdict, .emit_ctx = c,
+	});
 	c->overflows = new_overflow_table(c);
 	/* opened before --user drops the right to open cgroups by id */
 	c->cg = open_cgroups();
-	if (!c->corr || !c->overflows || !c->cg) {
+	if (!c->corr || !c->inb || !c->overflows || !c->cg) {
 		snprintf(e->msg, sizeof(e->msg), "correlator: out of memory");
 		return -ENOMEM;
 	}
@@ -601,6 +570,7 @@ static int step(struct collector *c)
 	}
 	now = clock_ns(CLOCK_BOOTTIME);
 	corr_tick(c->corr, now);
+	inbound_tick(c->inb, now);
 	periodic(c, now);
 	service_watchdog(now);
 	err = check_output(c);
@@ -699,6 +669,7 @@ int collector_finish(struct collector *c)
 	/* what is left in the flow table is still connecting: pending */
 	tracer_dump_pending(c->t, now);
 	corr_flush(c->corr);
+	inbound_flush(c->inb, now);	/* incoming attempts not over: pending */
 	write_summary(c, now);
 	return err;
 }
@@ -711,6 +682,7 @@ void collector_close(struct collector *c)
 	overflow_free(c->overflows);
 	corr_free(c->corr);
 	cg_cache_free(c->cg);
+	inbound_free(c->inb);
 	tracer_close(c->t);
 	sink_close(c->sink);
 	outfd_close(c->so);

@@ -22,6 +22,7 @@ enum ct_verdict {
 	CT_V_UNREACHABLE,
 	CT_V_ABANDONED,
 	CT_V_PENDING,	/* still connecting when conntrace stopped */
+	CT_V_DROPPED,	/* inbound: this host dropped its SYNs, the client gave up */
 	CT_V_RESET,	/* established, then reset (RST received or sent) */
 	CT_V_MAX,
 };
@@ -42,6 +43,7 @@ enum ct_cause {
 	CT_C_UNKNOWN,
 	CT_C_NO_ACK,		/* established: the peer stopped acknowledging */
 	CT_C_RST_SENT,		/* established: this host reset it */
+	CT_C_SYN_QUEUE_FULL,	/* inbound: a SYN dropped on a full SYN queue */
 	CT_C_MAX,
 };
 
@@ -60,6 +62,9 @@ enum ct_ev_kind {
 	CT_EV_ICMP_SENT,	/* icmp_type, icmp_code; synack: about the SYN-ACK */
 	CT_EV_ICMP_ERROR,	/* err: the ICMP error left on the socket (sk_err_soft) */
 	CT_EV_SIMOPEN,		/* passed through SYN_RECV: simultaneous open */
+	CT_EV_SYN_RECEIVED,	/* inbound: the first SYN seen (n: SYNs seen in all) */
+	CT_EV_SYNACK_RETRANS,	/* inbound: n: SYN-ACK retransmits so far */
+	CT_EV_SYN_COOKIE,	/* inbound: a SYN answered with a SYN cookie (n: how many) */
 	CT_EV_MAX,
 };
 
@@ -139,6 +144,7 @@ struct ct_class {
 };
 
 struct ct_result {
+	bool inbound;		/* direction: a SYN arrived here (user/inbound.c) */
 	enum ct_verdict verdict;
 	enum ct_cause cause;
 	bool inferred;

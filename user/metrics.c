@@ -40,8 +40,10 @@ _Static_assert(NR_BUCKETS == CT_OKH_BUCKETS, "bucket_le and CT_OKH_BOUNDS_US dif
 
 /* Everything a scrape shows; copied whole under the lock. */
 struct state {
-	uint64_t verdicts[CT_PHASE_MAX][CT_V_MAX][CT_C_MAX];
-	/* counted in the kernel (issue 11): records the ring lost, OK only counted */
+	uint64_t verdicts[2][CT_V_MAX][CT_C_MAX];	/* attempts' [inbound] */
+	uint64_t established_verdicts[CT_V_MAX][CT_C_MAX];	/* established deaths */
+	/* counted in the kernel (issue 11): records the ring lost, OK only counted;
+	 * the kernel counts outgoing attempts only: they are direction outbound */
 	uint64_t lost[CT_V_MAX], ok_unsent;
 	uint64_t ok_hist[CT_OKH_MAX];	/* their durations (CT_OKH_*) */
 	uint64_t dur_bucket[CT_V_MAX][NR_BUCKETS];	/* not cumulative here */
@@ -268,16 +270,18 @@ void metrics_verdict(struct metrics *m, const struct ct_result *r)
 		return;
 	if (p == CT_PHASE_ESTABLISHED) {	/* no connect time, no SYNs */
 		pthread_mutex_lock(&m->lock);
-		m->st.verdicts[p][v][c]++;
+		m->st.established_verdicts[v][c]++;
 		pthread_mutex_unlock(&m->lock);
 		return;
 	}
 	while (b < NR_BUCKETS && secs > m->bucket_bound[b])
 		b++;
 	pthread_mutex_lock(&m->lock);
-	m->st.verdicts[p][v][c]++;
-	m->st.syn_retrans += r->flow.syn_retrans;
-	if (timed) {
+	m->st.verdicts[r->inbound][v][c]++;
+	/* the histogram and SYN retransmits are those of connect(): outbound only */
+	if (!r->inbound)
+		m->st.syn_retrans += r->flow.syn_retrans;
+	if (timed && !r->inbound) {
 		if (b < NR_BUCKETS)
 			m->st.dur_bucket[v][b]++;
 		m->st.dur_count[v]++;
@@ -438,6 +442,37 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* By verdict, cause and direction; what the kernel only counted is outbound. */
+static void render_verdicts(FILE *f, const struct state *st)
+{
+	family(f, "conntrace_verdicts_total", "counter", "TCP connection attempts by verdict, "
+	       "cause and direction (outbound: this host connected; inbound: a SYN arrived); "
+	       "a series appears with its first attempt; cause=\"lost\": the ring had no "
+	       "room for the record, the kernel counted its verdict.");
+	for (int d = 0; d < 2; d++) {
+		const char *dir = d ? "inbound" : "outbound";
+
+		for (int v = 0; v < CT_V_MAX; v++) {
+			for (int c = 0; c < CT_C_MAX; c++) {
+				uint64_t n = st->verdicts[d][v][c];
+
+				/* an OK attempt only counted in the kernel: its cause is known */
+				if (!d && v == CT_V_OK && c == CT_C_ESTABLISHED)
+					n += st->ok_unsent;
+				if (n)
+					fprintf(f, "conntrace_verdicts_total{verdict=\"%s\","
+						"cause=\"%s\",direction=\"%s\"} %llu\n",
+						ct_verdict_name(v), ct_cause_name(c), dir,
+						(unsigned long long)n);
+			}
+			if (!d && st->lost[v])
+				fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"lost\","
+					"direction=\"outbound\"} %llu\n", ct_verdict_name(v),
+					(unsigned long long)st->lost[v]);
+		}
+	}
+}
+
 /* The histogram: the verdicts' durations, and for ok those the kernel only counted. */
 static void render_durations(FILE *f, const struct state *st)
 {
@@ -471,7 +506,7 @@ static void render_durations(FILE *f, const struct state *st)
 }
 
 /* One counter per verdict and cause seen, of one phase. */
-static void render_verdicts(FILE *f, const char *name, const uint64_t (*n)[CT_C_MAX])
+static void render_phase_verdicts(FILE *f, const char *name, const uint64_t (*n)[CT_C_MAX])
 {
 	for (int v = 0; v < CT_V_MAX; v++)
 		for (int c = 0; c < CT_C_MAX; c++)
@@ -491,30 +526,12 @@ static void render(FILE *f, const struct metrics *m, const struct state *st)
 	put_label(f, "probes", m->probes, false);
 	fputs("} 1\n", f);
 
-	family(f, "conntrace_verdicts_total", "counter", "Outgoing TCP connection attempts by "
-	       "verdict and cause (a pair appears with its first attempt); cause=\"lost\": "
-	       "the ring had no room for the record, the kernel counted its verdict.");
-	for (int v = 0; v <= CT_V_PENDING; v++) {	/* the attempts only */
-		for (int c = 0; c < CT_C_MAX; c++) {
-			uint64_t n = st->verdicts[CT_PHASE_CONNECT][v][c];
-
-			/* an OK attempt only counted in the kernel: its cause is known */
-			if (v == CT_V_OK && c == CT_C_ESTABLISHED)
-				n += st->ok_unsent;
-			if (n)
-				fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"%s\"} "
-					"%llu\n", ct_verdict_name(v), ct_cause_name(c),
-					(unsigned long long)n);
-		}
-		if (st->lost[v])
-			fprintf(f, "conntrace_verdicts_total{verdict=\"%s\",cause=\"lost\"} %llu\n",
-				ct_verdict_name(v), (unsigned long long)st->lost[v]);
-	}
+	render_verdicts(f, st);
 	family(f, "conntrace_established_verdicts_total", "counter", "Established TCP "
 	       "connections that died (timeout, reset) by verdict and cause (a pair appears "
 	       "with its first connection).");
-	render_verdicts(f, "conntrace_established_verdicts_total",
-			st->verdicts[CT_PHASE_ESTABLISHED]);
+	render_phase_verdicts(f, "conntrace_established_verdicts_total",
+			      st->established_verdicts);
 
 	render_durations(f, st);
 

@@ -56,6 +56,7 @@ enum {
 	OPT_ROTATE_SIZE, OPT_ROTATE_KEEP, OPT_METRICS,	/* export */
 	OPT_NO_AGGREGATE,
 	OPT_BUFFER,	/* issue 11 */
+	OPT_DIRECTION = 1100,	/* issue 12 */
 };
 
 /* --no-aggregate's help gives the threshold */
@@ -75,11 +76,13 @@ static const struct argp_option options[] = {
 	  "inode number (stat -Lc %i /proc/PID/ns/net) or its name under /run/netns", 1 },
 	{ "verdict", OPT_VERDICT, "LIST", 0,
 	  "Only these verdicts, comma-separated: ok,slow,timeout,refused,unreachable,"
-	  "abandoned,pending,reset", 1 },
+	  "abandoned,pending,dropped,reset", 1 },
 	{ "phase", OPT_PHASE, "PHASE", 0, "Only verdicts about this phase: connect (the "
 	  "attempt), established (a connection that died after it), both (default)", 1 },
 	{ "slow", OPT_SLOW, "MS", 0, "An established attempt slower than MS is SLOW "
 	  "(default 1000; 0: only retransmits make SLOW)", 1 },
+	{ "direction", OPT_DIRECTION, "DIR", 0, "out: attempts this host makes; in: SYNs that "
+	  "arrive for a local address; both (default)", 1 },
 	{ NULL, 0, NULL, 0, "Output:", 2 },
 	{ "json", 'j', NULL, 0, "JSON Lines: a start record, one verdict per line, a summary", 2 },
 	{ "detail", 'd', NULL, 0, "Text: the one-sentence detail under each verdict", 2 },
@@ -293,7 +296,7 @@ static int parse_verdicts(struct parse_state *ps, const char *arg, unsigned *mas
 		}
 		if (v < 0)
 			return fail(ps, "--verdict: unknown verdict in '%s' (ok, slow, timeout, "
-				    "refused, unreachable, abandoned, pending, reset)", esc(arg));
+				    "refused, unreachable, abandoned, pending, dropped, reset)", esc(arg));
 		*mask |= 1u << v;
 		p += n;
 		if (comma && !*++p)
@@ -350,6 +353,16 @@ static error_t parse_trace_opt(int key, char *arg, struct parse_state *ps)
 		break;
 	case OPT_PROBES:
 		o->probes = true;
+		break;
+	case OPT_DIRECTION:
+		if (!strcmp(arg, "in"))
+			o->tc.direction = CT_DIR_IN;
+		else if (!strcmp(arg, "out"))
+			o->tc.direction = CT_DIR_OUT;
+		else if (!strcmp(arg, "both"))
+			o->tc.direction = CT_DIR_IN | CT_DIR_OUT;
+		else
+			return fail(ps, "--direction: '%s' is not in, out or both", esc(arg));
 		break;
 	case OPT_RING_SIZE:
 		err = parse_size(ps, "--ring-size", arg, &v);
@@ -550,6 +563,7 @@ int ct_options_parse(struct ct_options *o, int argc, char **argv, char *err, siz
 	o->tc.slow_ns = 1000 * 1000000ULL;
 	o->tc.ring_size = 1 << 20;
 	o->tc.max_flows = 65536;
+	o->tc.direction = CT_DIR_IN | CT_DIR_OUT;
 	o->color = -1;
 	o->buffer_size = CT_DEFAULT_BUFFER;
 	o->phase_mask = (1u << CT_PHASE_CONNECT) | (1u << CT_PHASE_ESTABLISHED);

@@ -85,6 +85,9 @@ static void ev_item(struct json *j, const struct ct_ev_item *it)
 	KSTR(j, "event", ct_ev_kind_name(it->kind));
 	switch (it->kind) {
 	case CT_EV_SYN_RETRANS:
+	case CT_EV_SYN_RECEIVED:
+	case CT_EV_SYNACK_RETRANS:
+	case CT_EV_SYN_COOKIE:
 		KU64(j, "n", it->n);
 		break;
 	case CT_EV_DROP:
@@ -199,8 +202,23 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	KBOOL(&j, "inferred", r->inferred);
 	json_klit(&j, "detail");
 	json_str_fill(&j, fill_detail, r, CT_DETAIL_MAX);
+	KSTR(&j, "direction", r->inbound ? "inbound" : "outbound");
 	KSTR(&j, "phase", ct_phase_name(r->phase));
-	if (evicted) {
+	if (r->inbound) {
+		/* the listener's owner at listen(), when it was seen */
+		json_klit(&j, "pid");
+		if (f->pid)
+			json_u64(&j, f->pid);
+		else
+			json_null(&j);
+		KSTR(&j, "tid", NULL);
+		json_klit(&j, "comm");
+		if (f->pid)
+			json_strn(&j, f->comm, sizeof(f->comm));
+		else
+			json_null(&j);
+		KSTR(&j, "cgroup_id", NULL);
+	} else if (evicted) {
 		KSTR(&j, "pid", NULL);
 		KSTR(&j, "tid", NULL);
 		KSTR(&j, "comm", NULL);
@@ -217,7 +235,7 @@ static void json_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 		KU64(&j, "cgroup_id", f->cgroup_id);
 	}
 	/* an established socket's cgroup is known without its owner */
-	cg_fields(&j, evicted && !(est && f->cgroup_id) ? NULL : w->cg);
+	cg_fields(&j, r->inbound || (evicted && !(est && f->cgroup_id)) ? NULL : w->cg);
 	KU64(&j, "netns", f->netns);
 	KSTR(&j, "family", f->family == CT_AF_INET ? "ipv4" : "ipv6");
 	json_klit(&j, "saddr");
@@ -285,8 +303,8 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	begin(&j, w->f, "summary", s->ts_real_ns);
 	json_klit(&j, "verdicts");
 	json_obj_begin(&j);
-	/* the attempts' verdicts: flows = their sum + lost records */
-	for (int v = 0; v <= CT_V_PENDING; v++)
+	/* the attempts' verdicts (outgoing and incoming): flows = their sum + lost records */
+	for (int v = 0; v <= CT_V_DROPPED; v++)
 		json_ku64(&j, ct_verdict_name(v), s->verdicts[v]);
 	json_obj_end(&j);
 	if (s->est_verdicts) {
@@ -308,7 +326,7 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	KU64(&j, "output_write_errors", s->output_write_errors);
 	KU64(&j, "output_records_lost", s->output_records_lost);
 	by_verdict(&j, "lost_by_verdict", s->lost_by_verdict, CT_KV_MAX);
-	by_verdict(&j, "buffer_dropped_by_verdict", s->dropped_by_verdict, CT_V_PENDING + 1);
+	by_verdict(&j, "buffer_dropped_by_verdict", s->dropped_by_verdict, CT_V_DROPPED + 1);
 	KU64(&j, "ok_not_sent", s->ok_unsent);
 	json_klit(&j, "duration_s");
 	json_double(&j, s->duration_s, 3);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Text writer: one aligned line per verdict, within 120 columns for IPv4.
+ * Text writer: one aligned line per verdict, within 124 columns for IPv4 (122 with the longest cause).
  * Kernel-sourced strings (task names) are escaped: nothing printed can
  * reach the terminal as a control sequence.
  */
@@ -23,6 +23,7 @@ static const char *const verdict_color[CT_V_MAX] = {
 	[CT_V_ABANDONED] = "\033[35m",
 	[CT_V_PENDING] = "\033[36m",
 	[CT_V_RESET] = "\033[31m",
+	[CT_V_DROPPED] = "\033[31m",
 };
 
 /* Code points in s (at most n bytes): UTF-8 names keep the columns. */
@@ -104,9 +105,9 @@ static void fmt_clock(char *buf, size_t sz, uint64_t real_ns)
 
 static void text_header(struct writer *w)
 {
-	fprintf(w->f, "%-8s %-7s %-*s %-*s %-*s %-11s %4s %6s %s\n", "TIME", "PID", COL_COMM,
-		"COMM", COL_ADDR, "SADDR:SPORT", COL_ADDR, "DADDR:DPORT", "VERDICT", "SYNS",
-		"LAT", "CAUSE");
+	fprintf(w->f, "%-8s %-7s %-*s %-*s %-*s %-3s %-11s %4s %6s %s\n", "TIME", "PID",
+		COL_COMM, "COMM", COL_ADDR, "SADDR:SPORT", COL_ADDR, "DADDR:DPORT", "DIR",
+		"VERDICT", "SYNS", "LAT", "CAUSE");
 }
 
 static void text_start(struct writer *w, const struct start_info *s)
@@ -160,7 +161,7 @@ static char *put_detail(char *p, const struct ct_result *r, const struct cg_info
 	p += 9;
 	ct_render_detail(r, raw, sizeof(raw));
 	p += escape_text(p, 4 * CT_DETAIL_MAX + 1, raw, strlen(raw));
-	fmt_owner(owner, sizeof(owner), r->flow.flags & CT_F_NO_HISTORY ? NULL : cg);
+	fmt_owner(owner, sizeof(owner), r->flow.flags & CT_F_NO_HISTORY || r->inbound ? NULL : cg);
 	p = stpcpy(p, owner);
 	*p++ = '\n';
 	return p;
@@ -171,8 +172,8 @@ static bool printed(struct writer *w, const struct ct_result *r, uint64_t ts_rea
 {
 	const struct ct_flow *f = &r->flow;
 	struct agg_key k = {
-		.verdict = r->verdict, .cause = r->cause, .family = f->family, .dport = f->dport,
-		.phase = r->phase,
+		.verdict = r->verdict, .cause = r->cause, .family = f->family, .inbound = r->inbound,
+		.dport = f->dport, .phase = r->phase,
 	};
 
 	if (!w->aggregate)
@@ -212,7 +213,7 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	fmt_clock(clock, sizeof(clock), ts_real_ns);
 	p = put_left(p, clock, strlen(clock), 8);
 	*p++ = ' ';
-	if (f->flags & CT_F_NO_HISTORY || (est && !r->est.owner)) {
+	if (f->flags & CT_F_NO_HISTORY || (est && !r->est.owner) || (r->inbound && !f->pid)) {
 		p = put_left(p, "?", 1, 7);
 		*p++ = ' ';
 		p = put_left(p, "?", 1, COL_COMM);
@@ -230,6 +231,9 @@ static void text_verdict(struct writer *w, const struct ct_result *r, uint64_t t
 	*p++ = ' ';
 	if (est)
 		label = est_cause(cause, sizeof(cause), r);
+	/* in: a SYN arrived, SADDR is the remote client, PID/COMM the listener's */
+	p = put_left(p, r->inbound ? "in" : "out", r->inbound ? 2 : 3, 3);
+	*p++ = ' ';
 	if (w->color)
 		p = stpcpy(p, verdict_color[r->verdict]);
 	p = put_left(p, label, strlen(label), 11);
@@ -282,7 +286,7 @@ static void agg_line(const struct agg_entry *e, uint64_t since, uint64_t now, vo
 		p = stpcpy(p, ct_verdict_label(e->key.verdict));
 	*p++ = ' ';
 	p = stpcpy(p, ct_cause_name(e->key.cause));
-	p = stpcpy(p, " to ");
+	p = stpcpy(p, e->key.inbound ? " at " : " to ");	/* at: SYNs that arrived there */
 	p = fmt_ip_port(p, e->key.family, e->key.daddr, e->key.dport);
 	p = stpcpy(p, " x ");
 	p = put_thousands(p, e->summed);
@@ -337,10 +341,10 @@ static void text_summary(struct writer *w, const struct summary_info *s)
 	uint64_t total = 0;
 
 	text_tick(w, s->ts_real_ns);	/* what was summed since the last tick */
-	for (int v = 0; v <= CT_V_PENDING; v++)
+	for (int v = 0; v <= CT_V_DROPPED; v++)
 		total += s->verdicts[v];
 	fprintf(w->f, "-- %llu attempts in %.1f s:", (unsigned long long)total, s->duration_s);
-	for (int v = 0; v <= CT_V_PENDING; v++)
+	for (int v = 0; v <= CT_V_DROPPED; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->verdicts[v]);
 	if (s->est_verdicts)

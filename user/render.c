@@ -10,6 +10,7 @@
 #include <string.h>
 #include "correlate.h"
 #include "fmt.h"
+#include "inbound.h"
 
 #define NS_PER_SEC	1000000000ULL
 
@@ -405,6 +406,8 @@ const char *ct_render_detail(const struct ct_result *r, char *buf, size_t sz)
 		return estab_render_detail(r, buf, sz);
 	if (!sz)
 		return buf;
+	if (r->inbound)
+		return inbound_render_detail(r, buf, sz);
 	buf[0] = '\0';
 	fmt_dest(c.dest, sizeof(c.dest), c.f);
 	fmt_secs(c.took, sizeof(c.took), r->facts.duration_ns);

@@ -25,12 +25,14 @@
 #include "conntrace.skel.h"
 #include "hooks.h"
 #include "kenum.h"
+#include "ksym.h"
 #include "tracer.h"
 
 enum {
 	SIG_CONNECT, SIG_CONNECT_ERROR, SIG_SYN_RETRANSMIT, SIG_RST_RECEIVED,
 	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_ICMP_SENT, SIG_ESTABLISHED,
-	SIG_MAX,
+	SIG_INBOUND_SYN, SIG_INBOUND_DROP, SIG_INBOUND_RST, SIG_SYNACK_RETRANSMIT,
+	SIG_INBOUND_ESTABLISHED, SIG_MAX,
 };
 
 static const char *const signals[SIG_MAX] = {
@@ -44,6 +46,11 @@ static const char *const signals[SIG_MAX] = {
 	[SIG_LISTEN_QUEUE] = "listen_queue",
 	[SIG_ICMP_SENT] = "icmp_sent",
 	[SIG_ESTABLISHED] = "established",
+	[SIG_INBOUND_SYN] = "inbound_syn",
+	[SIG_INBOUND_DROP] = "inbound_drop",
+	[SIG_INBOUND_RST] = "inbound_rst",
+	[SIG_SYNACK_RETRANSMIT] = "synack_retrans",
+	[SIG_INBOUND_ESTABLISHED] = "inbound_estab",
 };
 
 /*
@@ -78,6 +85,15 @@ static const struct hook_def progs[] = {
 	  HOOK_FALLBACK },
 	{ "sys_exit_connect", HK_SYSCALL_TP, "syscalls/sys_exit_connect", SIG_CONNECT_ERROR,
 	  HOOK_FALLBACK },
+	/* incoming attempts (inbound.bpf.c); a SYN at its listener: one of the next two */
+	{ "in_conn_request", HK_FEXIT, "tcp_conn_request", SIG_INBOUND_SYN, HOOK_SET },
+	{ "in_consume_skb", HK_TP_BTF, "consume_skb", SIG_INBOUND_SYN, HOOK_FALLBACK },
+	{ "in_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_INBOUND_DROP, HOOK_OPTIONAL },
+	{ "in_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_INBOUND_RST, HOOK_OPTIONAL },
+	{ "in_retransmit_synack", HK_TP_BTF, "tcp_retransmit_synack", SIG_SYNACK_RETRANSMIT,
+	  HOOK_OPTIONAL },
+	{ "in_set_state", HK_TP_BTF, "inet_sock_set_state", SIG_INBOUND_ESTABLISHED,
+	  HOOK_OPTIONAL },
 };
 #define NR_PROGS (sizeof(progs) / sizeof(progs[0]))
 
@@ -106,8 +122,76 @@ static void set_err(char *buf, size_t sz, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A program the table chose, switched off for a reason the report gives. */
+static void prog_off(struct tracer *t, const char *name, int sig, const char *why)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(t->skel->obj, name);
+	struct probe_report *rep = &t->report[sig];
+
+	if (!p || !bpf_program__autoload(p))
+		return;
+	bpf_program__set_autoload(p, false);
+	snprintf(rep->note, sizeof(rep->note), "%s", why);
+}
+
+/* consume_skb's location argument (since 6.3) is what tells a listener's SYN. */
+static bool consume_has_location(const struct btf *btf)
+{
+	int id = btf__find_by_name_kind(btf, "btf_trace_consume_skb", BTF_KIND_TYPEDEF);
+	const struct btf_type *ty = id < 0 ? NULL : btf__type_by_id(btf, id);
+
+	if (!ty)
+		return false;
+	ty = btf__type_by_id(btf, ty->type);	/* pointer */
+	if (!ty || !btf_is_ptr(ty))
+		return false;
+	ty = btf__type_by_id(btf, ty->type);	/* the prototype: (void *, skb, location) */
+	return ty && btf_is_func_proto(ty) && btf_vlen(ty) >= 3;
+}
+
+/*
+ * Incoming attempts: none with --direction out; the consume_skb fallback
+ * needs tcp_rcv_state_process's address range, and its location argument.
+ */
+static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
+{
+	static const struct { const char *prog; int sig; } in[] = {
+		{ "in_conn_request", SIG_INBOUND_SYN }, { "in_consume_skb", SIG_INBOUND_SYN },
+		{ "in_kfree_skb", SIG_INBOUND_DROP }, { "in_send_reset", SIG_INBOUND_RST },
+		{ "in_retransmit_synack", SIG_SYNACK_RETRANSMIT },
+		{ "in_set_state", SIG_INBOUND_ESTABLISHED },
+	};
+	uint64_t lo, hi;
+	char why[160];
+	int err;
+
+	if (!(cfg->direction & CT_DIR_IN)) {
+		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+			prog_off(t, in[i].prog, in[i].sig, "--direction out");
+		return;
+	}
+	if (!bpf_program__autoload(t->skel->progs.in_consume_skb))
+		return;
+	if (!consume_has_location(t->vmlinux)) {
+		prog_off(t, "in_consume_skb", SIG_INBOUND_SYN,
+			 "consume_skb has no location argument (before 6.3) and no fexit: "
+			 "SYNs to a listener are not seen");
+		return;
+	}
+	err = ksym_range_kernel("tcp_rcv_state_process", &lo, &hi);
+	if (err) {
+		snprintf(why, sizeof(why), "tcp_rcv_state_process not found in /proc/kallsyms "
+			 "(%s): SYNs to a listener are not seen", strerror(-err));
+		prog_off(t, "in_consume_skb", SIG_INBOUND_SYN, why);
+		return;
+	}
+	t->skel->rodata->syn_loc_lo = lo;
+	t->skel->rodata->syn_loc_hi = hi;
+}
+
 /* Decide which programs load (hooks.c, from the table); the caveats. */
-static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
+static int choose_hooks(struct tracer *t, const struct tracer_config *cfg,
+			char *errmsg, size_t errsz)
 {
 	struct probe_report *rep = t->report;
 	int err;
@@ -116,6 +200,7 @@ static int choose_hooks(struct tracer *t, char *errmsg, size_t errsz)
 			   rep, errmsg, errsz);
 	if (err)
 		return err;
+	choose_inbound(t, cfg);
 	if (btf__find_by_name_kind(t->vmlinux, "sk_rst_reason", BTF_KIND_ENUM) < 0)
 		snprintf(rep[SIG_RST_SENT].note, sizeof(rep[SIG_RST_SENT].note),
 			 "no reason argument before 6.10: NO_SOCKET is inferred from drops");
@@ -149,6 +234,7 @@ static int set_knobs(struct conntrace_bpf *skel, const struct tracer_config *cfg
 	/* wake the collector early only when a quarter of the ring is used */
 	skel->rodata->wakeup_bytes = cfg->ring_size / 4;
 	skel->rodata->max_flows = cfg->max_flows;
+	skel->rodata->targ_dir = cfg->direction;
 	err = bpf_map__set_max_entries(skel->maps.events, cfg->ring_size);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.flows, cfg->max_flows);
@@ -203,7 +289,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	err = set_knobs(t->skel, cfg, errmsg, errsz);
 	if (err)
 		goto fail;
-	err = choose_hooks(t, errmsg, errsz);
+	err = choose_hooks(t, cfg, errmsg, errsz);
 	if (err)
 		goto fail;
 	/* libbpf loads the BTF again for its relocations: drop ours first */

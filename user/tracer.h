@@ -26,6 +26,7 @@ struct tracer_config {
 	uint64_t slow_ns;
 	uint32_t ring_size;	/* bytes, a power of two >= page size */
 	uint32_t max_flows;	/* flow-table entries */
+	uint8_t direction;	/* CT_DIR_OUT | CT_DIR_IN (--direction) */
 	bool verbose;		/* libbpf's own messages on stderr */
 };
 

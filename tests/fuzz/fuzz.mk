@@ -23,7 +23,7 @@ FUZZ_SEEDS  := tests/fuzz/corpus
 # the pure modules: no libbpf, no kernel
 FUZZ_SRCS   := user/correlate.c user/classify.c user/render.c user/json.c user/output_json.c user/output_text.c \
                user/fmt.c user/aggregate.c user/overflow.c \
-               user/established.c \
+               user/established.c user/inbound.c \
                user/output_common.c
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra $(WERROR_FLAG) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

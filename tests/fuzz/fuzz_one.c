@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "correlate.h"
+#include "inbound.h"
 #include "output.h"
 
 int ct_fuzz_one(const uint8_t *data, size_t size);
@@ -280,6 +281,7 @@ struct fuzz_run {
 	size_t jlen, tlen, jdone, tdone;
 	bool color;
 	uint64_t emitted;
+	uint64_t inbound;	/* verdicts of incoming attempts (user/inbound.c) */
 };
 
 static const char *const drop_names[] = {
@@ -333,7 +335,10 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 	}
 	for (unsigned i = 0; i < r->nr_ev; i++)
 		FUZZ_CHECK((unsigned)r->ev[i].kind < CT_EV_MAX);
-	fr->emitted++;
+	if (r->inbound)
+		fr->inbound++;
+	else
+		fr->emitted++;
 	fr->jw.ops->verdict(&fr->jw, r, r->flow.ts_end);
 	fr->tw.ops->verdict(&fr->tw, r, r->flow.ts_end);
 	check_new_output(fr);
@@ -376,6 +381,7 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 	struct fuzz_run fr = { 0 };
 	struct corr_config cc = { 0 };
 	struct correlator *c;
+	struct inbound *in;
 	uint64_t now = 1000000000000ULL;	/* 1000 s after boot */
 	uint8_t cfg, rec[256 + sizeof(struct ct_flow)];
 
@@ -404,7 +410,11 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 	cc.emit = on_verdict;
 	cc.emit_ctx = &fr;
 	c = corr_new(&cc);
-	if (!c)
+	in = inbound_new(&(struct inbound_config){
+		.quiet_ns = 2000000000ULL, .max_attempts = 8, .emit = on_verdict, .emit_ctx = &fr,
+		.drop_reason_name = cc.drop_reason_name,
+	});
+	if (!c || !in)
 		abort();
 
 	while (size) {
@@ -433,7 +443,11 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 				if (!exact)
 					abort();
 				memcpy(exact, rec, len);
-				corr_feed(c, exact, len, now);
+				/* dispatched by type as the collector does */
+				if (len && exact[0] == CT_REC_INBOUND)
+					inbound_feed(in, exact, len, now);
+				else
+					corr_feed(c, exact, len, now);
 				free(exact);
 			}
 			break;
@@ -441,15 +455,20 @@ int ct_fuzz_one(const uint8_t *data, size_t size)
 			take(&data, &size, &us, sizeof(us));
 			now += (uint64_t)us * 1000;
 			corr_tick(c, now);
+			inbound_tick(in, now);
 			break;
 		case 4:
 			corr_flush(c);
+			inbound_flush(in, now);
 			break;
 		}
 	}
 	corr_flush(c);
+	inbound_flush(in, now);
+	FUZZ_CHECK(inbound_held(in) == 0);
 	check_end(&fr, corr_stats(c), now);
 	corr_free(c);
+	inbound_free(in);
 	fclose(fr.jf);
 	fclose(fr.tf);
 	free(fr.jbuf);

@@ -145,7 +145,8 @@ def ct():
     assert not strangers, f"verdicts for processes that made no attempt: {strangers}"
     per_flow = Counter((r["netns"], r["dport"], r["family"]) for r in ours)
     dups = {k: n for k, n in per_flow.items() if n > 1}
-    assert not dups, f"several verdicts for one attempt: {dups}"
+    assert not dups, f"several verdicts for one attempt: {dups}: " + repr(
+        [r for r in ours if (r["netns"], r["dport"], r["family"]) in dups])
 
 
 @pytest.fixture(scope="session")

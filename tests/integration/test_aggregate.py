@@ -61,8 +61,9 @@ def synflood_tool():
 def storm(ns, *extra):
     """conntrace in text mode while ATTEMPTS refused connects run; its stdout lines."""
     port = own_port()
+    # outgoing only: each refused connect is also an incoming attempt (test_inbound.py)
     ct = subprocess.Popen([conntrace_path(), "--port", str(port), "--netns", str(ns.inode),
-                           "--color=never", *extra],
+                           "--direction", "out", "--color=never", *extra],
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE)
     try:
@@ -101,8 +102,9 @@ def split(lines, port):
         if len(cols) > 1 and cols[1] == "LOST:":
             continue    # the kernel's skipped runs (any program, machine-wide): the summary
                         # above proved the count exact
-        assert len(cols) >= 9 and cols[5] == "REFUSED", f"unexpected line: {line!r}"
-        assert cols[4] == f"127.0.0.1:{port}" and cols[8] == "no_listener", line
+        assert len(cols) >= 10 and cols[5] == "out" and cols[6] == "REFUSED", \
+            f"unexpected line: {line!r}"
+        assert cols[4] == f"127.0.0.1:{port}" and cols[9] == "no_listener", line
         verdicts.append(cols)
     return verdicts, aggs
 

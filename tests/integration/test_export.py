@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 import ctharness
-from ctharness import OWNED_NETNS, ROOT, NetNS, conntrace_path, run
+from ctharness import ROOT, NetNS, conntrace_path, run
 from ctschema import SCHEMA_PATH, check_file, check_line, check_record
 from scenarios import EXPECTED_RESULT, SPECS
 
@@ -63,13 +63,7 @@ class ExportNS(NetNS):
 
     def create(self):
         super().create()
-        with ctharness._owned_lock:
-            windows = OWNED_NETNS.get(self.inode, [])
-            if self._window in windows:
-                windows.remove(self._window)
-            if not windows:
-                OWNED_NETNS.pop(self.inode, None)
-        self._window = None
+        ctharness.disown(self)
         return self
 
 
@@ -136,7 +130,11 @@ class Bg:
 
 
 def start_conntrace(*args, ns=None):
-    cmd = [conntrace_path(), *map(str, args)]
+    args = [str(a) for a in args]
+    # the scenarios count outgoing attempts; incoming ones: test_inbound.py
+    if args[:1] != ["listen"] and "--direction" not in args:
+        args = ["--direction", "out", *args]
+    cmd = [conntrace_path(), *args]
     assert os.access(cmd[0], os.X_OK), f"{cmd[0]} missing: build it (make) or set CONNTRACE"
     if ns is not None:
         return Bg(ns.popen(cmd))

@@ -602,7 +602,8 @@ def raw_run(args, ns, port):
     hostile name, each to its own 127.0.0.x, wait until each shows on
     stdout, stop with SIGINT. Returns (stdout bytes, [(addr, name bytes,
     ctclient result)])."""
-    p = subprocess.Popen([conntrace_path(), "--port", str(port), *args],
+    # the names are the clients': their outgoing attempts (not the listener side)
+    p = subprocess.Popen([conntrace_path(), "--direction", "out", "--port", str(port), *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf, done, made = bytearray(), threading.Event(), []
 

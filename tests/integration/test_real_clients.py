@@ -509,9 +509,10 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
         if line.startswith("-- "):      # the summary line at exit
             continue
         cols = line.split()
-        assert len(cols) >= 8 and re.fullmatch(r"\d\d:\d\d:\d\d", cols[0]), line
-        if int(cols[1]) in (ok.pid, slow.pid, refused.pid):
-            rows.append((cols[5], int(cols[1]), cols[2], cols[4]))
+        assert len(cols) >= 9 and re.fullmatch(r"\d\d:\d\d:\d\d", cols[0]), line
+        assert cols[5] in ("out", "in"), line    # DIR: both by default
+        if cols[5] == "out" and int(cols[1]) in (ok.pid, slow.pid, refused.pid):
+            rows.append((cols[6], int(cols[1]), cols[2], cols[4]))
     assert sorted(rows) == sorted([
         ("REFUSED", refused.pid, "curl", f"127.0.0.1:{port}"),
         ("SLOW", slow.pid, "curl", f"127.0.0.1:{port}")]), lines

@@ -91,14 +91,17 @@ def test_service_and_default_invocations(tmp_path):
         ns.listen(drop_port)
         nft_syn_rule(ns, drop_port, "drop")
         out = tmp_path / "conntrace.jsonl"
-        argv = [conntrace_path(), *unit_args(out, f"127.0.0.1:{mport}"), "--netns", ns.inode]
+        # outgoing attempts only: the counts are checked against TcpActiveOpens, and
+        # every attempt here is also an incoming one (test_inbound.py tells those)
+        argv = [conntrace_path(), *unit_args(out, f"127.0.0.1:{mport}"), "--netns", ns.inode,
+                "--direction", "out"]
         svc = ns.popen(argv)
         wait_until(lambda: any(r["type"] == "start" for r in records(out)) or
                    svc.poll() is not None, 20, "the service's start record")
         assert svc.poll() is None, f"service exited {svc.returncode}: {svc.stderr.read()}"
         # not scraped yet: a scrape is itself an attempt in the namespace
         wait_until(lambda: sockets(ns, "listening", mport, "sport"), 10, "the metrics port")
-        text = TextConntrace(conntrace_path(), "--netns", ns.inode)
+        text = TextConntrace(conntrace_path(), "--netns", ns.inode, "--direction", "out")
 
         k = Counters(ns)
         timeout_client = ns.client("127.0.0.1", drop_port, name="svc-timeout")
@@ -129,9 +132,10 @@ def test_service_and_default_invocations(tmp_path):
             # OK attempts only counted in the kernel reach /metrics at its next
             # reading (once a second): scrape until the earlier ones are in
             return body and sample(body, "conntrace_verdicts_total", verdict="timeout",
-                                   cause="netfilter_drop") and len(scrapes) >= 2 and \
-                sample(body, "conntrace_verdicts_total", verdict="ok",
-                       cause="established") >= OK_CONNECTS + len(scrapes) - 1
+                                   cause="netfilter_drop", direction="outbound") and \
+                len(scrapes) >= 2 and \
+                sample(body, "conntrace_verdicts_total", verdict="ok", cause="established",
+                       direction="outbound") >= OK_CONNECTS + len(scrapes) - 1
         wait_until(scraped, 20, "the timeout in /metrics")
         metrics, opens = scrapes[-1]
         text.wait_line(lambda x: " TIMEOUT " in x, 20, "the TIMEOUT line")
@@ -160,13 +164,15 @@ def test_service_and_default_invocations(tmp_path):
         (OK_CONNECTS + len(scrapes), 1, 1), (summary, len(scrapes))
 
     n = len(scrapes)
-    counts = {v: sample(metrics, "conntrace_verdicts_total", verdict=v, cause=c) for v, c in
+    counts = {v: sample(metrics, "conntrace_verdicts_total", verdict=v, cause=c,
+                        direction="outbound") for v, c in
               (("ok", "established"), ("refused", "no_listener"), ("timeout", "netfilter_drop"))}
     own = counts["ok"] - (OK_CONNECTS + n - 1)
     assert own in (0, 1) and (counts["refused"], counts["timeout"]) == (1, 1), \
         (counts, n, metrics)
     total = sum(float(x.rpartition(" ")[2]) for x in metrics.splitlines()
                 if x.startswith("conntrace_verdicts_total{"))
+    assert 'direction="inbound"' not in metrics, metrics
     assert total == opens - 1 + own, (total, opens, own, metrics)
 
     rows = []
@@ -177,6 +183,7 @@ def test_service_and_default_invocations(tmp_path):
             continue
         cols = line.split()
         assert re.fullmatch(r"\d\d:\d\d:\d\d", cols[0]), line
-        rows.append((cols[5], int(cols[1])))
+        assert cols[5] == "out", line    # the DIR column
+        rows.append((cols[6], int(cols[1])))
     assert sorted(rows) == sorted([("REFUSED", refused["pid"]), ("TIMEOUT", timed_out["pid"])]), \
         lines

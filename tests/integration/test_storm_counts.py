@@ -266,7 +266,7 @@ def test_ok_counted_in_the_kernel_for_metrics(own_ns):
         assert flood.returncode == 0, err
         res = json.loads(out.decode().splitlines()[-1])
         assert res["connected"] + res["inprogress"] == n and res["failed"] == 0, res
-        ok = 'conntrace_verdicts_total{verdict="ok",cause="established"}'
+        ok = 'conntrace_verdicts_total{verdict="ok",cause="established",direction="outbound"}'
         text = wait_until(lambda: (lambda t: t if sample(t, ok) == n else None)(
             scrape_text(mport)), 30, f"/metrics counting {n} ok")
         summary = ct.stop()

@@ -26,7 +26,7 @@
 
 #define CHECK(cond, ...) do { if (!(cond)) fail_msg(__VA_ARGS__); } while (0)
 
-#define MAX_WIDTH 120
+#define MAX_WIDTH 124
 /* 2023-11-14T22:13:20.123456789Z */
 #define TS_NS 1700000000123456789ULL
 

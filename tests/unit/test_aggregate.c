@@ -90,12 +90,13 @@ static void test_each_field_separates_keys(void **state)
 		key(3, 2, 1, 10),
 	};
 	const size_t nk = sizeof(keys) / sizeof(keys[0]);
-	struct agg_key v6 = key(3, 2, 1, 9), est = key(3, 2, 1, 9);
+	struct agg_key v6 = key(3, 2, 1, 9), est = key(3, 2, 1, 9), in = key(3, 2, 1, 9);
 	struct seen s = { 0 };
 
 	(void)state;
 	v6.family = 10;
 	est.phase = 1;	/* an established connection's timeout: not an attempt's */
+	in.inbound = 1;	/* the same SYNs seen arriving: a key of its own */
 	agg_init(&a, 2, 0);
 	/* interleaved, as a storm to several places arrives */
 	for (int i = 0; i < 5; i++) {
@@ -103,9 +104,10 @@ static void test_each_field_separates_keys(void **state)
 			agg_add(&a, &keys[j]);
 		agg_add(&a, &v6);
 		agg_add(&a, &est);
+		agg_add(&a, &in);
 	}
 	agg_flush(&a, SEC, collect, &s);
-	CHECK(s.n == nk + 2, "expected %zu aggregates, got %u", nk + 2, s.n);
+	CHECK(s.n == nk + 3, "expected %zu aggregates, got %u", nk + 3, s.n);
 	for (unsigned i = 0; i < s.n; i++)
 		CHECK(s.e[i].summed == 3 && s.e[i].seen == 5, "key %u: expected 5 seen, 3 summed, "
 		      "got %u and %u", i, s.e[i].seen, s.e[i].summed);
@@ -113,9 +115,11 @@ static void test_each_field_separates_keys(void **state)
 		CHECK(s.e[j].key.verdict == keys[j].verdict && s.e[j].key.cause == keys[j].cause &&
 		      s.e[j].key.dport == keys[j].dport && s.e[j].key.daddr[3] == keys[j].daddr[3],
 		      "aggregate %zu is not the key first seen %zu-th", j, j);
-	CHECK(s.e[nk].key.family == 10, "the IPv6 key comes after them");
-	CHECK(s.e[nk + 1].key.phase == 1 && s.e[nk + 1].key.family == 2,
-	      "the established key comes last, apart from its attempt twin");
+	CHECK(s.e[nk].key.family == 10 && !s.e[nk].key.inbound, "the IPv6 key comes next");
+	CHECK(s.e[nk + 1].key.phase == 1 && !s.e[nk + 1].key.inbound && s.e[nk + 1].key.family == 2,
+	      "the established key comes next, apart from its attempt twin");
+	CHECK(s.e[nk + 2].key.inbound && !s.e[nk + 2].key.phase && s.e[nk + 2].key.family == 2,
+	      "the inbound key comes last");
 }
 
 /* More keys in a second than the table holds: the ones beyond print, none is lost. */

@@ -327,10 +327,12 @@ static void test_stats_count_records_and_verdicts(void **state)
 	CHECK(fx->n == 7, "expected 7 verdicts, got %u", fx->n);
 	CHECK(s->records == 9, "expected 9 records, got %llu", (unsigned long long)s->records);
 	CHECK(s->malformed == 1, "expected 1 malformed, got %llu", (unsigned long long)s->malformed);
-	/* the correlator gives the connect phase's verdicts; RESET is established.c's */
+	/* the correlator gives outgoing attempts' verdicts: DROPPED is inbound only,
+	 * RESET is established.c's */
 	for (int v = 0; v <= CT_V_PENDING; v++)
 		CHECK(s->verdicts[v] == 1, "expected one %s verdict, got %llu", ct_verdict_name(v),
 		      (unsigned long long)s->verdicts[v]);
+	CHECK(s->verdicts[CT_V_DROPPED] == 0, "expected no dropped verdict from the correlator");
 	CHECK(s->evidence_expired == 0 && s->evidence_dropped == 0 && s->evicted_flows == 0,
 	      "expected no evidence expired or dropped and no evicted flows");
 }

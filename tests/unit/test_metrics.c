@@ -240,14 +240,18 @@ static void test_render_counts_and_histogram(void **state)
 	metrics_verdict(m, &r);
 	r = result(CT_V_MAX, CT_C_UNKNOWN, 1, 1);		/* out of range: ignored */
 	metrics_verdict(m, &r);
+	r = result(CT_V_REFUSED, CT_C_NO_LISTENER, 0.5, 3);	/* inbound: counted apart */
+	r.inbound = true;
+	metrics_verdict(m, &r);
 	metrics_kernel_counters(m, 11, 12);
 	metrics_output_counters(m, 3, 4);
 	t = render(m);
 
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\"}") == 2);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"netfilter_drop\"}") == 2);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"no_synack\"}") == 1);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"abandoned\",cause=\"app_closed\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\",direction=\"outbound\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"netfilter_drop\",direction=\"outbound\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"slow\",cause=\"no_synack\",direction=\"outbound\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"abandoned\",cause=\"app_closed\",direction=\"outbound\"}") == 1);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"no_listener\",direction=\"inbound\"}") == 1);
 	assert_true(sample(t, "conntrace_syn_retransmits_total") == 12);
 	assert_true(sample(t, "conntrace_lost_records_total") == 11);
 	assert_true(sample(t, "conntrace_flow_evictions_total") == 12);
@@ -273,7 +277,7 @@ static void test_render_counts_and_histogram(void **state)
 }
 
 /* Attempts counted in the kernel (issue 11): lost ones under cause="lost", OK ones unsent
- * added to ok/established; neither is in the histogram. */
+ * added to ok/established, both outbound; neither is in the histogram. */
 static void test_kernel_verdicts(void **state)
 {
 	struct metrics *m = metrics_new();
@@ -287,10 +291,12 @@ static void test_kernel_verdicts(void **state)
 	lost[CT_V_REFUSED] = 41;	/* totals: the last call wins */
 	metrics_kernel_verdicts(m, lost, 9);
 	t = render(m);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"lost\"}") == 41);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"lost\"}") == 2);
-	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"ok\",cause=\"established\"}") == 10);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"refused\",cause=\"lost\",direction=\"outbound\"}") == 41);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"timeout\",cause=\"lost\",direction=\"outbound\"}") == 2);
+	assert_true(sample(t, "conntrace_verdicts_total{verdict=\"ok\",cause=\"established\",direction=\"outbound\"}") == 10);
 	CHECK(!strstr(t, "verdict=\"ok\",cause=\"lost\""), "a zero lost series: %s", t);
+	CHECK(!strstr(t, "cause=\"lost\",direction=\"inbound\""), "an inbound lost series: %s", t);
+	CHECK(!strstr(t, "cause=\"established\",direction=\"inbound\""), "ok_unsent inbound: %s", t);
 	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"ok\"}") == 1);
 	assert_true(sample(t, "conntrace_connect_duration_seconds_count{verdict=\"refused\"}") == 0);
 	free(t);
@@ -639,7 +645,7 @@ static void test_scrapes_race_with_updates(void **state)
 {
 	struct metrics *m = serving(AF_INET);
 	struct counter_thread c = { .m = m };
-	const char *series = "conntrace_verdicts_total{verdict=\"timeout\",cause=\"no_synack\"}";
+	const char *series = "conntrace_verdicts_total{verdict=\"timeout\",cause=\"no_synack\",direction=\"outbound\"}";
 	double last = 0, v, hc;
 	unsigned moved = 0;
 	pthread_t th;

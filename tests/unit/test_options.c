@@ -104,8 +104,8 @@ static long long field(const struct ct_options *o, enum field f)
 {
 	switch (f) {
 	/* the first value of the list; a single value makes a list of one */
-	case F_TGID: return o->tc.ntgids == 1 ? o->tc.tgids[0] : o->tc.ntgids ? -1 : 0;
-	case F_PORT: return o->tc.nports == 1 ? o->tc.ports[0] : o->tc.nports ? -1 : 0;
+	case F_TGID: return o->tc.ntgids == 1 ? (long long)o->tc.tgids[0] : o->tc.ntgids ? -1 : 0;
+	case F_PORT: return o->tc.nports == 1 ? (long long)o->tc.ports[0] : o->tc.nports ? -1 : 0;
 	case F_SLOW_NS: return (long long)o->tc.slow_ns;
 	case F_RING_SIZE: return o->tc.ring_size;
 	case F_MAX_FLOWS: return o->tc.max_flows;
@@ -502,7 +502,7 @@ static void test_verdict_lists(void **state)
 		{ { { "--verdict", "TIMEOUT,Refused" } }, V(CT_V_TIMEOUT) | V(CT_V_REFUSED) },
 		{ { { "--verdict", "PeNdInG,abandoned" } }, V(CT_V_PENDING) | V(CT_V_ABANDONED) },
 		{ { { "--verdict", "timeout,timeout" } }, V(CT_V_TIMEOUT) },
-		{ { { "--verdict=ok,slow,timeout,refused,unreachable,abandoned,pending,reset" } },
+		{ { { "--verdict=ok,slow,timeout,refused,unreachable,abandoned,pending,dropped,reset" } },
 		  ALL_VERDICTS },
 		{ { { "--verdict", "slow", "--verdict", "ok" } }, V(CT_V_OK) },	/* the last wins */
 	};

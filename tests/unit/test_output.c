@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The text writer, captured with open_memstream(): the columns line up under
- * the header for every verdict and cause, an IPv4 line fits in 120 columns,
+ * the header for every verdict and cause, an IPv4 line fits in 124 columns,
  * and a hostile task name reaches the terminal only escaped. The JSON writer
  * is tested in test_output_json.c; the fixture is output_fixture.h.
  */
@@ -283,7 +283,7 @@ static void test_rfc3339_keeps_leading_zeros(void **state)
 /*
  * The escaped name is padded to 15 columns but never cut: a task that names
  * itself with 15 control bytes takes 60 columns and pushes every later column
- * (and the line past 120 columns).
+ * (and the line past 124 columns).
  */
 static void test_hostile_comm_keeps_the_columns(void **state)
 {

@@ -326,7 +326,7 @@ static void test_json_start_lost_and_summary_parse(void **state)
 	expect_field(&recs[2], "type", "\"summary\"");
 	expect_field(&recs[2], "ts", "\"2023-11-14T22:13:20.123456790Z\"");
 	expect_field(&recs[2], "verdicts",
-		     "{\"abandoned\":15,\"ok\":10,\"pending\":16,\"refused\":13,\"slow\":11,"
+		     "{\"abandoned\":15,\"dropped\":17,\"ok\":10,\"pending\":16,\"refused\":13,\"slow\":11,"
 		     "\"timeout\":12,\"unreachable\":14}");
 	expect_field(&recs[2], "flows", "100");
 	expect_field(&recs[2], "lost_records", "10");
