@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from ctharness import (CTLISTEN, UNREACH_ADDR, NetNS, conntrace_path, disown, free_port,
-                       readline_timeout, run)
+from ctharness import UNREACH_ADDR, NetNS, conntrace_path, disown, free_port, run
 from ctschema import check_line
+from fakepeer import FakePeer, peer_addr
 
 CHECK_TIMEOUT = 60      # seconds a check run may take, at most
 
@@ -215,28 +215,19 @@ def wait_accept_queue(ns, port, n):
 
 
 def test_no_synack_is_beyond_this_host(ns):
-    """A veth pair to a second test namespace (192.0.2.0/24), the peer host,
-    whose listener's accept queue is full: it ignores the SYNs without a
-    drop the kernel reports, so check's side sees SYNs go and nothing come
-    back: the loss is beyond this host, bounded by this namespace's timers."""
+    """A silent peer: 192.0.2.0/24 routed to a TUN device inside the test
+    namespace, read by fakepeer.py, which answers nothing and drops nothing
+    the kernel could report (a peer namespace's full accept queue would be
+    seen: it is still this kernel). check's side sees SYNs go and nothing
+    come back: the loss is beyond this host, bounded by this namespace's
+    timers."""
     port = free_port()
-    with NetNS("ctchkp") as peer:
-        disown(peer)    # two clients to one port fill its queue: out of the session checks
-        a, b = f"cka{peer.name[-8:]}", f"ckb{peer.name[-8:]}"
-        run(["ip", "-n", ns.name, "link", "add", a, "type", "veth", "peer", "name", b,
-             "netns", peer.name])
-        run(["ip", "-n", ns.name, "addr", "add", "192.0.2.1/24", "dev", a])
-        run(["ip", "-n", peer.name, "addr", "add", "192.0.2.2/24", "dev", b])
-        run(["ip", "-n", ns.name, "link", "set", a, "up"])
-        run(["ip", "-n", peer.name, "link", "set", b, "up"])
-        lst = peer.popen([CTLISTEN, "--addr", "192.0.2.2", "--backlog", "1", "--no-accept", port])
-        assert readline_timeout(lst, 10, "ctlisten ready") == f"ready {port}\n"
-        fill = [peer.client("192.0.2.2", port, nonblock=True, timeout_ms=30000) for _ in range(2)]
-        wait_accept_queue(peer, port, 2)
+    peer = FakePeer(ns, {port: ("silent", 0)})
+    try:
         ns.sysctl("net.ipv4.tcp_syn_retries", 3)
-        p = check(ns, "-j", "--timeout", "2", f"192.0.2.2:{port}")
-        for c in fill:
-            c.finish()
+        p = check(ns, "-j", "--timeout", "2", f"{peer_addr(False)}:{port}")
+    finally:
+        peer.stop()
     assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
     c = records(p)[-1]
     assert (c["verdict"], c["cause"]) == ("timeout", "no_synack"), c
