@@ -93,19 +93,29 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 	return 0;
 }
 
+/*
+ * The packet in skb is a SYN (not a SYN-ACK) of an attempt this host made,
+ * within the port filter: e is filled with it and stamped now.
+ */
+static __always_inline bool syn_of_local_attempt(const struct sk_buff *skb,
+						 struct ct_evidence *e)
+{
+	if (!skb || !parse_skb(skb, e) || !(e->tcp_flags & CT_TCP_SYN) ||
+	    (e->tcp_flags & CT_TCP_ACK))
+		return false;
+	if (!port_wanted(e->sport, e->dport))
+		return false;
+	e->ts = bpf_ktime_get_boot_ns();
+	return local_attempt(e, e->ts);
+}
+
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct ct_evidence e = {};
 
 	/* Only an RST answering a SYN says something about a connect attempt. */
-	if (!skb || !parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN) ||
-	    (e.tcp_flags & CT_TCP_ACK))
-		return 0;
-	if (!port_wanted(e.sport, e.dport))
-		return 0;
-	e.ts = bpf_ktime_get_boot_ns();
-	if (!local_attempt(&e, e.ts))
+	if (!syn_of_local_attempt(skb, &e))
 		return 0;
 	e.type = CT_REC_RST_SENT;
 	/* The reason argument exists since 6.10, together with its enum. */
@@ -128,7 +138,7 @@ int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb
 }
 
 /*
- * This host sent an ICMP error (icmp:icmp_send, 6.18 has it, 6.1 not): e.g.
+ * This host sent an ICMP error (icmp:icmp_send, on 6.1 and 6.18): e.g.
  * an nft `reject with icmp ...` answering a SYN. The skb is the offending
  * packet, its network header the SYN's IP header. IPv4 only: icmpv6_send
  * has no tracepoint.
@@ -138,13 +148,7 @@ int BPF_PROG(handle_icmp_send, const struct sk_buff *skb, int type, int code)
 {
 	struct ct_evidence e = {};
 
-	if (!skb || !parse_skb(skb, &e) || !(e.tcp_flags & CT_TCP_SYN) ||
-	    (e.tcp_flags & CT_TCP_ACK))
-		return 0;
-	if (!port_wanted(e.sport, e.dport))
-		return 0;
-	e.ts = bpf_ktime_get_boot_ns();
-	if (!local_attempt(&e, e.ts))
+	if (!syn_of_local_attempt(skb, &e))
 		return 0;
 	e.type = CT_REC_ICMP_SENT;
 	e.has_reason = 1;

@@ -109,6 +109,22 @@ static __always_inline struct ct_inbound *attempt_get(const struct in_key *k, __
 	return bpf_map_lookup_elem(&in_attempts, k);
 }
 
+/* The attempt a SYN seen in netns belongs to, that SYN counted; NULL when
+ * the namespace is filtered out or the table has no room. */
+static __always_inline struct ct_inbound *syn_attempt(struct in_key *k, const struct ct_evidence *e,
+						      __u32 netns, __u64 now)
+{
+	struct ct_inbound *a;
+
+	if (!netns_wanted(netns))
+		return NULL;
+	key_of_syn(k, e, netns);
+	a = attempt_get(k, now);
+	if (a)
+		a->syns++;
+	return a;
+}
+
 static __always_inline void attempt_send(struct ct_inbound *a, __u8 event, __u64 now)
 {
 	a->event = event;
@@ -266,7 +282,7 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	struct ct_evidence e = {};
 	struct ct_inbound *a;
 	struct in_key k = {};
-	__u32 zero = 0, netns;
+	__u32 zero = 0;
 	__u64 *last, now;
 	bool no_socket;
 
@@ -292,15 +308,10 @@ int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		*last = 0;
 		return 0;
 	}
-	netns = syn_netns(skb);
-	if (!netns_wanted(netns))
-		return 0;
 	now = bpf_ktime_get_boot_ns();
-	key_of_syn(&k, &e, netns);
-	a = attempt_get(&k, now);
+	a = syn_attempt(&k, &e, syn_netns(skb), now);
 	if (!a)
 		return 0;
-	a->syns++;
 	if (no_socket) {
 		/* tcp_v4_rcv() answered it with an RST that tcp_send_reset missed
 		 * (6.1 traces only RSTs sent with a socket) */
@@ -327,20 +338,15 @@ int BPF_PROG(in_send_reset, const struct sock *sk, const struct sk_buff *skb)
 	struct ct_evidence e = {};
 	struct ct_inbound *a;
 	struct in_key k = {};
-	__u32 zero = 0, netns;
+	__u32 zero = 0;
 	__u64 *last, now;
 
 	if (!skb || !parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
 		return 0;
-	netns = sk ? sk_netns(sk) : syn_netns(skb);
-	if (!netns_wanted(netns))
-		return 0;
 	now = bpf_ktime_get_boot_ns();
-	key_of_syn(&k, &e, netns);
-	a = attempt_get(&k, now);
+	a = syn_attempt(&k, &e, sk ? sk_netns(sk) : syn_netns(skb), now);
 	if (!a)
 		return 0;
-	a->syns++;
 	a->rsts++;
 	attempt_send(a, CT_IN_RST, now);
 	bpf_map_delete_elem(&in_attempts, &k);

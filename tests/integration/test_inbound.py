@@ -106,11 +106,16 @@ def test_inbound_verdicts_on_the_server(hosts):
         assert v["comm"] == "ctlisten" and v["pid"] > 0, v
         kinds = [e["event"] for e in v["evidence"]]
         assert "accept_queue_full" in kinds and "drop" in kinds, v
-    # those that connected were not called failed
+    # those that connected were not called failed, unless the server dropped
+    # their final ACK on the full queue: the client is connected, the server
+    # never completed the handshake (it retransmits its SYN-ACK) - that is
+    # accept_queue_full on the server's side, and true
     done = {r["sport"] for r in full_res if r["result"] == "ok"}
     for s in done:
         v = aq.get(s)
-        assert v is None or v["verdict"] in ("ok", "slow"), v
+        assert v is None or v["verdict"] in ("ok", "slow") or \
+            (v["verdict"] in ("pending", "dropped", "timeout") and
+             v["cause"] == "accept_queue_full"), v
 
     refs = inbound(server, srv, p_closed)
     assert len(refs) == 1, refs
