@@ -22,7 +22,7 @@ import pytest
 
 from ctharness import Conntrace, flow, free_port, related
 from fakepeer import FakePeer, peer_addr
-from realclients import Counters, assert_verdict, events, make_ns, mismatches, sockets
+from realclients import Counters, assert_verdict, curl, events, make_ns, mismatches, sockets
 
 SYN_RETRIES = 1     # ETIMEDOUT after 3 s: the SYN and 2 retransmits (1 s, then 2 s)
 
@@ -360,3 +360,31 @@ def test_attempt_begun_before_conntrace_is_untracked(remote):
                 sport=peer.seen(port)[0]["sport"], syn_retrans=d["TcpExtTCPSynRetrans"])
     got = {k: rec.get(k) for k in want}
     assert got == want, f"record: {rec}\nclient: {res}"
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("action, verdict, cause", [
+    (("silent", 0), "timeout", "no_synack"),
+    (("synack", 300), "slow", "slow_handshake"),
+], ids=["silent", "late-synack"])
+def test_curl_against_the_remote_peer(remote, v6, action, verdict, cause):
+    """The same remote causes with a client this project did not write: curl.
+    A silent peer: the kernel gives up (curl exits 7 or 28 with "Connection
+    timed out"), timeout/no_synack. A SYN-ACK 300 ms late: curl connects
+    (then gives up on the reply, --max-time 2), slow/slow_handshake with
+    --slow 100 and no -a."""
+    port = free_port()
+    ns, peer = remote({port: action})
+    host = f"[{peer_addr(v6)}]" if v6 else peer_addr(v6)
+    res, rec, d = traced(ns, port, lambda: curl(ns, f"http://{host}:{port}/", "--max-time", "5"),
+                         "--slow", 100)
+    syns = peer_syns(peer, port, {})
+    assert len(syns) == d["TcpExtTCPSynRetrans"] + 1, (syns, d)
+    if verdict == "timeout":
+        assert res.connect_error == "Connection timed out" or res.rc == 28, res
+        assert (d["TcpActiveOpens"], d["TcpAttemptFails"]) == (1, 1), d
+    else:
+        assert res.connect_error is None and d["TcpExtTCPSynRetrans"] == 0, (res, d)
+    assert_verdict(rec, repr(res), verdict=verdict, cause=cause, pid=res.pid, tid=res.pid,
+                   comm="curl", family=fam(v6), daddr=peer_addr(v6), sport=syns[0]["sport"],
+                   syn_retrans=d["TcpExtTCPSynRetrans"])
