@@ -27,15 +27,31 @@ def test_full_accept_queue_in_the_verdict_stream():
         before = ns.counter("ListenOverflows")
         clients = [ns.client("127.0.0.1", port, name=f"ctc-aq{i}") for i in range(CLIENTS)]
         results = [c.finish(timeout=60) for c in clients]
-        # the last readings of the listener come once a second
-        time.sleep(2.5)
         overflows = ns.counter("ListenOverflows") - before
+
+        def caught_up():
+            with ct.cond:
+                ovf = sum(r["overflows"] for r in ct.records
+                          if r.get("type") == "listen_overflow" and r.get("netns") == ns.inode
+                          and r.get("lport") == port)
+                pids = {r.get("pid") for r in ct.records if r.get("type") == "verdict"
+                        and r.get("netns") == ns.inode and r.get("dport") == port}
+            return ovf >= overflows and all(c.pid in pids for c in clients)
+        # the listener is read once a second: wait (with a deadline) until the
+        # records have caught up with the kernel's counter and every client has
+        # its verdict, or give up and let the assertions below say what is missing
+        deadline = time.monotonic() + 15
+        while not caught_up() and time.monotonic() < deadline:
+            time.sleep(0.1)
         records = list(ct.records)
         ct.stop()
 
     timed_out = [(c, r) for c, r in zip(clients, results) if r["result"] == "ETIMEDOUT"]
     connected = [(c, r) for c, r in zip(clients, results) if r["result"] == "ok"]
-    assert len(connected) == 2 and len(timed_out) == CLIENTS - 2, results
+    # listen(fd, 1) queues 2; a third client may count as connected too when
+    # its SYN-ACK came before the queue filled and the server then dropped its
+    # final ACK (the client's handshake is complete; the server's is not)
+    assert len(connected) >= 2 and len(timed_out) == CLIENTS - len(connected), results
     assert overflows > 0
 
     verdicts = {r["pid"]: r for r in records
