@@ -5,6 +5,7 @@
 #   make bench BENCH_QUICK=1    smoke test: one short round, about a minute
 #   make bench BENCH_ARGS='--rounds 7 --modes untraced,default'   (bench.py --help)
 #   make bench-writer           the writers alone, ns per line (WRITER_BASE=DIR: before/after)
+#   make bench-established      a healthy bulk transfer, untraced vs traced (issue 13)
 #
 # Prints a report with PASS/FAIL per target and writes it, with every raw
 # figure, to $(BENCH_OUT)/run-*/{report.md,results.json}. A FAIL does not fail
@@ -75,5 +76,16 @@ bench: $(BIN) $(BENCH_LOADGEN) bench-deps $(WRITER_BENCH) $(if $(WRITER_BASE),$(
 		$(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 	$(Q){ echo; echo "## Writer (make bench-writer): ns per verdict line, median"; echo; \
 		$(WRITER_BENCH_RUN); } | tee -a "$$(ls -td $(BENCH_OUT)/run-* | head -1)/report.md"
+	$(Q){ echo; echo "## Healthy bulk transfer (make bench-established)"; echo; \
+		$(ESTAB_BENCH_RUN); } | tee -a "$$(ls -td $(BENCH_OUT)/run-* | head -1)/report.md"
+
+# What following established connections costs a healthy bulk transfer
+# (issue 13): interleaved untraced/traced rounds, medians and their ratio.
+ESTAB_BENCH_RUN = $(BENCH_PYTHON) tests/bench/established_bulk.py --conntrace ./$(BIN) \
+	--rounds $(or $(ESTAB_ROUNDS),7) --secs $(or $(ESTAB_SECS),4)
+
+.PHONY: bench-established
+bench-established: $(BIN)
+	$(Q)$(ESTAB_BENCH_RUN)
 
 .DEFAULT_GOAL := $(bench_saved_goal)
