@@ -767,3 +767,28 @@ def synflood(ns, addr, port, *, count, concurrency=1000, sources=1, accept=False
     res = json.loads(p.stdout.splitlines()[-1])
     assert res["event"] == "done" and res["count"] == count, res
     return res
+
+
+class HeldConntrace(Conntrace):
+    """A conntrace whose standard output nobody reads (after its start
+    record) until resume()."""
+
+    def start(self, timeout=START_TIMEOUT):
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._threads = [threading.Thread(target=self._read_stderr, daemon=True)]
+        self._threads[0].start()
+        try:
+            rec = json.loads(readline_timeout(self.proc, timeout, "the start record"))
+            assert rec.get("type") == "start", rec
+        except BaseException:
+            self.kill()
+            raise
+        self.records.append(rec)
+        self.start_record = rec
+        return self
+
+    def resume(self):
+        t = threading.Thread(target=self._read_stdout, daemon=True)
+        t.start()
+        self._threads.append(t)

@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from ctharness import (CTLISTEN, ROOT, START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, VMTEST,
+from ctharness import (HeldConntrace, CTLISTEN, ROOT, START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, VMTEST,
                        Conntrace, NetNS, bpf_fd_ids, bpf_maps_of, bpf_objects_left,
                        check_verdict, conntrace_path, disown, free_port, kernel_counters,
                        proc_status, readline_timeout, related, rss_kb, run, synflood)
@@ -357,31 +357,6 @@ table inet cttimer {{
     assert summary.get("missed_events", 0) >= sum(misses.values()), \
         f"the kernel skipped conntrace's programs {sum(misses.values())} times " \
         f"(recursion_misses {misses}); the summary does not say so: {summary}"
-
-
-class HeldConntrace(Conntrace):
-    """A conntrace whose standard output nobody reads (after its start
-    record) until resume()."""
-
-    def start(self, timeout=START_TIMEOUT):
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._threads = [threading.Thread(target=self._read_stderr, daemon=True)]
-        self._threads[0].start()
-        try:
-            rec = json.loads(readline_timeout(self.proc, timeout, "the start record"))
-            assert rec.get("type") == "start", rec
-        except BaseException:
-            self.kill()
-            raise
-        self.records.append(rec)
-        self.start_record = rec
-        return self
-
-    def resume(self):
-        t = threading.Thread(target=self._read_stdout, daemon=True)
-        t.start()
-        self._threads.append(t)
 
 
 def test_slow_consumer_keeps_counting(own_ns):

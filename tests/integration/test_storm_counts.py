@@ -18,8 +18,6 @@ The accounting identity checked everywhere:
 import json
 import os
 import signal
-import subprocess
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -27,8 +25,7 @@ from collections import Counter
 import pytest
 
 import ctharness
-from ctharness import (ROOT, START_TIMEOUT, SYNFLOOD, Conntrace, NetNS, disown,
-                       readline_timeout, run)
+from ctharness import HeldConntrace, ROOT, SYNFLOOD, Conntrace, NetNS, disown, run
 
 # Blocking connects to a closed port, as fast as Python goes: one JSON line
 # with what connect() returned, by errno name.
@@ -67,31 +64,6 @@ def free_local_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class HeldConntrace(Conntrace):
-    """A conntrace whose standard output nobody reads (after its start
-    record) until resume()."""
-
-    def start(self, timeout=START_TIMEOUT):
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._threads = [threading.Thread(target=self._read_stderr, daemon=True)]
-        self._threads[0].start()
-        try:
-            rec = json.loads(readline_timeout(self.proc, timeout, "the start record"))
-            assert rec.get("type") == "start", rec
-        except BaseException:
-            self.kill()
-            raise
-        self.records.append(rec)
-        self.start_record = rec
-        return self
-
-    def resume(self):
-        t = threading.Thread(target=self._read_stdout, daemon=True)
-        t.start()
-        self._threads.append(t)
 
 
 def refuse_storm(ns, port, n):
