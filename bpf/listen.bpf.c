@@ -12,6 +12,9 @@
  * - fentry/fexit on tcp_conn_request and tcp_check_req count accept-queue
  *   overflows exactly; the loader enables them only where a
  *   real load succeeds (refused on the tracepoint-only kernels).
+ * - each SYN at its listener (fentry/fexit on tcp_conn_request, else
+ *   skb:consume_skb called from tcp_rcv_state_process): SYN cookies sent, and
+ *   the remote clients whose SYNs were dropped (listen_syn.bpf.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,12 +22,17 @@
 #include <bpf/bpf_core_read.h>
 #include "listen_rec.h"
 #include "sock.bpf.h"
+#include "conntrace.h"
 
 #define AF_INET     2
 #define AF_INET6    10
 #define TCP_LISTEN  10
 #define TCP_CLOSE   7
 #define IPPROTO_TCP 6
+
+/* [lo, hi): tcp_rcv_state_process's code, from /proc/kallsyms (user space) */
+const volatile __u64 syn_loc_lo = 0;
+const volatile __u64 syn_loc_hi = 0;
 
 /* Bumped by the collector at each refresh; restarts the per-listener peak. */
 __u32 peak_epoch = 0;
@@ -46,18 +54,38 @@ struct {
 } pending_backlog SEC(".maps");
 
 /* Entry state of an overflow site, read back at its fexit on the same CPU. */
+enum { STASH_CONN_REQUEST, STASH_CHECK_REQ, STASH_COOKIE, STASH_SYN, STASH_NR };
+
 struct overflow_stash {
 	__u64 cookie;
 	__u32 drops;
 	__u32 overflow_candidate;
+	__u32 syn_qlen;       /* STASH_SYN: the SYN queue before the SYN */
+	__u32 acceptq_full;   /* STASH_SYN: the accept queue was full before it */
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3); /* STASH_NR */
+	__uint(max_entries, 4); /* STASH_NR */
 	__type(key, __u32);
 	__type(value, struct overflow_stash);
 } overflow_stash SEC(".maps");
+
+/* Listeners by namespace, family, port and address: how a SYN finds its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LISTEN_MAX_LISTENERS);
+	__type(key, struct listen_sock_key);
+	__type(value, struct listen_sock);
+} listen_socks SEC(".maps");
+
+/* SYNs dropped per listener and client, read and emptied at each refresh. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LISTEN_MAX_CLIENTS);
+	__type(key, struct listen_client_key);
+	__type(value, struct listen_client);
+} clients SEC(".maps");
 
 static __always_inline bool is_tcp_listener(const struct sock *sk)
 {
@@ -84,6 +112,8 @@ static __always_inline struct listen_stats *stats_of(__u64 cookie)
 	return bpf_map_lookup_elem(&listeners, &cookie);
 }
 
+#include "listen_syn.bpf.h"
+
 SEC("iter/tcp")
 int dump_listeners(struct bpf_iter__tcp *ctx)
 {
@@ -92,6 +122,7 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	struct sock *sk;
 	struct sock_reuseport *reuse;
+	struct listen_stats *s;
 
 	if (!skc || skc->skc_state != TCP_LISTEN)
 		return 0;
@@ -121,6 +152,13 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 	else
 		BPF_CORE_READ_INTO(&r.laddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+	/* listeners opened before conntrace: from now on their SYNs find them */
+	sock_register(sk, r.cookie);
+	s = stats_of(r.cookie);
+	if (s && !s->syn_seen) {
+		s->drops_last = r.drops;
+		s->syn_seen = 1;
+	}
 	return 0;
 }
 
@@ -173,8 +211,10 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	 * LISTEN -> CLOSE is the listener itself going away.
 	 */
 	if (oldstate == TCP_LISTEN) {
-		if (newstate == TCP_CLOSE)
+		if (newstate == TCP_CLOSE) {
 			bpf_map_delete_elem(&listeners, &cookie);
+			sock_unregister(sk, cookie);
+		}
 		return 0;
 	}
 	if (newstate != TCP_LISTEN)
@@ -188,8 +228,10 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		init.backlog = *backlog;
 		init.backlog_known = 1;
 	}
+	init.syn_seen = 1; /* a new socket: sk_drops starts at 0 */
 	if (bpf_map_update_elem(&listeners, &cookie, &init, BPF_ANY))
 		__sync_fetch_and_add(&lost.stats_map_full, 1);
+	sock_register(sk, cookie);
 	return 0;
 }
 
@@ -264,7 +306,6 @@ int BPF_PROG(on_send_reset, const struct sock *sk)
  * tcp_check_req, no child came back). Softirq does not nest on a CPU, so
  * one per-CPU slot per function is enough.
  */
-enum { STASH_CONN_REQUEST, STASH_CHECK_REQ, STASH_COOKIE, STASH_NR };
 
 static __always_inline void stash_enter(__u32 slot, struct sock *sk, bool candidate)
 {

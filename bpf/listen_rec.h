@@ -42,12 +42,51 @@ struct listen_stats {
 	__u64 synack_retrans;
 	__u64 resets_sent;
 	__u64 overflows;      /* exact, from fentry/fexit (only when loaded) */
+	/* SYN cookies sent: at tcp_conn_request (fentry/fexit), or where only
+	 * the consumed SYN is seen, exact with tcp_syncookies=2, inferred with 1 */
+	__u64 syn_cookies;
+	__u64 syn_cookies_inferred;
+	__u32 syn_qlen_last;  /* SYN queue after the last SYN (consume_skb path) */
+	__u32 drops_last;     /* sk_drops after the last SYN (consume_skb path) */
+	__u32 syn_seen;       /* drops_last is set */
+	__u32 pad;
 };
+
+/* A listener by where SYNs find it: its namespace, family, port and address. */
+struct listen_sock_key {
+	__u32 netns;
+	__u16 family;
+	__u16 port;           /* host byte order */
+	__u8 addr[16];        /* IPv4 in the first 4 bytes; all zero: any address */
+};
+
+struct listen_sock {
+	__u64 sk;             /* the struct sock, checked against cookie before use */
+	__u64 cookie;
+};
+
+/* A remote client whose SYNs a listener dropped, by source port. */
+struct listen_client_key {
+	__u64 cookie;         /* the listener */
+	__u16 family;
+	__u16 port;           /* the client's source port, host byte order */
+	__u8 addr[16];
+	__u32 pad;
+};
+
+struct listen_client {
+	__u32 accept_queue_full; /* SYNs dropped because the accept queue was full */
+	__u32 syn_queue_full;    /* SYNs dropped because the SYN queue was full */
+};
+
+#define LISTEN_MAX_CLIENTS 16384
 
 /* Global counters of things the BPF side could not record. */
 struct listen_lost {
 	__u64 stats_map_full;  /* listener entries not created: map full */
 	__u64 pending_map_full; /* listen() arguments not stored */
+	__u64 clients_map_full; /* SYN drops not attributed to a client: map full */
+	__u64 socks_map_full;   /* listeners SYNs cannot find (consume_skb path) */
 };
 
 #endif

@@ -26,6 +26,7 @@ static struct env {
 	long count;          /* refreshes to print; 0: until interrupted */
 	int port;            /* -1: any */
 	int pid;             /* -1: any */
+	int top;             /* clients that lost SYNs shown per listener */
 	bool once;
 	bool json;
 	bool verbose;
@@ -44,7 +45,7 @@ static void on_signal(int sig)
 
 /* The same short option means the same in every command: -p is --pid as in
  * `conntrace`, and --port is long only there and here. */
-enum { OPT_ONCE = 1000, OPT_NO_FENTRY, OPT_PORT, OPT_USAGE };
+enum { OPT_ONCE = 1000, OPT_NO_FENTRY, OPT_PORT, OPT_USAGE, OPT_TOP };
 
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Which listeners:", 1 },
@@ -56,6 +57,8 @@ static const struct argp_option options[] = {
 	{ "count", 'c', "N", 0, "Exit after N refreshes", 2 },
 	{ NULL, 0, NULL, 0, "Output:", 3 },
 	{ "json", 'j', NULL, 0, "JSON Lines: one {\"type\":\"listener\"} object per listener per refresh", 3 },
+	{ "top", OPT_TOP, "N", 0, "Name the N remote clients per listener that lost the most SYNs "
+	  "in the last interval (default 5, 0 to 32; 0: none)", 3 },
 	{ NULL, 0, NULL, 0, "Diagnostics:", 4 },
 	{ "no-fentry", OPT_NO_FENTRY, NULL, 0,
 	  "Do not try fentry/fexit; count overflows from sk_drops and the netns counters", 4 },
@@ -71,14 +74,24 @@ static const char doc[] =
 	"Accept-queue (listen backlog) overflows, live, per listening TCP socket in "
 	"every network namespace: queue depth now, peak and max, the backlog the "
 	"application asked for against net.core.somaxconn, SYN queue, overflows, "
-	"SYN-ACK retransmits, resets sent, a history of queue fill, and advice.\v"
+	"SYN-ACK retransmits, resets sent, SYN cookies, the remote clients whose SYNs "
+	"were dropped, a history of queue fill, and advice.\v"
 	"Columns: ACCQ children waiting for accept(); PEAK highest since the last "
 	"refresh; MAX the kernel's limit, min(backlog, somaxconn) (the queue is full "
 	"past MAX); BACKLOG what listen() was given (\">=N\": listen() ran before "
 	"conntrace, and somaxconn may have cut it); OVF overflows since listen() "
-	"(\"~\": shared out from the namespace's ListenOverflows, not exact); SYNRTX "
-	"and RST count since conntrace first saw the listener; FILL the peak at each "
-	"refresh as a share of the queue.\n\n"
+	"(\"~\": shared out from the namespace's ListenOverflows, not exact); SYNQ "
+	"requests (SYN_RECV) in the SYN queue; SYNMAX its limit, the requests it holds "
+	"before tcp_conn_request() drops the next SYN (tcp_syncookies=0) or answers it "
+	"with a SYN cookie (1): backlog + 1, and with cookies off at most "
+	"tcp_max_syn_backlog * 3/4 + 1 for peers not proven; 0 with tcp_syncookies=2; "
+	"COOKIES SYN cookies sent (\"~\": inferred from the SYN queue staying at its "
+	"limit, where fentry is refused and tcp_syncookies=1; \"-\": SYNs not seen); "
+	"SYNRTX, RST and COOKIES count since conntrace first saw the listener; FILL the "
+	"peak at each refresh as a share of the queue. Under a listener, the clients "
+	"(remote addresses) whose SYNs it dropped in the last interval, most first "
+	"(--top), with their source ports and the cause: accept_queue_full or "
+	"syn_queue_full.\n\n"
 	"An overflow is a SYN or final ACK dropped because the accept queue was full "
 	"(the kernel's TcpExtListenOverflows). They are counted exactly with "
 	"fentry/fexit where the kernel allows it; otherwise from each listener's "
@@ -155,6 +168,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		err = parse_long(ps, "--count", arg, 1, LONG_MAX, "expected a count >= 1", &v);
 		env.count = v;
 		break;
+	case OPT_TOP:
+		err = parse_long(ps, "--top", arg, 0, LISTEN_TOP_MAX, "expected a count 0-32", &v);
+		env.top = v;
+		break;
 	case OPT_ONCE:
 		env.once = true;
 		break;
@@ -223,7 +240,7 @@ static int parse_args(int argc, char **argv)
 	char *args[argc + 2];
 	int i;
 
-	env = (struct env){ .interval = 1.0, .port = -1, .pid = -1 };
+	env = (struct env){ .interval = 1.0, .port = -1, .pid = -1, .top = LISTEN_TOP_DEFAULT };
 	/* argp names the program after argv[0]: make usage say the subcommand */
 	args[0] = "conntrace listen";
 	for (i = 1; i < argc; i++)
@@ -366,11 +383,13 @@ static int print_refresh(struct listen_ctx *c, struct json *j)
 		print_netns_json(c, j, ts);
 		for (i = 0; i < n; i++)
 			listen_json_listener(j, &rows[i], ts);
-		if (lost.stats_map_full || lost.pending_map_full ||
-		    c->ns_skipped) {
+		if (lost.stats_map_full || lost.pending_map_full || lost.clients_map_full ||
+		    lost.socks_map_full || c->ns_skipped) {
 			listen_json_head(j, "listen_lost", ts);
 			json_ku64(j, "stats_map_full", lost.stats_map_full);
 			json_ku64(j, "pending_map_full", lost.pending_map_full);
+			json_ku64(j, "clients_map_full", lost.clients_map_full);
+			json_ku64(j, "socks_map_full", lost.socks_map_full);
 			json_ku64(j, "netns_skipped", c->ns_skipped);
 			json_obj_end(j);
 			json_eol(j);
@@ -404,10 +423,14 @@ static int print_refresh(struct listen_ctx *c, struct json *j)
 			printf(" (%zu more not walkable: -v says why)", c->ns_skipped);
 		putchar('\n');
 		printf("%s\n", method_summary(c));
-		if (lost.stats_map_full || lost.pending_map_full)
-			printf("lost: %llu listener entries (BPF map full), %llu listen() backlogs\n",
+		if (lost.stats_map_full || lost.pending_map_full || lost.clients_map_full ||
+		    lost.socks_map_full)
+			printf("lost: %llu listener entries (BPF map full), %llu listen() backlogs, "
+			       "%llu SYN drops not told by client, %llu listeners SYNs cannot find\n",
 			       (unsigned long long)lost.stats_map_full,
-			       (unsigned long long)lost.pending_map_full);
+			       (unsigned long long)lost.pending_map_full,
+			       (unsigned long long)lost.clients_map_full,
+			       (unsigned long long)lost.socks_map_full);
 		listen_print_table(stdout, rows, n, &o);
 	}
 	free(rows);
@@ -473,6 +496,7 @@ int listen_main(int argc, char **argv)
 		return err;
 	hooks_libbpf_logging(env.verbose);
 	json_init(&j, stdout);
+	c.top = env.top;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
@@ -501,6 +525,7 @@ int listen_main(int argc, char **argv)
 	free(c.ns.v);
 	free(c.st.v);
 	free(c.recs.v);
+	free(c.drops);
 	close(c.orig_netns);
 	return err ? 1 : 0;
 }

@@ -50,6 +50,28 @@ struct listen_ns_counters {
 	uint64_t reqq_full_drop;
 };
 
+#define LISTEN_TOP_MAX 32 /* --top: clients that lost SYNs, kept per listener */
+#define LISTEN_TOP_DEFAULT 5
+
+/* SYNs one client (address, source port) lost to one listener (from BPF). */
+struct listen_drop_rec {
+	uint64_t cookie;       /* the listener */
+	uint16_t family;
+	uint16_t port;
+	uint8_t addr[16];
+	uint32_t accept_queue_full;
+	uint32_t syn_queue_full;
+};
+
+/* A remote address whose SYNs a listener dropped in the last interval. */
+struct listen_top_client {
+	uint16_t family;
+	uint8_t addr[16];
+	uint32_t ports;             /* distinct source ports among its dropped SYNs */
+	uint64_t accept_queue_full; /* SYNs dropped because the accept queue was full */
+	uint64_t syn_queue_full;    /* ... because the SYN queue was full */
+};
+
 struct listener {
 	/* identity */
 	uint64_t cookie;
@@ -89,12 +111,44 @@ struct listener {
 	enum overflow_method method; /* weakest method its total went through */
 	enum overflow_method method_interval;
 
+	/* the SYN queue and SYNs at the listener (bpf/listen_syn.bpf.h) */
+	uint32_t syn_queue_max;     /* listen_syn_queue_max() */
+	bool syn_seen;              /* SYNs are watched: the fields below mean something */
+	uint64_t syn_cookies;       /* since conntrace saw the listener */
+	bool syn_cookies_inferred;  /* part of syn_cookies is inferred, not counted */
+	struct listen_top_client top[LISTEN_TOP_MAX]; /* most SYNs dropped first */
+	size_t ntop;
+	uint64_t dropped_clients;   /* addresses that lost SYNs in the interval */
+
 	uint8_t history[LISTEN_HISTORY]; /* queue fill in percent, oldest first */
 	int history_len;
 	unsigned advice;            /* enum listen_advice bits */
 };
 
 const char *listen_backlog_source_name(enum listen_backlog_source s);
+
+/*
+ * The SYN queue's limit as tcp_conn_request() applies it: the requests it
+ * holds before the next SYN is dropped (tcp_syncookies=0) or answered with a
+ * SYN cookie (1): sk_max_ack_backlog + 1 (inet_csk_reqsk_queue_is_full() is
+ * "qlen > max" since 6.13 and in stable kernels since early 2025, ">=" before);
+ * with cookies off, for peers not proven by tcp_metrics, also at most
+ * tcp_max_syn_backlog - tcp_max_syn_backlog / 4 + 1. 0 with tcp_syncookies=2:
+ * every SYN gets a cookie, none is queued.
+ */
+uint32_t listen_syn_queue_max(uint32_t max_ack_backlog, uint32_t max_syn_backlog,
+			      uint32_t syncookies);
+
+/*
+ * recs: the SYN drops of ONE listener, one per client address and port, in
+ * any order (sorted in place). Fills out[0..*nout) with the max addresses
+ * that lost the most SYNs (ties: more accept-queue drops, then the lower
+ * address); returns how many addresses lost SYNs in all.
+ */
+size_t listen_rank_clients(struct listen_drop_rec *recs, size_t n,
+			   struct listen_top_client *out, size_t max, size_t *nout);
+/* "192.0.2.2 (2 ports): 3 SYNs dropped, 3 accept_queue_full, 0 syn_queue_full" */
+size_t listen_format_client(const struct listen_top_client *c, char *buf, size_t sz);
 
 /* Push a fill sample (percent of capacity, max + 1 children) to the history. */
 void listen_history_push(struct listener *l, uint32_t peak);

@@ -78,6 +78,8 @@ void listen_kernel_close(struct listen_kernel *k);
 const struct probe_report *listen_kernel_report(const struct listen_kernel *k, size_t *nr);
 /* Overflows counted exactly at the drop sites (fentry/fexit)? */
 bool listen_kernel_fentry(const struct listen_kernel *k);
+/* SYNs at the listener seen (SYN cookies, clients that lost SYNs)? */
+bool listen_kernel_syn(const struct listen_kernel *k);
 /* What the BPF side could not record. */
 struct listen_lost listen_kernel_lost(const struct listen_kernel *k);
 
@@ -96,6 +98,9 @@ struct listen_ctx {
 	size_t ns_skipped;   /* namespaces that could not be walked this refresh */
 	struct timespec last;
 	double interval_s;
+	int top;             /* --top: clients kept per listener */
+	struct listen_drop_rec *drops; /* this interval's SYN drops (drain_drops) */
+	size_t ndrops, drops_cap;
 };
 
 /* Walk every namespace, merge into c->st; -ENOTRECOVERABLE is fatal. */

@@ -17,12 +17,13 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "ksym.h"
 #include "listen_int.h"
 #include "listen.skel.h"
 
 enum {
 	LSIG_LISTENERS, LSIG_BACKLOG, LSIG_OWNER, LSIG_QUEUE_PEAK, LSIG_SYNACK_RETRANSMIT,
-	LSIG_RST_SENT, LSIG_OVERFLOWS, LSIG_MAX,
+	LSIG_RST_SENT, LSIG_OVERFLOWS, LSIG_SYN, LSIG_MAX,
 };
 
 static const char *const lsignals[LSIG_MAX] = {
@@ -33,6 +34,7 @@ static const char *const lsignals[LSIG_MAX] = {
 	[LSIG_SYNACK_RETRANSMIT] = "synack_retransmit",
 	[LSIG_RST_SENT] = "rst_sent",
 	[LSIG_OVERFLOWS] = "overflows",
+	[LSIG_SYN] = "syn_at_listener",
 };
 
 /*
@@ -61,6 +63,10 @@ static const struct hook_def lhooks[] = {
 	{ "cookie_v4_exit", HK_FEXIT, "cookie_v4_check", LSIG_OVERFLOWS, OVF_COOKIE },
 	{ "cookie_v6_enter", HK_FENTRY, "cookie_v6_check", LSIG_OVERFLOWS, OVF_COOKIE },
 	{ "cookie_v6_exit", HK_FEXIT, "cookie_v6_check", LSIG_OVERFLOWS, OVF_COOKIE },
+	/* each SYN at its listener: cookies, and the clients that lost SYNs */
+	{ "syn_enter", HK_FENTRY, "tcp_conn_request", LSIG_SYN, HOOK_SET },
+	{ "syn_exit", HK_FEXIT, "tcp_conn_request", LSIG_SYN, HOOK_SET },
+	{ "syn_consumed", HK_TP_BTF, "consume_skb", LSIG_SYN, HOOK_FALLBACK },
 };
 #undef OVF
 #undef OVF_COOKIE
@@ -71,8 +77,54 @@ struct listen_kernel {
 	struct bpf_link *links[NR_LHOOKS];
 	struct probe_report report[LSIG_MAX];
 	bool fentry;
+	bool syn;       /* SYNs at the listener are seen (either path) */
+	bool syn_exact; /* ... at tcp_conn_request (fentry/fexit) */
 	int iter_link_fd;
 };
+
+/* consume_skb's location argument (since 6.3) is what tells a listener's SYN. */
+static bool consume_has_location(const struct btf *btf)
+{
+	int id = btf ? btf__find_by_name_kind(btf, "btf_trace_consume_skb", BTF_KIND_TYPEDEF) : -1;
+	const struct btf_type *ty = id < 0 ? NULL : btf__type_by_id(btf, id);
+
+	if (!ty)
+		return false;
+	ty = btf__type_by_id(btf, ty->type);	/* pointer */
+	if (!ty || !btf_is_ptr(ty))
+		return false;
+	ty = btf__type_by_id(btf, ty->type);	/* the prototype: (void *, skb, location) */
+	return ty && btf_is_func_proto(ty) && btf_vlen(ty) >= 3;
+}
+
+/* The consume_skb fallback needs the location and tcp_rcv_state_process's range. */
+static void choose_syn_fallback(struct listen_kernel *k, const struct btf *btf)
+{
+	struct probe_report *r = &k->report[LSIG_SYN];
+	struct bpf_program *p = k->skel->progs.syn_consumed;
+	uint64_t lo, hi;
+	int err;
+
+	if (!bpf_program__autoload(p))
+		return;
+	if (!consume_has_location(btf)) {
+		bpf_program__set_autoload(p, false);
+		snprintf(r->note, sizeof(r->note), "consume_skb has no location argument "
+			 "(before 6.3) and no fexit: SYN cookies and clients not seen");
+		return;
+	}
+	err = ksym_range_kernel("tcp_rcv_state_process", &lo, &hi);
+	if (err) {
+		bpf_program__set_autoload(p, false);
+		snprintf(r->note, sizeof(r->note), "tcp_rcv_state_process not found in "
+			 "/proc/kallsyms (%s): SYN cookies and clients not seen", strerror(-err));
+		return;
+	}
+	k->skel->rodata->syn_loc_lo = lo;
+	k->skel->rodata->syn_loc_hi = hi;
+	snprintf(r->note, sizeof(r->note), "SYN cookies exact with tcp_syncookies=2, "
+		 "inferred with 1");
+}
 
 static int open_and_load(struct listen_kernel *k, const struct btf *btf, unsigned opts,
 			 char *errmsg, size_t errsz)
@@ -87,6 +139,8 @@ static int open_and_load(struct listen_kernel *k, const struct btf *btf, unsigne
 	}
 	err = hooks_select(k->skel->obj, btf, lhooks, NR_LHOOKS, lsignals, LSIG_MAX, opts,
 			   k->report, errmsg, errsz);
+	if (!err)
+		choose_syn_fallback(k, btf);
 	if (!err) {
 		err = listen_bpf__load(k->skel);
 		if (err)
@@ -152,6 +206,8 @@ int listen_kernel_open(struct listen_kernel **out, bool no_fentry)
 		return err;
 	}
 	k->fentry = hooks_set_attached(lhooks, NR_LHOOKS, k->links, LSIG_OVERFLOWS);
+	k->syn_exact = hooks_set_attached(lhooks, NR_LHOOKS, k->links, LSIG_SYN);
+	k->syn = k->report[LSIG_SYN].ok;
 	note_overflow_method(k);
 	k->iter_link_fd = bpf_link__fd(k->links[0]); /* dump_listeners: row 0, required */
 	*out = k;
@@ -178,9 +234,100 @@ bool listen_kernel_fentry(const struct listen_kernel *k)
 	return k->fentry;
 }
 
+bool listen_kernel_syn(const struct listen_kernel *k)
+{
+	return k->syn;
+}
+
 struct listen_lost listen_kernel_lost(const struct listen_kernel *k)
 {
 	return k->skel->bss->lost;
+}
+
+/*
+ * The SYN drops since the last call, by listener and client, into c->drops;
+ * the map is emptied as it is read (lookup-and-delete: an increment racing
+ * with the read lands in the next interval, not nowhere).
+ */
+static int drain_drops(struct listen_ctx *c)
+{
+	int fd = bpf_map__fd(c->k->skel->maps.clients);
+	struct listen_client_key key, *keys = NULL;
+	size_t nkeys = 0, cap = 0, i;
+	struct listen_client val;
+	void *prev = NULL;
+	int err = 0;
+
+	c->ndrops = 0;
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		if (nkeys == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct listen_client_key *v = realloc(keys, ncap * sizeof(*v));
+
+			if (!v) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = v;
+			cap = ncap;
+		}
+		keys[nkeys] = key;
+		prev = &keys[nkeys++];
+	}
+	if (nkeys > c->drops_cap) {
+		struct listen_drop_rec *v = realloc(c->drops, nkeys * sizeof(*v));
+
+		if (!v) {
+			free(keys);
+			return -ENOMEM;
+		}
+		c->drops = v;
+		c->drops_cap = nkeys;
+	}
+	for (i = 0; i < nkeys; i++) {
+		struct listen_drop_rec *d = &c->drops[c->ndrops];
+
+		if (bpf_map_lookup_and_delete_elem(fd, &keys[i], &val))
+			continue; /* gone meanwhile */
+		d->cookie = keys[i].cookie;
+		d->family = keys[i].family;
+		d->port = keys[i].port;
+		memcpy(d->addr, keys[i].addr, sizeof(d->addr));
+		d->accept_queue_full = val.accept_queue_full;
+		d->syn_queue_full = val.syn_queue_full;
+		c->ndrops++;
+	}
+	free(keys);
+	return err;
+}
+
+static int cmp_drop_cookie(const void *a, const void *b)
+{
+	const struct listen_drop_rec *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+/* Each listener's top clients of this interval (both arrays sorted by cookie). */
+static void rank_clients(struct listen_ctx *c, struct tracked *v, size_t n)
+{
+	size_t i, d = 0, end;
+
+	qsort(c->drops, c->ndrops, sizeof(*c->drops), cmp_drop_cookie);
+	for (i = 0; i < n; i++) {
+		struct listener *l = &v[i].l;
+
+		l->ntop = 0;
+		l->dropped_clients = 0;
+		while (d < c->ndrops && c->drops[d].cookie < l->cookie)
+			d++;
+		for (end = d; end < c->ndrops && c->drops[end].cookie == l->cookie; end++)
+			;
+		if (end > d)
+			l->dropped_clients = listen_rank_clients(&c->drops[d], end - d, l->top,
+								 (size_t)c->top, &l->ntop);
+		d = end;
+	}
 }
 
 static int read_iter(int iter_fd, struct recs *r)
@@ -293,6 +440,9 @@ static void merge_record(struct listen_ctx *c, const struct listen_rec *r, struc
 	l->accept_queue = r->ack_backlog;
 	l->accept_queue_max = r->max_ack_backlog;
 	l->syn_queue = r->syn_qlen;
+	l->syn_queue_max = listen_syn_queue_max(r->max_ack_backlog, ns->max_syn_backlog,
+						ns->syncookies);
+	l->syn_seen = c->k->syn;
 	l->somaxconn = ns->somaxconn;
 	l->tcp_max_syn_backlog = ns->max_syn_backlog;
 	l->tcp_syncookies = ns->syncookies;
@@ -323,6 +473,8 @@ static void merge_record(struct listen_ctx *c, const struct listen_rec *r, struc
 		t->prev_full_events = s.full_events;
 		l->synack_retrans = s.synack_retrans;
 		l->resets_sent = s.resets_sent;
+		l->syn_cookies = s.syn_cookies + s.syn_cookies_inferred;
+		l->syn_cookies_inferred = s.syn_cookies_inferred > 0;
 		if (s.tgid && !l->pid) {
 			l->pid = s.tgid;
 			memcpy(l->comm, s.comm, sizeof(l->comm));
@@ -490,6 +642,12 @@ int listen_refresh(struct listen_ctx *c)
 	}
 	qsort(next.v, next.n, sizeof(*next.v), cmp_tracked);
 	account_overflows(c, next.v, next.n);
+	err = drain_drops(c);
+	if (err) {
+		free(next.v);
+		return err;
+	}
+	rank_clients(c, next.v, next.n);
 	for (i = 0; i < next.n; i++)
 		listen_advise(&next.v[i].l);
 	resolve_owners(&next);

@@ -211,6 +211,7 @@ struct row_text {
 	char backlog[24];
 	char ovf[32];
 	char rate[24];
+	char cookies[32];
 	char spark[LISTEN_HISTORY * 3 + 1];
 };
 
@@ -233,7 +234,30 @@ static void row_text(const struct listener *l, bool utf8, struct row_text *t)
 		 l->method == OVERFLOW_METHOD_ATTRIBUTED ? "~" : "");
 	snprintf(t->rate, sizeof(t->rate), "%.1f%s", rate(l),
 		 l->method_interval == OVERFLOW_METHOD_ATTRIBUTED ? "~" : "");
+	/* "~": inferred from the SYN queue, not counted where the kernel decides */
+	if (l->syn_seen)
+		snprintf(t->cookies, sizeof(t->cookies), "%" PRIu64 "%s", l->syn_cookies,
+			 l->syn_cookies_inferred ? "~" : "");
+	else
+		snprintf(t->cookies, sizeof(t->cookies), "-");
 	listen_format_sparkline(l, utf8, t->spark, sizeof(t->spark));
+}
+
+/* The clients that lost SYNs, one line each, under the listener (f NULL: count). */
+static int client_lines(FILE *f, const struct listener *l, bool utf8)
+{
+	char text[160];
+	size_t i;
+
+	for (i = 0; f && i < l->ntop; i++) {
+		listen_format_client(&l->top[i], text, sizeof(text));
+		fprintf(f, "%10s %s %s\n", "", utf8 ? "\u2190" : "<", text);
+	}
+	if (f && l->dropped_clients > l->ntop)
+		fprintf(f, "%10s %s %" PRIu64 " more client%s lost SYNs (--top)\n", "",
+			utf8 ? "\u2190" : "<", l->dropped_clients - l->ntop,
+			l->dropped_clients - l->ntop == 1 ? "" : "s");
+	return (int)l->ntop + (l->dropped_clients > l->ntop);
 }
 
 static int maxi(int a, int b) { return a > b ? a : b; }
@@ -281,7 +305,7 @@ static int screen_lines(const char *s, int width)
 size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 			  const struct listen_table_opts *o)
 {
-	int w_addr = 6, w_comm = 4, w_pid = 3, w_ovf = 3, w_rate = 5, used;
+	int w_addr = 6, w_comm = 4, w_pid = 3, w_ovf = 3, w_rate = 5, w_ck = 7, used;
 	struct row_text t;
 	char text[512], line[512];
 	size_t i;
@@ -294,12 +318,13 @@ size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 		w_pid = maxi(w_pid, (int)strlen(t.pid));
 		w_ovf = maxi(w_ovf, (int)strlen(t.ovf));
 		w_rate = maxi(w_rate, (int)strlen(t.rate));
+		w_ck = maxi(w_ck, (int)strlen(t.cookies));
 	}
 	snprintf(line, sizeof(line),
-		 "%-10s %-*s %*s %-*s %5s %5s %5s %7s %9s %5s %*s %*s %6s %5s %s",
+		 "%-10s %-*s %*s %-*s %5s %5s %5s %7s %9s %5s %6s %*s %*s %6s %5s %*s %s",
 		 "NETNS", w_addr, "LISTEN", w_pid, "PID", w_comm, "COMM", "ACCQ", "PEAK",
-		 "MAX", "BACKLOG", "SOMAXCONN", "SYNQ", w_rate, "OVF/s", w_ovf, "OVF",
-		 "SYNRTX", "RST", "FILL");
+		 "MAX", "BACKLOG", "SOMAXCONN", "SYNQ", "SYNMAX", w_rate, "OVF/s", w_ovf, "OVF",
+		 "SYNRTX", "RST", w_ck, "COOKIES", "FILL");
 	fprintf(f, "%s\n", line);
 	used = screen_lines(line, o->width);
 	for (i = 0; i < n; i++) {
@@ -309,12 +334,13 @@ size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 		row_text(l, o->utf8, &t);
 		snprintf(line, sizeof(line),
 			 "%-10" PRIu64 " %-*s %*s %-*s %5" PRIu32 " %5" PRIu32 " %5" PRIu32
-			 " %7s %9" PRIu32 " %5" PRIu32 " %*s %*s %6" PRIu64 " %5" PRIu64 " %s",
+			 " %7s %9" PRIu32 " %5" PRIu32 " %6" PRIu32 " %*s %*s %6" PRIu64 " %5" PRIu64
+			 " %*s %s",
 			 l->netns_ino, w_addr, t.addr, w_pid, t.pid, w_comm, t.comm,
 			 l->accept_queue, l->accept_queue_peak, l->accept_queue_max, t.backlog,
-			 l->somaxconn, l->syn_queue, w_rate, t.rate, w_ovf, t.ovf,
-			 l->synack_retrans, l->resets_sent, t.spark);
-		need = screen_lines(line, o->width);
+			 l->somaxconn, l->syn_queue, l->syn_queue_max, w_rate, t.rate, w_ovf, t.ovf,
+			 l->synack_retrans, l->resets_sent, w_ck, t.cookies, t.spark);
+		need = screen_lines(line, o->width) + client_lines(NULL, l, o->utf8);
 
 		if (o->show_advice) {
 			for (bit = 1; bit <= LISTEN_ADVICE_SYN_COOKIES; bit <<= 1) {
@@ -332,6 +358,7 @@ size_t listen_print_table(FILE *f, const struct listener *rows, size_t n,
 		}
 		used += need;
 		fprintf(f, "%s\n", line);
+		client_lines(f, l, o->utf8);
 		if (!o->show_advice)
 			continue;
 		for (bit = 1; bit <= LISTEN_ADVICE_SYN_COOKIES; bit <<= 1) {
@@ -372,6 +399,48 @@ static void listen_json_cgroup(struct json *j, const struct listener *l)
 	json_kstr(j, "pod_uid", a.pod_uid[0] ? a.pod_uid : NULL);
 }
 
+/* SYN cookies and the clients that lost SYNs: null where SYNs are not seen. */
+static void listen_json_syn(struct json *j, const struct listener *l)
+{
+	char addr[INET6_ADDRSTRLEN];
+	size_t i;
+
+	json_key(j, "syn_cookies");
+	if (l->syn_seen)
+		json_u64(j, l->syn_cookies);
+	else
+		json_null(j);
+	json_kstr(j, "syn_cookies_method", !l->syn_seen ? NULL :
+		  l->syn_cookies_inferred ? "inferred" : "exact");
+	json_key(j, "dropped_clients");
+	if (!l->syn_seen) {
+		json_null(j);
+		json_key(j, "dropped_clients_total");
+		json_null(j);
+		return;
+	}
+	json_arr_begin(j);
+	for (i = 0; i < l->ntop; i++) {
+		const struct listen_top_client *c = &l->top[i];
+
+		if (!inet_ntop(c->family == AF_INET6 ? AF_INET6 : AF_INET, c->addr, addr,
+			       sizeof(addr)))
+			snprintf(addr, sizeof(addr), "?");
+		json_obj_begin(j);
+		json_kstr(j, "raddr", addr);
+		json_ku64(j, "ports", c->ports);
+		json_ku64(j, "syns_dropped", c->accept_queue_full + c->syn_queue_full);
+		json_key(j, "causes");
+		json_obj_begin(j);
+		json_ku64(j, "accept_queue_full", c->accept_queue_full);
+		json_ku64(j, "syn_queue_full", c->syn_queue_full);
+		json_obj_end(j);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_ku64(j, "dropped_clients_total", l->dropped_clients);
+}
+
 void listen_json_listener(struct json *j, const struct listener *l, double ts)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -409,6 +478,7 @@ void listen_json_listener(struct json *j, const struct listener *l, double ts)
 	json_kstr(j, "backlog_source", listen_backlog_source_name(l->backlog_source));
 	json_ku64(j, "somaxconn", l->somaxconn);
 	json_ku64(j, "syn_queue", l->syn_queue);
+	json_ku64(j, "syn_queue_max", l->syn_queue_max);
 	json_ku64(j, "overflows", l->overflows);
 	json_ku64(j, "overflows_interval", l->overflows_interval);
 	json_key(j, "overflows_per_sec");
@@ -416,6 +486,7 @@ void listen_json_listener(struct json *j, const struct listener *l, double ts)
 	json_ku64(j, "drops", l->drops);
 	json_ku64(j, "synack_retrans", l->synack_retrans);
 	json_ku64(j, "resets_sent", l->resets_sent);
+	listen_json_syn(j, l);
 	json_kstr(j, "method", overflow_method_name(l->method));
 	json_kstr(j, "method_interval", overflow_method_name(l->method_interval));
 	json_key(j, "fill_history");
