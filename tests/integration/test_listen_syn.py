@@ -18,6 +18,7 @@ import time
 import pytest
 
 from ctharness import ROOT, run
+from ctschema import check_line
 from test_listen import CONNTRACE, LQLISTEN, PY, Netns, complete_lines
 
 # Tools these tests run, and the Debian package that has each.
@@ -114,6 +115,9 @@ def stop_after(ct, out_path, ns, port, refreshes=2):
     ct.send_signal(signal.SIGINT)
     ct.wait(timeout=30)
     assert ct.returncode == 0, ct.stderr.read()
+    # every line of the stream validates against docs/schema.json
+    for line in out_path.read_bytes().splitlines():
+        assert not check_line(line), (check_line(line), line[:300])
     return ours()
 
 
