@@ -83,7 +83,7 @@ static const char doc[] =
 	"(\"~\": shared out from the namespace's ListenOverflows, not exact); SYNQ "
 	"requests (SYN_RECV) in the SYN queue; SYNMAX its limit, the requests it holds "
 	"before tcp_conn_request() drops the next SYN (tcp_syncookies=0) or answers it "
-	"with a SYN cookie (1): backlog + 1, and with cookies off at most "
+	"with a SYN cookie (1): MAX + 1, and with cookies off at most "
 	"tcp_max_syn_backlog * 3/4 + 1 for peers not proven; 0 with tcp_syncookies=2; "
 	"COOKIES SYN cookies sent (\"~\": inferred from the SYN queue staying at its "
 	"limit, where fentry is refused and tcp_syncookies=1; \"-\": SYNs not seen); "

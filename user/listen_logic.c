@@ -124,9 +124,10 @@ size_t listen_advice_text(const struct listener *l, unsigned rule, char *buf, si
 	case LISTEN_ADVICE_SYN_COOKIES:
 		n = snprintf(buf, sz,
 			     "SYN queue full: the kernel sent SYN cookies for this listener (its SYN queue "
-			     "holds at most the backlog, %" PRIu32 "): raise the backlog; "
-			     "net.ipv4.tcp_max_syn_backlog (%" PRIu32 ") is the limit when cookies are off",
-			     l->accept_queue_max, l->tcp_max_syn_backlog);
+			     "holds at most %" PRIu32 " requests, the accept queue's limit + 1): raise the "
+			     "backlog; net.ipv4.tcp_max_syn_backlog (%" PRIu32 ") also limits it when "
+			     "cookies are off",
+			     l->syn_queue_max, l->tcp_max_syn_backlog);
 		break;
 	default:
 		n = snprintf(buf, sz, "?");

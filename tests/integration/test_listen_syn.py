@@ -51,7 +51,7 @@ def ns():
 
 
 # One non-blocking connect from each source address in argv[2:] to
-# 127.0.0.1:argv[1]; waits until each has connected or failed (deadline
+# 127.0.0.1:argv[1] (to [::1] from an IPv6 source); waits until each has connected or failed (deadline
 # 30 s), prints [[source, source port, 0 or errno], ...] as JSON, and keeps
 # its sockets open until its standard input closes.
 CLIENTS = r"""
@@ -59,11 +59,12 @@ import json, select, socket, sys, time
 port, srcs = int(sys.argv[1]), sys.argv[2:]
 socks = []
 for a in srcs:
-    s = socket.socket()
+    v6 = ":" in a
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
     s.setblocking(False)
     s.bind((a, 0))
     try:
-        s.connect(("127.0.0.1", port))
+        s.connect(("::1" if v6 else "127.0.0.1", port))
     except BlockingIOError:
         pass
     socks.append(s)
@@ -304,6 +305,26 @@ def test_syn_cookies_when_the_syn_queue_is_full(ns, tmp_path):
     else:
         assert lst["syn_cookies_method"] == "inferred"
     assert lst["dropped_clients"] == []
+
+
+def test_dual_stack_listener_names_ipv4_and_ipv6_clients(ns, tmp_path):
+    """A listener on [::] (dual stack), its queue filled: the IPv4 and the
+    IPv6 clients that lose SYNs are named with their own addresses."""
+    port = 9486
+    ct, out_path, start = watch(ns, port, tmp_path)
+    ns.listener(backlog=1, port=port, addr="::")
+    before = ns.tcpext()
+    got = clients(ns, port, ["127.0.0.71", "::1", "127.0.0.72", "::1"])
+    after = ns.tcpext()
+    records = stop_after(ct, out_path, ns, port)
+    total = drops_by_client(records)
+    overflows = after["ListenOverflows"] - before["ListenOverflows"]
+    print("clients %s; ListenOverflows +%d; reported %s" % (got, overflows, total))
+    lost = [g for g in got if g[2] != 0]
+    assert len(lost) == 2
+    k = lost_syns(total, lost)
+    assert all(t[2] == t[0] for t in total.values())  # all accept_queue_full
+    assert 2 * k == overflows
 
 
 def test_text_view_names_the_clients(ns):
