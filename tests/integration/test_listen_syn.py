@@ -52,10 +52,11 @@ def ns():
 
 # One non-blocking connect from each source address in argv[2:] to
 # 127.0.0.1:argv[1] (to [::1] from an IPv6 source); waits until each has connected or failed (deadline
-# 30 s), prints [[source, source port, 0 or errno], ...] as JSON, and keeps
+# 30 s), prints [[source, source port, 0 or errno, SYNs sent], ...] as JSON
+# (SYNs sent: 1 + the socket's tcpi_total_retrans), and keeps
 # its sockets open until its standard input closes.
 CLIENTS = r"""
-import json, select, socket, sys, time
+import json, select, socket, struct, sys, time
 port, srcs = int(sys.argv[1]), sys.argv[2:]
 socks = []
 for a in srcs:
@@ -74,7 +75,10 @@ while pending and time.monotonic() < deadline:
     for s in w:
         result[s] = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         pending.remove(s)
-print(json.dumps([[s.getsockname()[0], s.getsockname()[1], result.get(s, -1)]
+def syns(s):  # 1 + tcpi_total_retrans (struct tcp_info: 8 bytes, then __u32s)
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return 1 + struct.unpack_from("I", info, 8 + 23 * 4)[0]
+print(json.dumps([[s.getsockname()[0], s.getsockname()[1], result.get(s, -1), syns(s)]
                   for s in socks]), flush=True)
 sys.stdin.read()
 """
@@ -123,7 +127,7 @@ def stop_after(ct, out_path, ns, port, refreshes=2):
 
 
 def clients(ns, port, srcs, hold=False):
-    """Run CLIENTS in the namespace: [(source, sport, 0 or errno)], and with
+    """Run CLIENTS in the namespace: [(source, sport, 0 or errno, SYNs)], and with
     hold the process, whose sockets stay open until its stdin is closed."""
     p = ns.spawn(PY, "-c", CLIENTS, str(port), *srcs, stdin=subprocess.PIPE,
                  stdout=subprocess.PIPE, text=True)
@@ -138,18 +142,16 @@ def clients(ns, port, srcs, hold=False):
 
 
 def lost_syns(total, lost):
-    """Every client socket in `lost` lost the same number of SYNs (they all
-    retry on the kernel's schedule; with tcp_syn_linear_timeouts the count
-    is not 1 + tcp_syn_retries): that number, checked against `total`."""
-    per_addr = {}
-    for src, _, _ in lost:
-        per_addr[src] = per_addr.get(src, 0) + 1
-    assert set(total) == set(per_addr), (total, lost)
-    k = total[lost[0][0]][0] // per_addr[lost[0][0]]
-    assert k >= 3  # at least the first SYN and two retries
-    assert {a: t[0] for a, t in total.items()} == {a: n * k for a, n in per_addr.items()}
-    assert {a: t[1] for a, t in total.items()} == per_addr  # ports
-    return k
+    """Every SYN each client socket in `lost` sent was dropped: the SYNs
+    and ports reported per address are the clients' own (the SYNs a socket
+    sent are 1 + its tcpi_total_retrans). Returns the SYNs they sent."""
+    want = {}
+    for src, _, _, syns in lost:
+        w = want.setdefault(src, [0, 0])
+        w[0] += syns
+        w[1] += 1
+    assert {a: t[:2] for a, t in total.items()} == want
+    return sum(w[0] for w in want.values())
 
 
 def drops_by_client(records):
@@ -204,11 +206,13 @@ def test_clients_that_lost_syns_to_a_full_accept_queue(ns, tmp_path):
     connected = [g for g in got if g[2] == 0]
     lost = [g for g in got if g[2] != 0]
     assert len(connected) == 2 and all(g[2] == 110 for g in lost)  # ETIMEDOUT
-    # every SYN of a client that never got in was dropped, curl's too
-    k = lost_syns(total, lost + [("127.0.0.20", 0, 110)])
+    # every SYN of a client that never got in was dropped; curl's are the rest
+    curl = total.pop("127.0.0.20")
+    n = lost_syns(total, lost)
     assert total["127.0.0.16"][1] == 2  # two source ports from one address
-    assert all(t[2] == t[0] for t in total.values())  # all accept_queue_full
-    assert k * (len(lost) + 1) == overflows == drops
+    assert curl[1] == 1 and curl[0] >= 3  # its first SYN and at least 2 retries
+    assert all(t[2] == t[0] for t in list(total.values()) + [curl])  # accept_queue_full
+    assert n + curl[0] == overflows == drops
     # the text view names them too, under the listener
     lst = records[-1]
     assert lst["syn_queue_max"] == 2 and lst["syn_queue"] == 0  # 1 + 1, cookies on
@@ -248,9 +252,9 @@ def test_syn_queue_limit_and_syn_queue_full(ns, tmp_path, backlog, max_syn, limi
     assert max(o["syn_queue"] for o in records) == limit
     lost = [g for g in got if g[2] != 0]
     assert len(lost) == 3 and all(g[2] == 110 for g in lost)
-    k = lost_syns(total, lost)
+    n = lost_syns(total, lost)
     assert all(t[3] == t[0] for t in total.values())  # all syn_queue_full
-    assert 3 * k == drops
+    assert n == drops
     assert after["ListenOverflows"] == before["ListenOverflows"]
 
 
@@ -322,9 +326,9 @@ def test_dual_stack_listener_names_ipv4_and_ipv6_clients(ns, tmp_path):
     print("clients %s; ListenOverflows +%d; reported %s" % (got, overflows, total))
     lost = [g for g in got if g[2] != 0]
     assert len(lost) == 2
-    k = lost_syns(total, lost)
+    n = lost_syns(total, lost)
     assert all(t[2] == t[0] for t in total.values())  # all accept_queue_full
-    assert 2 * k == overflows
+    assert n == overflows
 
 
 def test_text_view_names_the_clients(ns):
