@@ -7,8 +7,11 @@ sender and one receiver thread, 1 MiB writes) runs for --secs seconds,
 alternately without and with `conntrace -j --netns NS` running, for --rounds
 rounds each. Prints the median throughput of each, their ratio (traced /
 untraced; the issue's target is >= 0.98), and, with kernel.bpf_stats_enabled,
-how often and how long conntrace's established-connection programs ran during
-the traced transfers. Needs root; run from the top of the tree after make.
+how often and how long each program that conntrace attached ran during the
+traced transfers (found by the conntrace's pid in `bpftool perf show`, so
+other tracers' programs are not counted), and the CPU time the conntrace
+process itself used while idle and during the transfers. Needs root; run from
+the top of the tree after make.
 
     tests/bench/established_bulk.py [--rounds 7] [--secs 4] [--conntrace ./conntrace]
 """
@@ -44,23 +47,34 @@ c.shutdown(socket.SHUT_WR); t.join()
 print(got[0] / (time.monotonic() - t0) / 1e6)
 """
 
-PROGS = ("handle_estab_state", "handle_estab_retransmit", "handle_estab_receive_reset",
-         "handle_estab_send_reset", "handle_kfree_skb")
 
 
 def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def prog_stats():
-    """run_cnt and run_time_ns of conntrace's programs, by name (summed)."""
+def attached(pid):
+    """prog id -> tracepoint or function, for every program process pid attached."""
+    perf = json.loads(sh(["bpftool", "-j", "perf", "show"]).stdout)
+    return {e["prog_id"]: e.get("tracepoint") or e.get("func") or e.get("fd_type", "?")
+            for e in perf if e.get("pid") == pid}
+
+
+def prog_stats(ids):
+    """(hook/name) -> [run_cnt, run_time_ns] of the programs ids (id -> hook)."""
     out = {}
     for p in json.loads(sh(["bpftool", "-j", "prog", "show"]).stdout):
-        if p.get("name") in PROGS or p.get("name") in [n[:15] for n in PROGS]:
-            o = out.setdefault(p["name"], [0, 0])
-            o[0] += p.get("run_cnt", 0)
-            o[1] += p.get("run_time_ns", 0)
+        if p["id"] in ids:
+            out[f"{ids[p['id']]}/{p.get('name', '?')}"] = [p.get("run_cnt", 0),
+                                                           p.get("run_time_ns", 0)]
     return out
+
+
+def task_cpu_ns(pid):
+    """utime + stime of process pid, in ns (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1e9 / os.sysconf("SC_CLK_TCK")
 
 
 def bulk(ns, port, secs):
@@ -79,6 +93,7 @@ def main():
     stats_was = sh(["sysctl", "-n", "kernel.bpf_stats_enabled"]).stdout.strip()
     sh(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"])
     untraced, traced, cost = [], [], {}
+    cpu = {"idle": [0.0, 0.0], "transfer": [0.0, 0.0]}    # CPU ns, wall ns
     try:
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
         inode = os.stat(f"/run/netns/{ns}").st_ino
@@ -89,9 +104,17 @@ def main():
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 time.sleep(1.5)     # attached (its start record comes within a second)
-                before = prog_stats()
+                ids = attached(ct.pid)
+                c0, w0 = task_cpu_ns(ct.pid), time.monotonic_ns()
+                time.sleep(1.0)     # idle: what the collector costs with nothing to do
+                c1, w1 = task_cpu_ns(ct.pid), time.monotonic_ns()
+                before = prog_stats(ids)
                 traced.append(bulk(ns, port, a.secs))
-                after = prog_stats()
+                after = prog_stats(ids)
+                c2, w2 = task_cpu_ns(ct.pid), time.monotonic_ns()
+                for k, d in (("idle", (c1 - c0, w1 - w0)), ("transfer", (c2 - c1, w2 - w1))):
+                    cpu[k][0] += d[0]
+                    cpu[k][1] += d[1]
             finally:
                 ct.terminate()
                 ct.wait(15)
@@ -108,8 +131,13 @@ def main():
     mu, mt = statistics.median(untraced), statistics.median(traced)
     print(f"median untraced {mu:.0f} MB/s, traced {mt:.0f} MB/s, ratio {mt / mu:.3f} "
           f"({a.rounds} rounds of {a.secs} s; load average {open('/proc/loadavg').read().split()[0]})")
-    for name, (cnt, t) in sorted(cost.items()):
-        print(f"{name}: {cnt} runs, {t} ns in all, during the traced transfers")
+    print("conntrace's programs during the traced transfers (hook/program: runs, ns in all, "
+          "ns per run):")
+    for name, (cnt, t) in sorted(cost.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {name}: {cnt} runs, {t} ns, {t / cnt if cnt else 0:.0f} ns/run")
+    for k, (c, w) in cpu.items():
+        print(f"conntrace process CPU, {k}: {100 * c / w if w else 0:.2f} % of one core "
+              f"({c / 1e6:.0f} ms in {w / 1e9:.1f} s)")
     return 0
 
 
