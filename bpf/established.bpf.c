@@ -117,7 +117,7 @@ int BPF_PROG(handle_estab_retransmit, const struct sock *sk)
 	struct ct_estab *e;
 	__u64 now;
 
-	if (!estab_state(BPF_CORE_READ(sk, __sk_common.skc_state)))
+	if (!estab_state(sk->__sk_common.skc_state))
 		return 0;
 	e = estab_get(sk, true);
 	if (!e)
@@ -140,7 +140,7 @@ int BPF_PROG(handle_estab_receive_reset, struct sock *sk)
 	__u32 jnow, last, data;
 	struct ct_estab *e;
 
-	if (!estab_state(BPF_CORE_READ(sk, __sk_common.skc_state)))
+	if (!estab_state(sk->__sk_common.skc_state))
 		return 0;
 	e = estab_get(sk, true);
 	if (!e)

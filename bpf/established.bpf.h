@@ -75,12 +75,12 @@ static __always_inline struct ct_estab *estab_get(const struct sock *sk, bool cr
  */
 static __always_inline void estab_note_drop(const struct sk_buff *skb, __u32 reason)
 {
-	const struct sock *sk = BPF_CORE_READ(skb, sk);
+	const struct sock *sk = skb->sk;	/* skb: kfree_skb's BTF argument */
 	struct ct_estab *e;
 	bool nf;
 
 	/* state first: skb->sk may be a request or time-wait socket */
-	if (!sk || !estab_state(BPF_CORE_READ(sk, __sk_common.skc_state)) || !is_tcp(sk))
+	if (!sk || !estab_state(sk->__sk_common.skc_state) || !is_tcp(sk))
 		return;
 	nf = bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
 	     reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);

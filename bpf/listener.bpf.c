@@ -28,7 +28,7 @@ static __always_inline void listener_seen(const struct sock *sk)
 	__u32 q, max;
 	bool full;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN || !is_tcp(sk))
+	if (!is_tcp(sk))
 		return;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	local_addr(sk, e.family, e.saddr);
@@ -64,10 +64,17 @@ static __always_inline void listener_seen(const struct sock *sk)
 	emit(&e, sizeof(e));
 }
 
-/* A child was queued on a listener: its queue may have just turned full. */
+/*
+ * A child was queued on a listener: its queue may have just turned full.
+ * This runs for every data arrival on every socket: the state, one direct
+ * load through the tracepoint's BTF pointer (no probe_read call), turns
+ * away all but listeners.
+ */
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(handle_data_ready, const struct sock *sk)
 {
+	if (sk->__sk_common.skc_state != CT_TCP_LISTEN)
+		return 0;
 	listener_seen(sk);
 	return 0;
 }
@@ -80,6 +87,8 @@ int BPF_PROG(handle_data_ready, const struct sock *sk)
 SEC("fentry/tcp_conn_request")
 int BPF_PROG(fentry_conn_request, void *rsk_ops, void *af_ops, struct sock *sk)
 {
+	if (sk->__sk_common.skc_state != CT_TCP_LISTEN)
+		return 0;
 	listener_seen(sk);
 	return 0;
 }

@@ -8,12 +8,15 @@
 
 /*
  * Addresses, ports and TCP flags of the packet in an skb, from its network
- * header. Returns false for anything but TCP over IPv4/IPv6.
+ * header. Returns false for anything but TCP over IPv4/IPv6. skb must be a
+ * tracing program's BTF argument: its fields are read by direct loads (the
+ * verifier's exception-handled loads, cheaper than probe_read calls); the
+ * packet's bytes still need bpf_probe_read_kernel.
  */
 static __always_inline bool parse_skb(const struct sk_buff *skb, struct ct_evidence *e)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header;
 	__u8 vhl, proto, tcp[14];
 	__u32 thoff;
 
