@@ -5,7 +5,9 @@
  * first trouble (a retransmit, an RST either way, a netfilter drop counted by
  * evidence.bpf.c), and sent with what the socket says about its end when it
  * dies: leaves an established state for CLOSE with an error or after an RST,
- * or sends an RST as it closes.
+ * or sends an RST as it closes. Its work on inet_sock_set_state (inbound.bpf.c),
+ * kfree_skb and tcp_send_reset (evidence.bpf.c) is in established.bpf.h, done
+ * by those tracepoints' one program each.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -18,43 +20,6 @@
 
 /* the map of established.bpf.h */
 estab_last_close_map_t estab_last_close SEC(".maps");
-
-/*
- * Established -> CLOSE. Every connection passes here once; one with no
- * entry and no error closed in good order and costs a map lookup.
- */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_estab_state, const struct sock *sk, int oldstate, int newstate)
-{
-	__u64 key = (__u64)sk, now;
-	struct ct_estab rec = {}, *e;
-	struct last_close *lc;
-	__u32 zero = 0;
-
-	if (newstate != CT_TCP_CLOSE || !estab_state(oldstate) || !is_tcp(sk))
-		return 0;
-	lc = bpf_map_lookup_elem(&estab_last_close, &zero);
-	if (lc) {
-		__u32 i = lc->next++ % LAST_CLOSES;
-
-		lc->sk[i] = key;
-		lc->state[i] = oldstate;
-	}
-	e = bpf_map_lookup_elem(&estabs, &key);
-	if (!e) {
-		/* a timeout (retransmits unseen, keepalive) leaves only sk_err */
-		if (!BPF_CORE_READ(sk, sk_err))
-			return 0;
-		now = bpf_ktime_get_boot_ns();
-		if (!estab_init(&rec, sk, now))
-			return 0;
-		estab_finish(&rec, sk, oldstate, now);
-		return 0;
-	}
-	estab_finish(e, sk, oldstate, bpf_ktime_get_boot_ns());
-	bpf_map_delete_elem(&estabs, &key);
-	return 0;
-}
 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_estab_retransmit, const struct sock *sk)

@@ -2,10 +2,11 @@
 /*
  * The state of established connections in trouble (the estabs map, defined
  * in flow.bpf.c), shared by established.bpf.c, which follows them to their
- * death, and evidence.bpf.c, whose one program per packet tracepoint counts
+ * death, evidence.bpf.c, whose one program per packet tracepoint counts
  * their dropped packets (kfree_skb) and the RSTs this host sends them
- * (tcp_send_reset). estab_last_close is defined in established.bpf.c, linked
- * before evidence.bpf.c. Include after conntrace.bpf.h.
+ * (tcp_send_reset), and inbound.bpf.c, whose inet_sock_set_state program sees
+ * them die. estab_last_close is defined in established.bpf.c, linked before
+ * both. Include after conntrace.bpf.h.
  */
 #ifndef CONNTRACE_ESTABLISHED_BPF_H
 #define CONNTRACE_ESTABLISHED_BPF_H
@@ -168,6 +169,43 @@ static __always_inline bool reset_by_owner(__u32 reason)
 					   SK_RST_REASON_TCP_DISCONNECT_WITH_DATA) &&
 		reason == bpf_core_enum_value(enum sk_rst_reason,
 					      SK_RST_REASON_TCP_DISCONNECT_WITH_DATA));
+}
+
+/*
+ * Established -> CLOSE (inet_sock_set_state, from the caller once oldstate
+ * is an established one and newstate CLOSE). Every connection passes here
+ * once; one with no entry and no error closed in good order and costs a map
+ * lookup.
+ */
+static __always_inline void estab_closed(const struct sock *sk, int oldstate)
+{
+	__u64 key = (__u64)sk, now;
+	struct ct_estab rec = {}, *e;
+	struct last_close *lc;
+	__u32 zero = 0;
+
+	if (!is_tcp(sk))
+		return;
+	lc = bpf_map_lookup_elem(&estab_last_close, &zero);
+	if (lc) {
+		__u32 i = lc->next++ % LAST_CLOSES;
+
+		lc->sk[i] = key;
+		lc->state[i] = oldstate;
+	}
+	e = bpf_map_lookup_elem(&estabs, &key);
+	if (!e) {
+		/* a timeout (retransmits unseen, keepalive) leaves only sk_err */
+		if (!BPF_CORE_READ(sk, sk_err))
+			return;
+		now = bpf_ktime_get_boot_ns();
+		if (!estab_init(&rec, sk, now))
+			return;
+		estab_finish(&rec, sk, oldstate, now);
+		return;
+	}
+	estab_finish(e, sk, oldstate, bpf_ktime_get_boot_ns());
+	bpf_map_delete_elem(&estabs, &key);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include "conntrace.h"
 #include "conntrace.bpf.h"
 #include "skb.bpf.h"
+#include "established.bpf.h"
 #include "inbound.bpf.h"
 
 /* [lo, hi): tcp_rcv_state_process's code, from /proc/kallsyms (user space) */
@@ -282,12 +283,24 @@ static __always_inline void child_established(const struct sock *sk)
 	attempt_send(&fresh, CT_IN_ESTABLISHED, now);
 }
 
+/*
+ * A state change: an established connection closing (established.bpf.h),
+ * the end of an incoming attempt, a listener opened or closed. One program
+ * for both parts: every state change of every socket runs it, and the two
+ * parts' transitions do not overlap. --direction out skips the inbound part.
+ */
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(in_set_state, const struct sock *sk, int oldstate, int newstate)
+int BPF_PROG(handle_sock_state, const struct sock *sk, int oldstate, int newstate)
 {
 	struct in_lkey lk;
 	struct in_listener *ls;
 
+	if (newstate == CT_TCP_CLOSE && estab_state(oldstate)) {
+		estab_closed(sk, oldstate);
+		return 0;
+	}
+	if (!(targ_dir & CT_DIR_IN))
+		return 0;
 	if (oldstate == CT_TCP_SYN_RECV && newstate == CT_TCP_ESTABLISHED) {
 		if (is_tcp(sk))
 			child_established(sk);

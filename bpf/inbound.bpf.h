@@ -72,29 +72,37 @@ static __always_inline void key_of_syn(struct in_key *k, const struct ct_evidenc
 	k->family = e->family;
 }
 
-/* The attempt's entry, made (first SYN now, listener's owner if known) if missing. */
-static __always_inline struct ct_inbound *attempt_get(const struct in_key *k, __u64 now)
+/* A new attempt (zeroed): first SYN now, the listener's owner if known. */
+static __always_inline void attempt_fresh(struct ct_inbound *fresh, const struct in_key *k,
+					  __u64 now)
 {
-	struct ct_inbound *a = bpf_map_lookup_elem(&in_attempts, k), fresh = {};
 	struct in_lkey lk = { .netns = k->netns, .port = k->lport };
 	struct in_listener *ls;
 
-	if (a)
-		return a;
-	fresh.type = CT_REC_INBOUND;
-	fresh.family = k->family;
-	fresh.has_history = 1;
-	fresh.sport = k->rport;
-	fresh.dport = k->lport;
-	fresh.netns = k->netns;
-	fresh.ts_first = now;
-	__builtin_memcpy(fresh.saddr, k->raddr, sizeof(fresh.saddr));
-	__builtin_memcpy(fresh.daddr, k->laddr, sizeof(fresh.daddr));
+	fresh->type = CT_REC_INBOUND;
+	fresh->family = k->family;
+	fresh->has_history = 1;
+	fresh->sport = k->rport;
+	fresh->dport = k->lport;
+	fresh->netns = k->netns;
+	fresh->ts_first = now;
+	__builtin_memcpy(fresh->saddr, k->raddr, sizeof(fresh->saddr));
+	__builtin_memcpy(fresh->daddr, k->laddr, sizeof(fresh->daddr));
 	ls = bpf_map_lookup_elem(&in_listeners, &lk);
 	if (ls) {
-		fresh.pid = ls->pid;
-		__builtin_memcpy(fresh.comm, ls->comm, sizeof(fresh.comm));
+		fresh->pid = ls->pid;
+		__builtin_memcpy(fresh->comm, ls->comm, sizeof(fresh->comm));
 	}
+}
+
+/* The attempt's entry, made if missing. */
+static __always_inline struct ct_inbound *attempt_get(const struct in_key *k, __u64 now)
+{
+	struct ct_inbound *a = bpf_map_lookup_elem(&in_attempts, k), fresh = {};
+
+	if (a)
+		return a;
+	attempt_fresh(&fresh, k, now);
 	bpf_map_update_elem(&in_attempts, k, &fresh, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&in_attempts, k);
 }
@@ -122,6 +130,34 @@ static __always_inline void attempt_send(struct ct_inbound *a, __u8 event, __u64
 	emit(a, sizeof(*a));
 }
 
+/*
+ * This host answered SYN e, seen in netns, with an RST: its attempt ends
+ * here. It is sent at once and its entry, if it had one, deleted; one that
+ * had none is built on the stack, never stored (a refused storm would
+ * otherwise insert and delete an entry per attempt).
+ */
+static __always_inline void syn_refused(const struct ct_evidence *e, __u32 netns, __u64 now)
+{
+	struct ct_inbound *a, fresh = {};
+	struct in_key k = {};
+
+	if (!netns_wanted(netns))
+		return;
+	key_of_syn(&k, e, netns);
+	a = bpf_map_lookup_elem(&in_attempts, &k);
+	if (a) {
+		a->syns++;
+		a->rsts++;
+		attempt_send(a, CT_IN_RST, now);
+		bpf_map_delete_elem(&in_attempts, &k);
+		return;
+	}
+	attempt_fresh(&fresh, &k, now);
+	fresh.syns = 1;
+	fresh.rsts = 1;
+	attempt_send(&fresh, CT_IN_RST, now);
+}
+
 static __always_inline bool syn_only(const struct ct_evidence *e)
 {
 	return (e->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK | CT_TCP_RST)) == CT_TCP_SYN;
@@ -133,7 +169,7 @@ static __always_inline bool syn_only(const struct ct_evidence *e)
  */
 static __always_inline __u32 syn_netns(const struct sk_buff *skb)
 {
-	unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst);
+	unsigned long refdst = skb->_skb_refdst;	/* skb: a BTF argument */
 	struct dst_entry *dst = (struct dst_entry *)(refdst & ~1UL);
 	struct net_device *dev;
 	__u32 netns = skb_netns(skb);
@@ -170,17 +206,15 @@ static __always_inline void in_syn_dropped(const struct sk_buff *skb, const stru
 		return;
 	}
 	now = bpf_ktime_get_boot_ns();
-	a = syn_attempt(&k, e, syn_netns(skb), now);
-	if (!a)
-		return;
 	if (no_socket) {
 		/* tcp_v4_rcv() answered it with an RST that tcp_send_reset missed
 		 * (6.1 traces only RSTs sent with a socket) */
-		a->rsts++;
-		attempt_send(a, CT_IN_RST, now);
-		bpf_map_delete_elem(&in_attempts, &k);
+		syn_refused(e, syn_netns(skb), now);
 		return;
 	}
+	a = syn_attempt(&k, e, syn_netns(skb), now);
+	if (!a)
+		return;
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP)) {
 		a->nf_drops++;
@@ -195,18 +229,12 @@ static __always_inline void in_syn_dropped(const struct sk_buff *skb, const stru
 static __always_inline void in_syn_reset(const struct sock *sk, const struct sk_buff *skb,
 					 const struct ct_evidence *e)
 {
-	struct ct_inbound *a;
-	struct in_key k = {};
-	__u32 zero = 0;
-	__u64 *last, now;
+	__u32 netns = sk ? sk_netns(sk) : syn_netns(skb), zero = 0;
+	__u64 *last;
 
-	now = bpf_ktime_get_boot_ns();
-	a = syn_attempt(&k, e, sk ? sk_netns(sk) : syn_netns(skb), now);
-	if (!a)
+	if (!netns_wanted(netns))
 		return;
-	a->rsts++;
-	attempt_send(a, CT_IN_RST, now);
-	bpf_map_delete_elem(&in_attempts, &k);
+	syn_refused(e, netns, bpf_ktime_get_boot_ns());
 	last = bpf_map_lookup_elem(&in_rst_skb, &zero);
 	if (last)
 		*last = (__u64)skb;

@@ -66,8 +66,9 @@ static const struct hook_def progs[] = {
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP, HOOK_OPTIONAL },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
 	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT, HOOK_OPTIONAL },
-	/* how established connections die (established.bpf.c) */
-	{ "handle_estab_state", HK_TP_BTF, "inet_sock_set_state", SIG_ESTABLISHED, HOOK_OPTIONAL },
+	/* how established connections die (established.bpf.c; its state changes in
+	 * one program with the incoming attempts', in inbound.bpf.c) */
+	{ "handle_sock_state", HK_TP_BTF, "inet_sock_set_state", SIG_ESTABLISHED, HOOK_OPTIONAL },
 	{ "handle_estab_retransmit", HK_TP_BTF, "tcp_retransmit_skb", SIG_ESTABLISHED,
 	  HOOK_OPTIONAL },
 	{ "handle_estab_receive_reset", HK_TP_BTF, "tcp_receive_reset", SIG_ESTABLISHED,
@@ -89,13 +90,13 @@ static const struct hook_def progs[] = {
 	/* incoming attempts (inbound.bpf.c); a SYN at its listener: one of the next two */
 	{ "in_conn_request", HK_FEXIT, "tcp_conn_request", SIG_INBOUND_SYN, HOOK_SET },
 	{ "in_consume_skb", HK_TP_BTF, "consume_skb", SIG_INBOUND_SYN, HOOK_FALLBACK },
-	/* the packet tracepoints' one program each (evidence.bpf.c) carries these too */
+	/* one program per tracepoint carries these too (evidence.bpf.c, inbound.bpf.c) */
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_INBOUND_DROP, HOOK_SHARED },
 	{ "handle_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_INBOUND_RST, HOOK_SHARED },
 	{ "in_retransmit_synack", HK_TP_BTF, "tcp_retransmit_synack", SIG_SYNACK_RETRANSMIT,
 	  HOOK_OPTIONAL },
-	{ "in_set_state", HK_TP_BTF, "inet_sock_set_state", SIG_INBOUND_ESTABLISHED,
-	  HOOK_OPTIONAL },
+	{ "handle_sock_state", HK_TP_BTF, "inet_sock_set_state", SIG_INBOUND_ESTABLISHED,
+	  HOOK_SHARED },
 };
 #define NR_PROGS (sizeof(progs) / sizeof(progs[0]))
 
@@ -164,7 +165,6 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 	static const struct { const char *prog; int sig; } in[] = {
 		{ "in_conn_request", SIG_INBOUND_SYN }, { "in_consume_skb", SIG_INBOUND_SYN },
 		{ "in_retransmit_synack", SIG_SYNACK_RETRANSMIT },
-		{ "in_set_state", SIG_INBOUND_ESTABLISHED },
 	};
 	uint64_t lo, hi;
 	char why[160];
@@ -174,6 +174,7 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
 			prog_off(t, in[i].prog, in[i].sig, "--direction out");
 		t->sig_off[SIG_INBOUND_DROP] = t->sig_off[SIG_INBOUND_RST] = "--direction out";
+		t->sig_off[SIG_INBOUND_ESTABLISHED] = "--direction out";
 		return;
 	}
 	if (!bpf_program__autoload(t->skel->progs.in_consume_skb))
