@@ -108,7 +108,6 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 	now = bpf_ktime_get_boot_ns();
 	key_of_syn(&k, &e, lk.netns);
 	drops = read_drops(sk);
-	q = BPF_CORE_READ(sk, sk_ack_backlog);
 	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	qlen = BPF_CORE_READ((const struct inet_connection_sock *)sk,
 			     icsk_accept_queue.qlen.counter);
@@ -118,6 +117,7 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 	}
 	if (ls && drops != ls->drops) {
 		ls->drops = drops;
+		q = BPF_CORE_READ(sk, sk_ack_backlog);
 		overflow = q > max;
 		if (overflow || syn_queue_full(sk)) {
 			a = attempt_get(&k, now);
