@@ -9,7 +9,9 @@ In the server: a listener with backlog 1 that never accepts and 8 clients
 verdicts naming their address and port), a closed port (refused,
 no_listener), an nft drop on input (netfilter_drop: pending at the stop, or
 dropped if the quiet period passed), an accepting listener (ok). The client
-side's verdicts of the same attempts are outbound."""
+side's verdicts of the same attempts are outbound. SYN cookies: always
+(tcp_syncookies=2), and on a full SYN queue (1), checked against the server's
+TcpExtSyncookiesSent."""
 
 import json
 import secrets
@@ -156,9 +158,8 @@ def test_inbound_verdicts_on_the_server(hosts):
 
 def test_syn_cookies_always_are_marked(hosts):
     """tcp_syncookies=2 (per namespace): the server answers every SYN with a
-    cookie; the attempt completes (ok) and its evidence says syn_cookie. The
-    cookies that tcp_syncookies=1 sends only on a full SYN queue are not told
-    apart by the kernel side (docs/schema.md): covered by tests/unit/test_inbound.c."""
+    cookie; the attempt completes (ok) and its evidence says syn_cookie (for
+    tcp_syncookies=1 see test_syn_cookies_on_a_full_syn_queue)."""
     cli, srv = hosts
     port = free_port()
     srv.sysctl("net.ipv4.tcp_syncookies", 2)
