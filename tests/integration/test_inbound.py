@@ -270,7 +270,7 @@ table inet ctsynack {{
             if len(got) == 6 - queued or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        server.stop()
+        summary = server.stop()
     verdicts = by_sport(inbound(server, srv, port))
     # n: the attempt's cookies so far, at each record that told one
     cookied = {sp: max([e["n"] for e in v["evidence"] if e["event"] == "syn_cookie"] or [0])
@@ -278,6 +278,9 @@ table inet ctsynack {{
     cookied = {sp: n for sp, n in cookied.items() if n}
     for v in verdicts.values():
         assert not check_record(v), check_record(v)
-    assert len(cookied) == 6 - queued, (queued, verdicts)
-    assert sum(cookied.values()) == sent, (sent, cookied)
+    # exact, unless the kernel skipped program runs (a consume_skb run that
+    # interrupted another on its CPU): their cookies are lost, and counted
+    missed = summary["missed_events"]
+    assert 6 - queued - missed <= len(cookied) <= 6 - queued, (queued, missed, verdicts)
+    assert sent - missed <= sum(cookied.values()) <= sent, (sent, missed, cookied, verdicts)
     assert set(cookied) <= {c.result["sport"] for c in clients}, cookied
