@@ -105,7 +105,6 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		bpf_map_update_elem(&in_listeners, &lk, &fresh, BPF_NOEXIST);
 		ls = bpf_map_lookup_elem(&in_listeners, &lk);
 	}
-	now = bpf_ktime_get_boot_ns();
 	key_of_syn(&k, &e, lk.netns);
 	drops = read_drops(sk);
 	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
@@ -120,6 +119,7 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		q = BPF_CORE_READ(sk, sk_ack_backlog);
 		overflow = q > max;
 		if (overflow || syn_queue_full(sk)) {
+			now = bpf_ktime_get_boot_ns();
 			a = attempt_get(&k, now);
 			if (!a)
 				return;
@@ -135,6 +135,7 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		}
 	}
 	if (cookie_sent(sk, qlen, prev, max)) {
+		now = bpf_ktime_get_boot_ns();
 		a = attempt_get(&k, now);
 		if (!a)
 			return;
@@ -143,7 +144,9 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		attempt_send(a, CT_IN_COOKIE, now);
 		return;
 	}
-	a = emit_ok ? attempt_get(&k, now) : bpf_map_lookup_elem(&in_attempts, &k);
+	/* the common case: no trouble, nothing to send, no clock read */
+	a = emit_ok ? attempt_get(&k, bpf_ktime_get_boot_ns()) :
+		      bpf_map_lookup_elem(&in_attempts, &k);
 	if (a)
 		a->syns++;
 }
