@@ -21,148 +21,34 @@
 #include "conntrace.h"
 #include "conntrace.bpf.h"
 #include "skb.bpf.h"
+#include "established.bpf.h"
+#include "inbound.bpf.h"
 
 /* [lo, hi): tcp_rcv_state_process's code, from /proc/kallsyms (user space) */
 const volatile __u64 syn_loc_lo = 0;
 const volatile __u64 syn_loc_hi = 0;
 
-struct in_key {
-	__u8  raddr[16];	/* remote client */
-	__u8  laddr[16];	/* local end */
-	__u16 rport;
-	__u16 lport;
-	__u32 netns;
-	__u32 family;
-};
-
-/* incoming attempts with something to tell, by 4-tuple and namespace */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct in_key);
-	__type(value, struct ct_inbound);
-} in_attempts SEC(".maps");
-
-/* Listeners seen at listen(): owner, and sk_drops at the last SYN. */
-struct in_lkey {
-	__u32 netns;
-	__u32 port;
-};
-
-struct in_listener {
-	__u64 sk;
-	__u32 pid;
-	__u32 drops;		/* sk_drops when its last SYN was looked at */
-	char  comm[CT_COMM_LEN];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct in_lkey);
-	__type(value, struct in_listener);
-} in_listeners SEC(".maps");
-
-/* The skb this CPU last answered with an RST: its NO_SOCKET drop is no news. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} in_rst_skb SEC(".maps");
-
-/* The key of a SYN that arrived: its source is the remote client. */
-static __always_inline void key_of_syn(struct in_key *k, const struct ct_evidence *e, __u32 netns)
-{
-	__builtin_memcpy(k->raddr, e->saddr, sizeof(k->raddr));
-	__builtin_memcpy(k->laddr, e->daddr, sizeof(k->laddr));
-	k->rport = e->sport;
-	k->lport = e->dport;
-	k->netns = netns;
-	k->family = e->family;
-}
-
-/* The attempt's entry, made (first SYN now, listener's owner if known) if missing. */
-static __always_inline struct ct_inbound *attempt_get(const struct in_key *k, __u64 now)
-{
-	struct ct_inbound *a = bpf_map_lookup_elem(&in_attempts, k), fresh = {};
-	struct in_lkey lk = { .netns = k->netns, .port = k->lport };
-	struct in_listener *ls;
-
-	if (a)
-		return a;
-	fresh.type = CT_REC_INBOUND;
-	fresh.family = k->family;
-	fresh.has_history = 1;
-	fresh.sport = k->rport;
-	fresh.dport = k->lport;
-	fresh.netns = k->netns;
-	fresh.ts_first = now;
-	__builtin_memcpy(fresh.saddr, k->raddr, sizeof(fresh.saddr));
-	__builtin_memcpy(fresh.daddr, k->laddr, sizeof(fresh.daddr));
-	ls = bpf_map_lookup_elem(&in_listeners, &lk);
-	if (ls) {
-		fresh.pid = ls->pid;
-		__builtin_memcpy(fresh.comm, ls->comm, sizeof(fresh.comm));
-	}
-	bpf_map_update_elem(&in_attempts, k, &fresh, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&in_attempts, k);
-}
-
-/* The attempt a SYN seen in netns belongs to, that SYN counted; NULL when
- * the namespace is filtered out or the table has no room. */
-static __always_inline struct ct_inbound *syn_attempt(struct in_key *k, const struct ct_evidence *e,
-						      __u32 netns, __u64 now)
-{
-	struct ct_inbound *a;
-
-	if (!netns_wanted(netns))
-		return NULL;
-	key_of_syn(k, e, netns);
-	a = attempt_get(k, now);
-	if (a)
-		a->syns++;
-	return a;
-}
-
-static __always_inline void attempt_send(struct ct_inbound *a, __u8 event, __u64 now)
-{
-	a->event = event;
-	a->ts_last = now;
-	emit(a, sizeof(*a));
-}
-
-static __always_inline bool syn_only(const struct ct_evidence *e)
-{
-	return (e->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK | CT_TCP_RST)) == CT_TCP_SYN;
-}
+/* the maps of inbound.bpf.h */
+in_attempts_map_t in_attempts SEC(".maps");
+in_listeners_map_t in_listeners SEC(".maps");
+in_rst_skb_map_t in_rst_skb SEC(".maps");
 
 /*
- * The namespace of a SYN at its listener: TCP's receive path has cleared
- * skb->dev by then (6.18), but the input route is still attached.
+ * Whether tcp_conn_request() answered the SYN just handled with a cookie,
+ * read after it (qlen: the SYN queue now, prev: after the listener's last
+ * SYN, ~0 if not known). With tcp_syncookies=2, every SYN it took. With 1,
+ * a SYN that found the SYN queue full (inet_csk_reqsk_queue_is_full(): qlen
+ * >= sk_max_ack_backlog on 6.1, > since 6.14) and was not dropped: a cookie
+ * leaves no request behind, so the queue is as full as before, where a SYN
+ * taken normally adds one. A child completing resets prev (child_established);
+ * a request that expires or is reset between two SYNs of a full queue is
+ * not seen, and makes the next SYN taken look like a cookie.
  */
-static __always_inline __u32 syn_netns(const struct sk_buff *skb)
+static __always_inline bool cookie_sent(const struct sock *sk, __u32 qlen, __u32 prev, __u32 max)
 {
-	unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst);
-	struct dst_entry *dst = (struct dst_entry *)(refdst & ~1UL);
-	struct net_device *dev;
-	__u32 netns = skb_netns(skb);
+	int mode = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 
-	if (netns || !dst)
-		return netns;
-	dev = BPF_CORE_READ(dst, dev);
-	return dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
-}
-
-/*
- * With tcp_syncookies=2 every SYN a listener takes is answered with a cookie
- * (tcp_conn_request). With 1, only when the SYN queue is full: that case is
- * not told apart here (LINUX_MIB_SYNCOOKIESSENT is per CPU, and this kernel
- * gives BPF no per-CPU offset to read it with).
- */
-static __always_inline bool cookies_always(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies) == 2;
+	return mode == 2 || (mode == 1 && qlen >= max && qlen == prev);
 }
 
 /*
@@ -196,7 +82,7 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 	struct in_listener *ls;
 	struct ct_inbound *a;
 	struct in_key k = {};
-	__u32 drops, q, max;
+	__u32 drops, q, max, qlen, prev = ~0U;
 	bool overflow;
 	__u64 now;
 
@@ -213,20 +99,27 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		sk = (const struct sock *)ls->sk;
 	} else if (!ls) {
 		/* opened before conntrace (owner unknown): its drops count from now */
-		struct in_listener fresh = { .sk = (__u64)sk, .drops = read_drops(sk) };
+		struct in_listener fresh = { .sk = (__u64)sk, .drops = read_drops(sk),
+					     .qlen = ~0U };
 
 		bpf_map_update_elem(&in_listeners, &lk, &fresh, BPF_NOEXIST);
 		ls = bpf_map_lookup_elem(&in_listeners, &lk);
 	}
-	now = bpf_ktime_get_boot_ns();
 	key_of_syn(&k, &e, lk.netns);
 	drops = read_drops(sk);
-	q = BPF_CORE_READ(sk, sk_ack_backlog);
 	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	qlen = BPF_CORE_READ((const struct inet_connection_sock *)sk,
+			     icsk_accept_queue.qlen.counter);
+	if (ls) {
+		prev = ls->qlen;
+		ls->qlen = qlen;
+	}
 	if (ls && drops != ls->drops) {
 		ls->drops = drops;
+		q = BPF_CORE_READ(sk, sk_ack_backlog);
 		overflow = q > max;
 		if (overflow || syn_queue_full(sk)) {
+			now = bpf_ktime_get_boot_ns();
 			a = attempt_get(&k, now);
 			if (!a)
 				return;
@@ -241,7 +134,8 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 			return;
 		}
 	}
-	if (cookies_always(sk)) {
+	if (cookie_sent(sk, qlen, prev, max)) {
+		now = bpf_ktime_get_boot_ns();
 		a = attempt_get(&k, now);
 		if (!a)
 			return;
@@ -250,7 +144,9 @@ static __always_inline void syn_at_listener(const struct sk_buff *skb, const str
 		attempt_send(a, CT_IN_COOKIE, now);
 		return;
 	}
-	a = emit_ok ? attempt_get(&k, now) : bpf_map_lookup_elem(&in_attempts, &k);
+	/* the common case: no trouble, nothing to send, no clock read */
+	a = emit_ok ? attempt_get(&k, bpf_ktime_get_boot_ns()) :
+		      bpf_map_lookup_elem(&in_attempts, &k);
 	if (a)
 		a->syns++;
 }
@@ -272,87 +168,6 @@ int BPF_PROG(in_conn_request, void *rsk_ops, void *af_ops, struct sock *sk,
 	     struct sk_buff *skb, int ret)
 {
 	syn_at_listener(skb, sk);
-	return 0;
-}
-
-/* A SYN dropped before any listener saw it (netfilter, no socket, ...). */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(in_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
-{
-	struct ct_evidence e = {};
-	struct ct_inbound *a;
-	struct in_key k = {};
-	__u32 zero = 0;
-	__u64 *last, now;
-	bool no_socket;
-
-	if (reason == SKB_NOT_DROPPED_YET)
-		return 0;
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
-		return 0;
-	/* a SYN this host sends still has its socket: that is an outgoing attempt */
-	if (BPF_CORE_READ(skb, sk))
-		return 0;
-	if (!parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
-		return 0;
-	no_socket = bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
-		    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET);
-	last = bpf_map_lookup_elem(&in_rst_skb, &zero);
-	/*
-	 * Told at the RST, right before on this CPU. Cleared once used: TCP's
-	 * clones reuse their skb's address (fclones), so a later SYN of another
-	 * attempt may come in the same one.
-	 */
-	if (no_socket && last && *last == (__u64)skb) {
-		*last = 0;
-		return 0;
-	}
-	now = bpf_ktime_get_boot_ns();
-	a = syn_attempt(&k, &e, syn_netns(skb), now);
-	if (!a)
-		return 0;
-	if (no_socket) {
-		/* tcp_v4_rcv() answered it with an RST that tcp_send_reset missed
-		 * (6.1 traces only RSTs sent with a socket) */
-		a->rsts++;
-		attempt_send(a, CT_IN_RST, now);
-		bpf_map_delete_elem(&in_attempts, &k);
-		return 0;
-	}
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP)) {
-		a->nf_drops++;
-	} else {
-		a->other_drops++;
-		a->drop_reason = reason;
-	}
-	attempt_send(a, CT_IN_SYN_DROP, now);
-	return 0;
-}
-
-/* This host answered a SYN with an RST: nothing listened there. */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(in_send_reset, const struct sock *sk, const struct sk_buff *skb)
-{
-	struct ct_evidence e = {};
-	struct ct_inbound *a;
-	struct in_key k = {};
-	__u32 zero = 0;
-	__u64 *last, now;
-
-	if (!skb || !parse_skb(skb, &e) || !syn_only(&e) || !port_wanted(e.sport, e.dport))
-		return 0;
-	now = bpf_ktime_get_boot_ns();
-	a = syn_attempt(&k, &e, sk ? sk_netns(sk) : syn_netns(skb), now);
-	if (!a)
-		return 0;
-	a->rsts++;
-	attempt_send(a, CT_IN_RST, now);
-	bpf_map_delete_elem(&in_attempts, &k);
-	last = bpf_map_lookup_elem(&in_rst_skb, &zero);
-	if (last)
-		*last = (__u64)skb;
 	return 0;
 }
 
@@ -416,6 +231,7 @@ static __always_inline void listener_open(const struct sock *sk)
 		return;	/* not bound yet: get_port() runs after the state change */
 	ls.pid = bpf_get_current_pid_tgid() >> 32;
 	ls.drops = read_drops(sk);
+	ls.qlen = 0;	/* listen() found it closed: no requests yet */
 	bpf_get_current_comm(ls.comm, sizeof(ls.comm));
 	bpf_map_update_elem(&in_listeners, &lk, &ls, BPF_ANY);
 }
@@ -426,14 +242,23 @@ static __always_inline void child_established(const struct sock *sk)
 	struct ct_flow rec = {};
 	struct ct_inbound *a, fresh = {};
 	struct in_key k = {};
+	struct in_lkey lk = {};
+	struct in_listener *ls;
 	__u64 key = (__u64)sk, now;
 
 	if (bpf_map_lookup_elem(&flows, &key))
 		return;	/* a simultaneous open: an outgoing attempt */
 	read_tuple(&rec, sk);
+	k.netns = sk_netns(sk);
+	/* a request left its listener's SYN queue: its last length no longer
+	 * tells a cookie (cookie_sent) */
+	lk.netns = k.netns;
+	lk.port = rec.sport;
+	ls = bpf_map_lookup_elem(&in_listeners, &lk);
+	if (ls)
+		ls->qlen = ~0U;
 	if (!port_wanted(rec.sport, rec.dport))
 		return;
-	k.netns = sk_netns(sk);
 	if (!netns_wanted(k.netns))
 		return;
 	k.family = rec.family;
@@ -461,12 +286,24 @@ static __always_inline void child_established(const struct sock *sk)
 	attempt_send(&fresh, CT_IN_ESTABLISHED, now);
 }
 
+/*
+ * A state change: an established connection closing (established.bpf.h),
+ * the end of an incoming attempt, a listener opened or closed. One program
+ * for both parts: every state change of every socket runs it, and the two
+ * parts' transitions do not overlap. --direction out skips the inbound part.
+ */
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(in_set_state, const struct sock *sk, int oldstate, int newstate)
+int BPF_PROG(handle_sock_state, const struct sock *sk, int oldstate, int newstate)
 {
 	struct in_lkey lk;
 	struct in_listener *ls;
 
+	if (newstate == CT_TCP_CLOSE && estab_state(oldstate)) {
+		estab_closed(sk, oldstate);
+		return 0;
+	}
+	if (!(targ_dir & CT_DIR_IN))
+		return 0;
 	if (oldstate == CT_TCP_SYN_RECV && newstate == CT_TCP_ESTABLISHED) {
 		if (is_tcp(sk))
 			child_established(sk);

@@ -19,7 +19,12 @@
  * while full at most once a second, so the collector knows which listeners
  * drop SYNs without a record per packet.
  */
-/* Report a listener whose accept queue turned full or stopped being full. */
+/*
+ * Report a listener whose accept queue turned full or stopped being full.
+ * sk is a BTF argument (sk_data_ready, tcp_conn_request) in LISTEN: its
+ * queue is read by direct loads first, and a listener neither full nor
+ * known (the common case) costs those and one lookup.
+ */
 static __always_inline void listener_seen(const struct sock *sk)
 {
 	__u64 key = (__u64)sk, now, last;
@@ -28,7 +33,13 @@ static __always_inline void listener_seen(const struct sock *sk)
 	__u32 q, max;
 	bool full;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN || !is_tcp(sk))
+	q = sk->sk_ack_backlog;
+	max = sk->sk_max_ack_backlog;
+	full = q > max;
+	ls = bpf_map_lookup_elem(&listeners, &key);
+	if (!ls && !full)
+		return;
+	if (!is_tcp(sk))
 		return;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	local_addr(sk, e.family, e.saddr);
@@ -36,11 +47,7 @@ static __always_inline void listener_seen(const struct sock *sk)
 	/* a wildcard address (daddr, zero) is not loopback: kept */
 	if (!evidence_netns_wanted(e.netns, e.family, e.saddr, e.daddr))
 		return;
-	q = BPF_CORE_READ(sk, sk_ack_backlog);
-	max = BPF_CORE_READ(sk, sk_max_ack_backlog);
-	full = q > max;
 	now = bpf_ktime_get_boot_ns();
-	ls = bpf_map_lookup_elem(&listeners, &key);
 	if (ls) {
 		bool was_full = ls->stamp & LISTENER_FULL;
 
@@ -49,8 +56,6 @@ static __always_inline void listener_seen(const struct sock *sk)
 			return;
 		ls->stamp = now | (full ? LISTENER_FULL : 0);
 	} else {
-		if (!full)
-			return;
 		fresh.stamp = now | LISTENER_FULL;
 		fresh.drops_at_full = read_drops(sk);
 		bpf_map_update_elem(&listeners, &key, &fresh, BPF_ANY);
@@ -64,10 +69,17 @@ static __always_inline void listener_seen(const struct sock *sk)
 	emit(&e, sizeof(e));
 }
 
-/* A child was queued on a listener: its queue may have just turned full. */
+/*
+ * A child was queued on a listener: its queue may have just turned full.
+ * This runs for every data arrival on every socket: the state, one direct
+ * load through the tracepoint's BTF pointer (no probe_read call), turns
+ * away all but listeners.
+ */
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(handle_data_ready, const struct sock *sk)
 {
+	if (sk->__sk_common.skc_state != CT_TCP_LISTEN)
+		return 0;
 	listener_seen(sk);
 	return 0;
 }
@@ -80,6 +92,8 @@ int BPF_PROG(handle_data_ready, const struct sock *sk)
 SEC("fentry/tcp_conn_request")
 int BPF_PROG(fentry_conn_request, void *rsk_ops, void *af_ops, struct sock *sk)
 {
+	if (sk->__sk_common.skc_state != CT_TCP_LISTEN)
+		return 0;
 	listener_seen(sk);
 	return 0;
 }

@@ -296,6 +296,8 @@ int hooks_select(struct bpf_object *obj, const struct btf *btf,
 		if (!p) {
 			note(errmsg, errsz, "bpf: program %s missing from the object", defs[i].prog);
 			err = -ENOENT;
+		} else if (defs[i].flags & HOOK_SHARED) {
+			continue;	/* its first row decides */
 		} else if (!rows[i].load && (defs[i].flags & HOOK_REQUIRED)) {
 			hooks_name(name, sizeof(name), defs[i].kind, defs[i].target);
 			note(errmsg, errsz, "kernel: no %s (%s), which %s needs", name,
@@ -322,6 +324,17 @@ static struct bpf_link *attach_one(struct bpf_program *p, const struct hook_def 
 	return bpf_program__attach_iter(p, strcmp(d->target, "bpf_map_elem") ? NULL : &io);
 }
 
+/* Row i's program is attached: by its own link, or a HOOK_SHARED row's by its first row's. */
+static bool row_attached(const struct hook_def *defs, size_t n, struct bpf_link **links, size_t i)
+{
+	if (links[i] || !(defs[i].flags & HOOK_SHARED))
+		return links[i] != NULL;
+	for (size_t k = 0; k < n; k++)
+		if (!(defs[k].flags & HOOK_SHARED) && !strcmp(defs[k].prog, defs[i].prog))
+			return links[k] != NULL;
+	return false;
+}
+
 /* "fentry+fexit/tcp_v4_connect,tp_btf/sk_data_ready" (no spaces): what carries signal s. */
 static void report_hooks(const struct hook_def *defs, size_t n, struct bpf_link **links,
 			 int s, struct probe_report *r)
@@ -335,7 +348,7 @@ static void report_hooks(const struct hook_def *defs, size_t n, struct bpf_link 
 
 	r->hook[0] = '\0';
 	for (size_t i = 0; i < n && off < sz; i++) {
-		if (defs[i].signal != s || !links[i])
+		if (defs[i].signal != s || !row_attached(defs, n, links, i))
 			continue;
 		if (last && !strcmp(last, defs[i].target) && off > 0) {
 			/* the same target: "fentry" becomes "fentry+fexit" before "/" */
@@ -395,7 +408,7 @@ int hooks_attach(struct bpf_object *obj, const struct hook_def *defs, size_t n,
 		struct bpf_program *p = bpf_object__find_program_by_name(obj, defs[i].prog);
 
 		links[i] = NULL;
-		if (!p || !bpf_program__autoload(p))
+		if (!p || !bpf_program__autoload(p) || (defs[i].flags & HOOK_SHARED))
 			continue;
 		wanted[i] = true;
 		links[i] = attach_one(p, &defs[i], iter_map_fd);

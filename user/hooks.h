@@ -41,6 +41,10 @@ enum hook_flags {
 	/* loaded only when another program of its signal is (an iterator over
 	 * what the others record) */
 	HOOK_WITH_SIGNAL = 1 << 4,
+	/* the program of an earlier row, which also carries this row's signal
+	 * (one program per tracepoint doing several parts' work): loaded and
+	 * attached once, by that row; this row reports it */
+	HOOK_SHARED	= 1 << 5,
 };
 
 struct hook_def {

@@ -66,13 +66,15 @@ static const struct hook_def progs[] = {
 	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_DROP, HOOK_OPTIONAL },
 	{ "handle_data_ready", HK_TP_BTF, "sk_data_ready", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
 	{ "handle_icmp_send", HK_TP_BTF, "icmp_send", SIG_ICMP_SENT, HOOK_OPTIONAL },
-	/* how established connections die (established.bpf.c) */
-	{ "handle_estab_state", HK_TP_BTF, "inet_sock_set_state", SIG_ESTABLISHED, HOOK_OPTIONAL },
+	/* how established connections die (established.bpf.c; its state changes in
+	 * one program with the incoming attempts', in inbound.bpf.c) */
+	{ "handle_sock_state", HK_TP_BTF, "inet_sock_set_state", SIG_ESTABLISHED, HOOK_OPTIONAL },
 	{ "handle_estab_retransmit", HK_TP_BTF, "tcp_retransmit_skb", SIG_ESTABLISHED,
 	  HOOK_OPTIONAL },
 	{ "handle_estab_receive_reset", HK_TP_BTF, "tcp_receive_reset", SIG_ESTABLISHED,
 	  HOOK_OPTIONAL },
-	{ "handle_estab_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_ESTABLISHED, HOOK_OPTIONAL },
+	/* established connections reset: one program on tcp_send_reset (evidence.bpf.c) */
+	{ "handle_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_ESTABLISHED, HOOK_SHARED },
 	{ "fentry_conn_request", HK_FENTRY, "tcp_conn_request", SIG_LISTEN_QUEUE, HOOK_OPTIONAL },
 	/* read on demand, over the map of listeners found full */
 	{ "dump_listeners", HK_ITER, "bpf_map_elem", SIG_LISTEN_QUEUE, HOOK_WITH_SIGNAL },
@@ -88,12 +90,13 @@ static const struct hook_def progs[] = {
 	/* incoming attempts (inbound.bpf.c); a SYN at its listener: one of the next two */
 	{ "in_conn_request", HK_FEXIT, "tcp_conn_request", SIG_INBOUND_SYN, HOOK_SET },
 	{ "in_consume_skb", HK_TP_BTF, "consume_skb", SIG_INBOUND_SYN, HOOK_FALLBACK },
-	{ "in_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_INBOUND_DROP, HOOK_OPTIONAL },
-	{ "in_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_INBOUND_RST, HOOK_OPTIONAL },
+	/* one program per tracepoint carries these too (evidence.bpf.c, inbound.bpf.c) */
+	{ "handle_kfree_skb", HK_TP_BTF, "kfree_skb", SIG_INBOUND_DROP, HOOK_SHARED },
+	{ "handle_send_reset", HK_TP_BTF, "tcp_send_reset", SIG_INBOUND_RST, HOOK_SHARED },
 	{ "in_retransmit_synack", HK_TP_BTF, "tcp_retransmit_synack", SIG_SYNACK_RETRANSMIT,
 	  HOOK_OPTIONAL },
-	{ "in_set_state", HK_TP_BTF, "inet_sock_set_state", SIG_INBOUND_ESTABLISHED,
-	  HOOK_OPTIONAL },
+	{ "handle_sock_state", HK_TP_BTF, "inet_sock_set_state", SIG_INBOUND_ESTABLISHED,
+	  HOOK_SHARED },
 };
 #define NR_PROGS (sizeof(progs) / sizeof(progs[0]))
 
@@ -104,6 +107,8 @@ struct tracer {
 	struct ring_buffer *rb;
 	struct bpf_link *links[NR_PROGS];
 	struct probe_report report[SIG_MAX];
+	/* signals whose shared programs run, but whose part the knobs switch off */
+	const char *sig_off[SIG_MAX];
 	struct bpf_link *listener_iter;	/* NULL without sk_data_ready */
 	tracer_record_fn fn;
 	void *ctx;
@@ -150,16 +155,16 @@ static bool consume_has_location(const struct btf *btf)
 }
 
 /*
- * Incoming attempts: none with --direction out; the consume_skb fallback
- * needs tcp_rcv_state_process's address range, and its location argument.
+ * Incoming attempts: none with --direction out (programs of their own are not
+ * loaded; the packet tracepoints' shared ones skip the inbound part by
+ * targ_dir, and the report says so); the consume_skb fallback needs
+ * tcp_rcv_state_process's address range, and its location argument.
  */
 static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 {
 	static const struct { const char *prog; int sig; } in[] = {
 		{ "in_conn_request", SIG_INBOUND_SYN }, { "in_consume_skb", SIG_INBOUND_SYN },
-		{ "in_kfree_skb", SIG_INBOUND_DROP }, { "in_send_reset", SIG_INBOUND_RST },
 		{ "in_retransmit_synack", SIG_SYNACK_RETRANSMIT },
-		{ "in_set_state", SIG_INBOUND_ESTABLISHED },
 	};
 	uint64_t lo, hi;
 	char why[160];
@@ -168,6 +173,8 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 	if (!(cfg->direction & CT_DIR_IN)) {
 		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
 			prog_off(t, in[i].prog, in[i].sig, "--direction out");
+		t->sig_off[SIG_INBOUND_DROP] = t->sig_off[SIG_INBOUND_RST] = "--direction out";
+		t->sig_off[SIG_INBOUND_ESTABLISHED] = "--direction out";
 		return;
 	}
 	if (!bpf_program__autoload(t->skel->progs.in_consume_skb))
@@ -207,9 +214,16 @@ static int choose_hooks(struct tracer *t, const struct tracer_config *cfg,
 	return 0;
 }
 
-/* Caveats of hooks that are attached. */
-static void report_caveats(struct probe_report *rep)
+/* Caveats of hooks that are attached; signals a shared program carries but skips. */
+static void report_caveats(struct tracer *t, struct probe_report *rep)
 {
+	for (int s = 0; s < SIG_MAX; s++) {
+		if (!t->sig_off[s])
+			continue;
+		rep[s].ok = false;
+		snprintf(rep[s].hook, sizeof(rep[s].hook), "-");
+		snprintf(rep[s].note, sizeof(rep[s].note), "%s", t->sig_off[s]);
+	}
 	if (rep[SIG_ICMP_SENT].ok)
 		snprintf(rep[SIG_ICMP_SENT].note, sizeof(rep[SIG_ICMP_SENT].note),
 			 "IPv4 only: icmpv6_send has no tracepoint");
@@ -305,7 +319,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 			   bpf_map__fd(t->skel->maps.listeners), t->report, SIG_MAX, errmsg, errsz);
 	if (err)
 		goto fail;
-	report_caveats(t->report);	/* of what did attach */
+	report_caveats(t, t->report);	/* of what did attach */
 	for (size_t i = 0; i < NR_PROGS; i++)
 		if (progs[i].kind == HK_ITER && !strcmp(progs[i].prog, "dump_listeners"))
 			t->listener_iter = t->links[i];
@@ -444,17 +458,18 @@ uint64_t tracer_missed(struct tracer *t)
 	uint64_t missed = 0;
 
 	for (size_t i = 0; i < NR_PROGS; i++) {
+		struct bpf_program *p = bpf_object__find_program_by_name(t->skel->obj,
+									 progs[i].prog);
 		struct bpf_prog_info info = { 0 };
 		__u32 len = sizeof(info);
 
-		/* by program, not link: still counted after tracer_detach() */
-		if (!bpf_program__autoload(bpf_object__find_program_by_name(t->skel->obj,
-									    progs[i].prog)))
+		/* by program, not link: still counted after tracer_detach();
+		 * a shared row's program is counted at its first row */
+		if ((progs[i].flags & HOOK_SHARED) || !p || !bpf_program__autoload(p))
 			continue;
 		/* the kernel skips a tracing program that fires again on a CPU
 		 * where it already runs (an interrupt during it), and only counts it */
-		if (!bpf_obj_get_info_by_fd(bpf_program__fd(bpf_object__find_program_by_name(
-				t->skel->obj, progs[i].prog)), &info, &len))
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
 			missed += info.recursion_misses;
 	}
 	return missed;

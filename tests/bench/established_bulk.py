@@ -6,14 +6,18 @@ In a throwaway namespace, a loopback TCP bulk transfer (one connection, one
 sender and one receiver thread, 1 MiB writes) runs for --secs seconds,
 alternately without and with `conntrace -j --netns NS` running, for --rounds
 rounds each. Prints the median throughput of each, their ratio (traced /
-untraced; the issue's target is >= 0.98), and, with kernel.bpf_stats_enabled,
-how often and how long conntrace's established-connection programs ran during
-the traced transfers. Needs root; run from the top of the tree after make.
+untraced; the issue's target is >= 0.98; kernel.bpf_stats_enabled off), then
+one more traced transfer with bpf_stats on: how often and how long each
+program that conntrace attached ran (found by the conntrace's pid in `bpftool
+perf show`, so other tracers' programs are not counted), and the CPU time the
+conntrace process itself used while idle and during that transfer. Needs
+root; run from the top of the tree after make.
 
     tests/bench/established_bulk.py [--rounds 7] [--secs 4] [--conntrace ./conntrace]
 """
 
 import argparse
+import ctypes
 import json
 import os
 import secrets
@@ -44,28 +48,81 @@ c.shutdown(socket.SHUT_WR); t.join()
 print(got[0] / (time.monotonic() - t0) / 1e6)
 """
 
-PROGS = ("handle_estab_state", "handle_estab_retransmit", "handle_estab_receive_reset",
-         "handle_estab_send_reset", "handle_kfree_skb")
 
 
 def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def prog_stats():
-    """run_cnt and run_time_ns of conntrace's programs, by name (summed)."""
+def attached(pid):
+    """prog id -> tracepoint or function, for every program process pid attached."""
+    perf = json.loads(sh(["bpftool", "-j", "perf", "show"]).stdout)
+    return {e["prog_id"]: e.get("tracepoint") or e.get("func") or e.get("fd_type", "?")
+            for e in perf if e.get("pid") == pid}
+
+
+def prog_stats(ids):
+    """(hook/name) -> [run_cnt, run_time_ns] of the programs ids (id -> hook)."""
     out = {}
     for p in json.loads(sh(["bpftool", "-j", "prog", "show"]).stdout):
-        if p.get("name") in PROGS or p.get("name") in [n[:15] for n in PROGS]:
-            o = out.setdefault(p["name"], [0, 0])
-            o[0] += p.get("run_cnt", 0)
-            o[1] += p.get("run_time_ns", 0)
+        if p["id"] in ids:
+            out[f"{ids[p['id']]}/{p.get('name', '?')}"] = [p.get("run_cnt", 0),
+                                                           p.get("run_time_ns", 0)]
     return out
+
+
+def enable_stats():
+    """An fd that keeps BPF run-time stats on while open (bpf(BPF_ENABLE_STATS)):
+    unlike the kernel.bpf_stats_enabled sysctl, it never turns them off for
+    someone else measuring at the same time. x86-64 and arm64 syscall numbers."""
+    nr = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+    attr = (ctypes.c_uint32 * 4)(0)         # .enable_stats.type = BPF_STATS_RUN_TIME
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(nr, 32, ctypes.byref(attr), ctypes.sizeof(attr))   # BPF_ENABLE_STATS
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "bpf(BPF_ENABLE_STATS)")
+    return fd
+
+
+def task_cpu_ns(pid):
+    """utime + stime of process pid, in ns (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1e9 / os.sysconf("SC_CLK_TCK")
 
 
 def bulk(ns, port, secs):
     return float(sh(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", BULK, str(port),
                      str(secs)], timeout=secs + 60).stdout)
+
+
+def traced(a, ns, inode, port, stats):
+    """One transfer with conntrace running: (MB/s, program costs, collector CPU).
+    Costs only with stats (kernel.bpf_stats_enabled=1 for that transfer)."""
+    cost, cpu = {}, {}
+    ct = subprocess.Popen([a.conntrace, "-j", "--netns", str(inode)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)     # attached (its start record comes within a second)
+        ids = attached(ct.pid)
+        c0, w0 = task_cpu_ns(ct.pid), time.monotonic_ns()
+        time.sleep(1.0)     # idle: what the collector costs with nothing to do
+        c1, w1 = task_cpu_ns(ct.pid), time.monotonic_ns()
+        fd = enable_stats() if stats else None
+        before = prog_stats(ids)
+        rate = bulk(ns, port, a.secs)
+        after = prog_stats(ids)
+        if fd is not None:
+            os.close(fd)
+        c2, w2 = task_cpu_ns(ct.pid), time.monotonic_ns()
+        cpu = {"idle": (c1 - c0, w1 - w0), "transfer": (c2 - c1, w2 - w1)}
+    finally:
+        ct.terminate()
+        ct.wait(15)
+    for name, (cnt, t) in after.items():
+        b = before.get(name, [0, 0])
+        cost[name] = [cnt - b[0], t - b[1]]
+    return rate, cost, cpu
 
 
 def main():
@@ -76,40 +133,36 @@ def main():
     a = ap.parse_args()
     ns = f"ctbulk-{secrets.token_hex(3)}"
     sh(["ip", "netns", "add", ns])
-    stats_was = sh(["sysctl", "-n", "kernel.bpf_stats_enabled"]).stdout.strip()
-    sh(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"])
-    untraced, traced, cost = [], [], {}
+    # throughput without bpf_stats (its two clock reads per program run would
+    # count against the traced runs); the costs from one more transfer with it
+    stats_on = [sh(["sysctl", "-n", "kernel.bpf_stats_enabled"]).stdout.strip() == "1"]
+    untraced, traced_mbs = [], []
     try:
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
         inode = os.stat(f"/run/netns/{ns}").st_ino
         port = 30000 + secrets.randbelow(20000)
         for r in range(a.rounds):
             untraced.append(bulk(ns, port, a.secs))
-            ct = subprocess.Popen([a.conntrace, "-j", "--netns", str(inode)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                time.sleep(1.5)     # attached (its start record comes within a second)
-                before = prog_stats()
-                traced.append(bulk(ns, port, a.secs))
-                after = prog_stats()
-            finally:
-                ct.terminate()
-                ct.wait(15)
-            for name, (cnt, ns_) in after.items():
-                b = before.get(name, [0, 0])
-                c = cost.setdefault(name, [0, 0])
-                c[0] += cnt - b[0]
-                c[1] += ns_ - b[1]
-            print(f"round {r + 1}: untraced {untraced[-1]:.0f} MB/s, traced {traced[-1]:.0f} MB/s",
-                  flush=True)
+            traced_mbs.append(traced(a, ns, inode, port, False)[0])
+            print(f"round {r + 1}: untraced {untraced[-1]:.0f} MB/s, "
+                  f"traced {traced_mbs[-1]:.0f} MB/s", flush=True)
+        stats_on.append(sh(["sysctl", "-n", "kernel.bpf_stats_enabled"]).stdout.strip() == "1")
+        rate, cost, cpu = traced(a, ns, inode, port, True)
     finally:
-        sh(["sysctl", "-qw", f"kernel.bpf_stats_enabled={stats_was}"])
         subprocess.run(["ip", "netns", "del", ns])
-    mu, mt = statistics.median(untraced), statistics.median(traced)
+    if any(stats_on):
+        print("note: kernel.bpf_stats_enabled was on (someone else) during the throughput "
+              "rounds: the traced runs paid for it")
+    mu, mt = statistics.median(untraced), statistics.median(traced_mbs)
     print(f"median untraced {mu:.0f} MB/s, traced {mt:.0f} MB/s, ratio {mt / mu:.3f} "
           f"({a.rounds} rounds of {a.secs} s; load average {open('/proc/loadavg').read().split()[0]})")
-    for name, (cnt, t) in sorted(cost.items()):
-        print(f"{name}: {cnt} runs, {t} ns in all, during the traced transfers")
+    print(f"conntrace's programs during one more traced transfer, with bpf_stats "
+          f"({rate:.0f} MB/s; hook/program: runs, ns in all, ns per run):")
+    for name, (cnt, t) in sorted(cost.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {name}: {cnt} runs, {t} ns, {t / cnt if cnt else 0:.0f} ns/run")
+    for k, (c, w) in cpu.items():
+        print(f"conntrace process CPU, {k}: {100 * c / w if w else 0:.2f} % of one core "
+              f"({c / 1e6:.0f} ms in {w / 1e9:.1f} s)")
     return 0
 
 
