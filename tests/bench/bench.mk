@@ -5,7 +5,7 @@
 #   make bench BENCH_QUICK=1    smoke test: one short round, about a minute
 #   make bench BENCH_ARGS='--rounds 7 --modes untraced,default'   (bench.py --help)
 #   make bench-writer           the writers alone, ns per line (WRITER_BASE=DIR: before/after)
-#   make bench-established      a healthy bulk transfer, untraced vs traced (issue 13)
+#   make bench-established      a bulk transfer, healthy then retransmit-heavy, untraced vs traced (issue 13)
 #
 # Prints a report with PASS/FAIL per target and writes it, with every raw
 # figure, to $(BENCH_OUT)/run-*/{report.md,results.json}. A FAIL does not fail
@@ -81,8 +81,12 @@ bench: $(BIN) $(BENCH_LOADGEN) bench-deps $(WRITER_BENCH) $(if $(WRITER_BASE),$(
 
 # What following established connections costs a healthy bulk transfer
 # (issue 13): interleaved untraced/traced rounds, medians and their ratio.
+# Then the same transfer retransmit-heavy: ESTAB_LOSS % of its segments
+# dropped by nft at random (default 2), fewer rounds.
 ESTAB_BENCH_RUN = $(BENCH_PYTHON) tests/bench/established_bulk.py --conntrace ./$(BIN) \
-	--rounds $(or $(ESTAB_ROUNDS),7) --secs $(or $(ESTAB_SECS),4)
+	--rounds $(or $(ESTAB_ROUNDS),7) --secs $(or $(ESTAB_SECS),4) && \
+	$(BENCH_PYTHON) tests/bench/established_bulk.py --conntrace ./$(BIN) \
+	--rounds $(or $(ESTAB_LOSS_ROUNDS),3) --secs $(or $(ESTAB_SECS),4) --loss $(or $(ESTAB_LOSS),2)
 
 .PHONY: bench-established
 bench-established: $(BIN)

@@ -13,7 +13,12 @@ perf show`, so other tracers' programs are not counted), and the CPU time the
 conntrace process itself used while idle and during that transfer. Needs
 root; run from the top of the tree after make.
 
-    tests/bench/established_bulk.py [--rounds 7] [--secs 4] [--conntrace ./conntrace]
+With --loss PCT an nft rule in the namespace drops that share of the data
+segments at random (`numgen random`), so the same transfer is retransmit-heavy:
+every retransmit and every recovery runs the established-connection programs.
+The kernel's own RetransSegs of the namespace, per round, says how heavy.
+
+    tests/bench/established_bulk.py [--rounds 7] [--secs 4] [--loss 1] [--conntrace ./conntrace]
 """
 
 import argparse
@@ -91,9 +96,29 @@ def task_cpu_ns(pid):
     return (int(fields[11]) + int(fields[12])) * 1e9 / os.sysconf("SC_CLK_TCK")
 
 
+def retrans_segs(ns):
+    """The namespace's Tcp RetransSegs (/proc/net/snmp seen from inside it)."""
+    lines = [l.split() for l in sh(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"])
+             .stdout.splitlines() if l.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("RetransSegs")])
+
+
+RETRANS = []    # RetransSegs of each transfer, to say how retransmit-heavy it was
+
+
 def bulk(ns, port, secs):
-    return float(sh(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", BULK, str(port),
+    r0 = retrans_segs(ns)
+    rate = float(sh(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", BULK, str(port),
                      str(secs)], timeout=secs + 60).stdout)
+    RETRANS.append(retrans_segs(ns) - r0)
+    return rate
+
+
+def drop_share(ns, port, pct):
+    """nft in the namespace: drop pct % of the segments to port, at random."""
+    rules = (f"table inet ctbulk {{\n chain out {{\n type filter hook output priority 0\n"
+             f" tcp dport {port} numgen random mod 10000 < {round(pct * 100)} drop\n }}\n}}\n")
+    sh(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules)
 
 
 def traced(a, ns, inode, port, stats):
@@ -130,7 +155,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--secs", type=float, default=4.0)
     ap.add_argument("--conntrace", default="./conntrace")
+    ap.add_argument("--loss", type=float, default=0.0,
+                    help="drop this %% of the data segments (nft numgen): retransmit-heavy")
     a = ap.parse_args()
+    if not 0 <= a.loss < 100:
+        ap.error("--loss: a percentage in [0, 100)")
     ns = f"ctbulk-{secrets.token_hex(3)}"
     sh(["ip", "netns", "add", ns])
     # throughput without bpf_stats (its two clock reads per program run would
@@ -141,6 +170,8 @@ def main():
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
         inode = os.stat(f"/run/netns/{ns}").st_ino
         port = 30000 + secrets.randbelow(20000)
+        if a.loss:
+            drop_share(ns, port, a.loss)
         for r in range(a.rounds):
             untraced.append(bulk(ns, port, a.secs))
             traced_mbs.append(traced(a, ns, inode, port, False)[0])
@@ -154,8 +185,10 @@ def main():
         print("note: kernel.bpf_stats_enabled was on (someone else) during the throughput "
               "rounds: the traced runs paid for it")
     mu, mt = statistics.median(untraced), statistics.median(traced_mbs)
-    print(f"median untraced {mu:.0f} MB/s, traced {mt:.0f} MB/s, ratio {mt / mu:.3f} "
-          f"({a.rounds} rounds of {a.secs} s; load average {open('/proc/loadavg').read().split()[0]})")
+    kind = f"{a.loss:g} % of segments dropped" if a.loss else "healthy"
+    print(f"{kind}: median untraced {mu:.0f} MB/s, traced {mt:.0f} MB/s, ratio {mt / mu:.3f} "
+          f"({a.rounds} rounds of {a.secs} s; load average {open('/proc/loadavg').read().split()[0]}; "
+          f"retransmitted segments per transfer, median {statistics.median(RETRANS):.0f})")
     print(f"conntrace's programs during one more traced transfer, with bpf_stats "
           f"({rate:.0f} MB/s; hook/program: runs, ns in all, ns per run):")
     for name, (cnt, t) in sorted(cost.items(), key=lambda kv: -kv[1][1]):
