@@ -76,7 +76,7 @@ bench: $(BIN) $(BENCH_LOADGEN) bench-deps $(WRITER_BENCH) $(if $(WRITER_BASE),$(
 		$(if $(filter 1,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 	$(Q){ echo; echo "## Writer (make bench-writer): ns per verdict line, median"; echo; \
 		$(WRITER_BENCH_RUN); } | tee -a "$$(ls -td $(BENCH_OUT)/run-* | head -1)/report.md"
-	$(Q){ echo; echo "## Healthy bulk transfer (make bench-established)"; echo; \
+	$(Q){ echo; echo "## Bulk transfer, healthy and retransmit-heavy (make bench-established)"; echo; \
 		$(ESTAB_BENCH_RUN); } | tee -a "$$(ls -td $(BENCH_OUT)/run-* | head -1)/report.md"
 
 # What following established connections costs a healthy bulk transfer
