@@ -372,9 +372,17 @@ class Conntrace:
     """Runs `conntrace -j ARGS`; a thread parses stdout lines as JSON into
     .records, another collects stderr. Use start(), wait_for(), stop()."""
 
-    def __init__(self, *args, binary=None):
+    def __init__(self, *args, binary=None, unfiltered=None):
         self.binary = binary or conntrace_path()
         args = [str(a) for a in args]
+        # Tracepoints are global: another test's or a benchmark's traffic on
+        # this machine must not reach a test's counts or fill its ring, so
+        # every test conntrace is filtered in the kernel to the namespace its
+        # test made. An exception names its reason (unfiltered="why").
+        if args[:1] != ["listen"] and not unfiltered and not any(
+                a == "--netns" or a.startswith("--netns=") for a in args):
+            raise AssertionError(f"conntrace {args} without --netns: filter it to the "
+                                 "test's namespace, or say why not (unfiltered=...)")
         # tests written for the attempts a namespace makes see only those,
         # unless they ask for incoming ones (test_inbound.py)
         if args[:1] != ["listen"] and not any(a == "--direction" or
