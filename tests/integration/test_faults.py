@@ -168,7 +168,7 @@ def test_syn_flood_bounded_and_counted(own_ns):
     helptext = run([conntrace_path(), "--help"]).stdout
     metrics = "--metrics" in helptext
     metrics_port = free_port()
-    args = ["--max-flows", FLOOD_MAX_FLOWS, "--port", port]
+    args = ["--netns", ns.inode, "--max-flows", FLOOD_MAX_FLOWS, "--port", port]
     if metrics:
         args += ["--metrics", f"127.0.0.1:{metrics_port}"]
     ct = Conntrace(*args)
@@ -263,7 +263,7 @@ def test_ring_overflow_counted_exactly(own_ns, user):
     --user the maps are read after the switch to nobody."""
     ns = own_ns
     port, n = quiet_port(), 3000
-    args = ["-a", "--port", port, "--ring-size", 4096]
+    args = ["-a", "--netns", ns.inode, "--port", port, "--ring-size", 4096]
     if user:
         args += ["--user", user]
     with Conntrace(*args) as ct:
@@ -314,7 +314,7 @@ table inet cttimer {{
     }}
 }}
 """)
-    with Conntrace("-a", "--port", port, "--ring-size", 16 << 20) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port, "--ring-size", 16 << 20) as ct:
         pid = ct.proc.pid
         floods = [ns.popen([SYNFLOOD, "--accept", "--count", per, "--concurrency", 256,
                             "--spread-ms", 6000, "--name", "ctc-busy", addr, port])
@@ -366,7 +366,7 @@ def test_slow_consumer_keeps_counting(own_ns):
     verdict arrives (in order: tests/unit/test_outfd.c); summary and kernel agree."""
     ns = own_ns
     port, n = quiet_port(), 4000
-    ct = HeldConntrace("-a", "--port", port, "--ring-size", 65536).start()
+    ct = HeldConntrace("-a", "--netns", own_ns.inode, "--port", port, "--ring-size", 65536).start()
     try:
         pid = ct.proc.pid
         t0 = time.monotonic()
@@ -411,7 +411,7 @@ def test_signal_clean_exit(own_ns, sig):
     """Exit status 0 with a summary; afterwards none of its programs, links
     or maps exist (bpftool prog/link/map show)."""
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         ids = conntrace_objects(ct.proc.pid)
         attempt(ct, own_ns, "127.0.0.1", port, "ctc-signal", "refused")
         summary = ct.stop(sig)       # checks rc 0 and one summary, last
@@ -424,7 +424,7 @@ def test_sigkill_leaves_nothing(own_ns):
     """Links belong to the process: after SIGKILL nothing is left attached,
     loaded or pinned (a pinned object would still show in bpftool)."""
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         ids = conntrace_objects(ct.proc.pid)
         attempt(ct, own_ns, "127.0.0.1", port, "ctc-sigkill", "refused")
         ct.proc.kill()
@@ -434,11 +434,12 @@ def test_sigkill_leaves_nothing(own_ns):
 
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
-def test_sigpipe_head_exits_at_once(json_mode):
+def test_sigpipe_head_exits_at_once(own_ns, json_mode):
     """`conntrace | head -1`: once head has its line and exits, conntrace
     exits at once with status 0 and no message, even with nothing more to
-    print (the port filter leaves it nothing)."""
-    argv = [conntrace_path(), "--port", str(quiet_port())] + (["-j"] if json_mode else [])
+    print (the filters leave it nothing: an empty namespace)."""
+    argv = [conntrace_path(), "--netns", str(own_ns.inode), "--port", str(quiet_port())] + \
+        (["-j"] if json_mode else [])
     ct = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = subprocess.Popen(["head", "-1"], stdin=ct.stdout, stdout=subprocess.PIPE)
     ct.stdout.close()
@@ -467,7 +468,8 @@ def test_sigpipe_head_exits_at_once(json_mode):
 def test_two_instances(own_ns):
     """Two conntraces at once both see the same attempt, and both stop cleanly."""
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as one, Conntrace("-a", "--port", port) as two:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as one, \
+            Conntrace("-a", "--netns", own_ns.inode, "--port", port) as two:
         r1 = attempt(one, own_ns, "127.0.0.1", port, "ctc-two", "refused")
         r2 = two.wait_for(to(own_ns, "127.0.0.1", port), what="instance 2's verdict")
         same = ("verdict", "cause", "pid", "tid", "comm", "netns", "saddr", "sport", "daddr",
@@ -515,7 +517,7 @@ def test_user_drops_everything_and_still_traces(own_ns):
     ns, port = own_ns, quiet_port()
     listen_on(ns, "127.0.0.3", port)
     drop_syns_to(ns, port, "127.0.0.3")
-    with Conntrace("-a", "--port", port, "--user", "nobody") as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port, "--user", "nobody") as ct:
         st = proc_status(ct.proc.pid)
         nobody = run(["id", "-u", "nobody"]).stdout.strip()
         nogroup = run(["id", "-g", "nobody"]).stdout.strip()
@@ -578,7 +580,8 @@ def raw_run(args, ns, port):
     stdout, stop with SIGINT. Returns (stdout bytes, [(addr, name bytes,
     ctclient result)])."""
     # the names are the clients': their outgoing attempts (not the listener side)
-    p = subprocess.Popen([conntrace_path(), "--direction", "out", "--port", str(port), *args],
+    p = subprocess.Popen([conntrace_path(), "--direction", "out", "--netns", str(ns.inode),
+                          "--port", str(port), *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf, done, made = bytearray(), threading.Event(), []
 
@@ -731,7 +734,7 @@ def test_no_tracefs_degrades(own_ns):
     p = run(in_mount_ns(NO_TRACEFS, [conntrace_path(), "--probes"]), timeout=60)
     row = next(l for l in p.stdout.splitlines() if l.startswith("connect_error"))
     port = quiet_port()
-    ct = Conntrace("-a", "--port", port)
+    ct = Conntrace("-a", "--netns", own_ns.inode, "--port", port)
     ct.argv = in_mount_ns(NO_TRACEFS, ct.argv)
     with ct:
         ce = ct.start_record["probes"]["connect_error"]
@@ -746,12 +749,12 @@ def test_no_tracefs_degrades(own_ns):
         ct.stop()
 
 
-def test_one_hook_set_for_connect_errors():
+def test_one_hook_set_for_connect_errors(own_ns):
     """connect() errors come from fentry/fexit or from the syscall
     tracepoints, never both: the unused set is not even loaded (else a
     kernel without tracefs reports the signal missing although fentry
     serves it)."""
-    with Conntrace("--port", quiet_port()) as ct:
+    with Conntrace("--netns", own_ns.inode, "--port", quiet_port()) as ct:
         hook = ct.start_record["probes"]["connect_error"]["hook"] or ""
         names = {json.loads(run(["bpftool", "-j", "prog", "show", "id", str(i)]).stdout)["name"]
                  for i in bpf_fd_ids(ct.proc.pid)["prog"]}
@@ -784,7 +787,7 @@ def test_missing_tracepoints_reported(own_ns):
         assert "listen_queue" in missing, "6.1 is expected to lack sk_data_ready"
     probes = run([conntrace_path(), "--probes"], timeout=60).stdout
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         pr = ct.start_record["probes"]
         for s, tp in TP_BTF_SIGNALS.items():
             row = next(l for l in probes.splitlines() if l.split()[0] == s)
@@ -812,7 +815,7 @@ def test_drop_reasons_named_from_this_kernels_btf(own_ns):
     ns, port = own_ns, quiet_port()
     listen_on(ns, "127.0.0.3", port)
     drop_syns_to(ns, port, "127.0.0.3")
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         r = attempt(ct, ns, "127.0.0.1", port, "ctc-enum-rst", "refused")
         assert r["cause"] == "no_listener", (values, r)
         r = attempt(ct, ns, "127.0.0.3", port, "ctc-enum-drop", "abandoned", nonblock=True,
@@ -841,7 +844,7 @@ def test_valgrind_scenario_clean(own_ns):
     ns, port = own_ns, quiet_port()
     log = tempfile.NamedTemporaryFile(prefix="ctf-valgrind-", suffix=".log", delete=False)
     log.close()
-    ct = Conntrace("-a", "--port", port)
+    ct = Conntrace("-a", "--netns", own_ns.inode, "--port", port)
     ct.argv = ["valgrind", "--leak-check=full", "--show-leak-kinds=all",
                "--errors-for-leak-kinds=all", "--error-exitcode=99",
                f"--suppressions={SUPPRESSIONS}", f"--log-file={log.name}", *ct.argv]
@@ -859,7 +862,11 @@ def test_valgrind_scenario_clean(own_ns):
         ct.wait_for(to(ns, "127.0.0.3", port), timeout=60, what="the abandoned verdict")
         pend = ns.client("127.0.0.4", port, name="ctc-vg-pending", nonblock=True,
                          abandon_after=60000, announce=True)
-        time.sleep(1)
+        # its connect() is under way once its socket is in SYN-SENT
+        deadline = time.monotonic() + 30
+        while not ns.exec(["ss", "-Htn", "state", "syn-sent", "dst", "127.0.0.4"]).stdout.strip():
+            assert time.monotonic() < deadline, "the pending client never reached SYN-SENT"
+            time.sleep(0.05)
         summary = ct.stop(timeout=120)     # exit status 99 would be an error
         assert summary["verdicts"]["pending"] == 1, summary
         assert pend.proc.poll() is None
