@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ctharness import (CLIENT_PIDS, CTCLIENT, CTLISTEN, Conntrace, conntrace_path, flow,
+from ctharness import (CTCLIENT, CTLISTEN, Conntrace, conntrace_path, flow,
                        free_port, readline_timeout, related, run)
 from ctschema import check_record
 
@@ -97,7 +97,6 @@ class CgClient:
              addr, str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         self.pid = self.proc.pid
-        CLIENT_PIDS.add(self.pid)
         ns.procs.append(self.proc)      # killed by the namespace's cleanup too
 
     def finish(self, timeout=60):
@@ -164,7 +163,7 @@ def test_cgroup_filter_shows_only_its_subtree(netns, cgroups, form):
 
 
 def test_comm_and_pid_list_filters(netns):
-    # one port per attempt: the session's checks take (netns, port) for one attempt
+    # one port per attempt: flow() finds an attempt by (netns, port)
     ports = [free_port() for _ in range(3)]
     plist = ",".join(map(str, ports))
     clients = [netns.client("127.0.0.1", p, name=f"ctc-pl-{i}", wait_stdin=True)

@@ -13,9 +13,8 @@
   new time. The step is simulated for conntrace alone with an LD_PRELOAD
   shim over clock_gettime(CLOCK_REALTIME), built here with cc.
 
-Each test runs conntrace with `--port` on its own port below 1024, in its
-own namespace, kept out of conftest.py's session-wide checks (disown): the
-attempts come from synflood, not ctclient.
+Each test runs conntrace with `--netns` and `--port` on its own port below
+1024, in its own namespace.
 """
 
 import fcntl
@@ -31,7 +30,7 @@ from collections import Counter
 import pytest
 
 from ctharness import (START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, Conntrace, NetNS,
-                       conntrace_path, disown, parse_ts, readline_timeout, run)
+                       conntrace_path, parse_ts, readline_timeout, run)
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 STOP_DEADLINE = 5.0     # s from SIGTERM to exit with a blocked stdout (grace 1 s)
@@ -52,7 +51,6 @@ def own_port():
 @pytest.fixture
 def own_ns():
     with NetNS("ctc") as ns:
-        disown(ns)
         yield ns
 
 

@@ -12,12 +12,10 @@ task names that are terminal escape sequences, a kernel without BTF or
 without tracefs. Tools: valgrind over a scenario.
 
 The machine is shared with other floods, so every test runs conntrace with
-`--port` on a port below 1024 that no other test uses and no connection takes
-as its source port: the ring buffer carries only the test's own records (the
-kernel side still follows every connection on the machine), and exact
-accounting against the kernel's counters holds. Attempts differ by address
-(127.0.0.x) instead of port, so the test namespaces are disowned: they are not
-for conftest.py's session-wide one-attempt-per-port check.
+`--netns` (its own namespace) and `--port` on a port below 1024 that no other
+test uses and no connection takes as its source port: the ring buffer carries
+only the test's own records, and exact accounting against the kernel's
+counters holds. Attempts differ by address (127.0.0.x) instead of port.
 """
 
 import codecs
@@ -35,7 +33,7 @@ import pytest
 
 from ctharness import (HeldConntrace, CTLISTEN, ROOT, START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, VMTEST,
                        Conntrace, NetNS, bpf_fd_ids, bpf_maps_of, bpf_objects_left,
-                       check_verdict, conntrace_path, disown, free_port, kernel_counters,
+                       check_verdict, conntrace_path, free_port, kernel_counters,
                        proc_status, readline_timeout, related, rss_kb, run, synflood)
 
 SUPPRESSIONS = ROOT / "tests" / "integration" / "valgrind-bpf.supp"
@@ -74,9 +72,8 @@ def synflood_tool():
 
 @pytest.fixture
 def own_ns():
-    """A namespace kept out of the session-wide checks (see above)."""
+    """A namespace of this test alone."""
     with NetNS("ctf") as ns:
-        disown(ns)
         yield ns
 
 

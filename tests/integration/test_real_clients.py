@@ -15,7 +15,6 @@ accept queue, and the nft rule's own counter the SYNs it dropped or rejected.
 import os
 import re
 import signal
-import time
 
 import pytest
 
