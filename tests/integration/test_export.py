@@ -638,6 +638,7 @@ def test_metrics_port_in_use_is_one_line_and_exit_2(xns):
                         METRICS_PORT])
     assert holder.stdout.readline() == b"bound\n"
     t0 = time.monotonic()
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = xns.exec([conntrace_path(), "-j", "--metrics", f"127.0.0.1:{METRICS_PORT}"],
                  check=False, timeout=30)
     elapsed = time.monotonic() - t0

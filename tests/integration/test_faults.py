@@ -489,6 +489,7 @@ def one_line(p):
 
 
 def test_not_root():
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
              conntrace_path(), "-j"], check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -501,6 +502,7 @@ def test_missing_capability(cap):
     """Root without one of the two (and without CAP_SYS_ADMIN, which covers
     both): one line naming it, exit 1."""
     drop = f"{cap.lower()},cap_sys_admin"
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = run(["capsh", f"--drop={drop}", "--", "-c", f'exec "{conntrace_path()}" -j'],
             check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -698,6 +700,7 @@ def in_mount_ns(script, argv, **kw):
 def test_no_btf_one_line():
     """No /sys/kernel/btf/vmlinux: not enough left to be useful (every hook
     is BTF-typed): one line saying so, exit 1."""
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = run(in_mount_ns("mount -t tmpfs none /sys/kernel/btf",
                         [conntrace_path(), "-j"]), check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -708,6 +711,7 @@ def test_garbage_btf_one_line():
     with tempfile.NamedTemporaryFile(prefix="ctf-btf-") as f:
         f.write(os.urandom(8192))
         f.flush()
+        # no --netns: it must fail before loading anything (nothing is traced)
         p = run(in_mount_ns(f"mount --bind {f.name} /sys/kernel/btf/vmlinux",
                             [conntrace_path(), "-j"]), check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
