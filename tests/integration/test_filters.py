@@ -35,8 +35,10 @@ def test_port_filter(netns):
     # --port matches either end of the attempt
     wrong = ct.verdicts(lambda r: keep not in (r["dport"], r["sport"]))
     assert not wrong, f"--port {keep} printed other ports: {wrong}"
-    # filtered in the kernel: the other attempt is not even counted
+    # filtered in the kernel: the other attempt is not even a flow there (user
+    # space filters again, so only the kernel's flow count shows this)
     assert {v: n for v, n in summary["verdicts"].items() if n} == {"refused": 1}, summary
+    assert summary["flows"] == 1, summary
 
 
 @pytest.mark.parametrize("verdicts", ["refused", "refused,abandoned"])
@@ -89,3 +91,4 @@ def test_pid_filter(netns):
     wrong = ct.verdicts(lambda r: r["pid"] != a.pid)
     assert not wrong, f"--pid {a.pid} printed other processes: {wrong}"
     assert {v: n for v, n in summary["verdicts"].items() if n} == {"refused": 1}, summary
+    assert summary["flows"] == 1, summary     # -p is judged in the kernel too
