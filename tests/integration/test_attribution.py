@@ -158,6 +158,7 @@ def test_cgroup_filter_shows_only_its_subtree(netns, cgroups, form):
     # nothing from any task outside the pod's slice, not even counted (filtered
     # in the kernel); --netns: the summary counts this namespace's attempts only
     assert {v: n for v, n in summary["verdicts"].items() if n} == {"refused": 1}, summary
+    assert summary["flows"] == 1, summary
     wrong = ct.verdicts(lambda r: not (r["cgroup"] or "").startswith("/" + pod))
     assert not wrong, f"--cgroup {pod} printed attempts from elsewhere: {wrong}"
 
@@ -180,8 +181,9 @@ def test_comm_and_pid_list_filters(netns):
         rec = cc.wait_for(flow(netns, ports[1]), context=related(netns, ports[1]),
                           what="the verdict of --comm ctc-pl-1")
         # a stop drains the ring and decides every flow left: no settle time
-        ct.stop()
-        cc.stop()
+        s_pids, s_comm = ct.stop(), cc.stop()
+    # judged in the kernel: the others are not even flows there
+    assert (s_pids["flows"], s_comm["flows"]) == (2, 1), (s_pids, s_comm)
     assert sorted(r["pid"] for r in ct.verdicts()) == sorted(want), ct.verdicts()
     assert rec["pid"] == clients[1].pid and rec["comm"] == "ctc-pl-1", rec
     assert [r["pid"] for r in cc.verdicts()] == [clients[1].pid], cc.verdicts()
