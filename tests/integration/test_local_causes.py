@@ -118,10 +118,11 @@ table netdev ctdeadtx {
     reason = "QDISC_DROP" if kernel_at_least(6, 10) else drops[0]["reason"] if drops else None
     facts = dict(dropped=dropped, egress_syns=egress, seen=seen, kfree_skb_misses=kfree_misses,
                  missed_events=summary["missed_events"], evidence=rec["evidence"])
-    # Exact held in every run but one (180 runs here, half of them under a flood of
-    # packets into another dead TUN device): there, on 6.18 over IPv6, 2 of 3 dropped
-    # SYNs were in the evidence with missed_events 0: an open finding (issue 17). The
-    # verdict rests on any one of them; `facts` says where the next one was lost.
+    # Exact held in every run but one (here 180 more attempts, 90 over IPv6, 120 of
+    # them while a flood of packets went into another dead TUN device): there, on
+    # 6.18 over IPv6, 2 of 3 dropped SYNs were in the evidence with missed_events 0:
+    # an open finding (issue 17). The verdict rests on any one of them; `facts`
+    # says where the next one was lost.
     assert [(e["reason"], e["packet"]) for e in drops] == [(reason, "syn")] and \
         1 <= seen <= dropped, facts
     if seen < dropped:
