@@ -84,7 +84,7 @@ def attempt_timeout(ns, port, comm, spec):
     # kernel retransmits at ~1,2,3,4,6 s: 5 retransmits, ETIMEDOUT at ~7 s.
     ns.sysctl("net.ipv4.tcp_syn_retries", 2)
     ns.listen(port, v6=spec.v6)          # a listener is there; the firewall hides it
-    ns.drop_syns(port)
+    ns.drop_syns(port, table=f"cttest{port}")   # its own: scenarios may share a namespace
     c = ns.client(lo(spec), port, v6=spec.v6, name=comm)
     c.finish(timeout=60)
     return c
@@ -97,21 +97,21 @@ def attempt_slow(ns, port, comm, spec):
     # sleeping a fixed ~1.5 s keeps this deterministic on a loaded machine:
     # normally 2 retransmits, never 0.
     ns.listen(port, v6=spec.v6)
-    ns.drop_syns(port)
+    ns.drop_syns(port, table=f"cttest{port}")
     before = ns.syn_retrans()
     c = ns.client(lo(spec), port, v6=spec.v6, name=comm, announce=True)
     deadline = time.monotonic() + 15
     while ns.syn_retrans() - before < 1:
         assert time.monotonic() < deadline, "no SYN retransmit within 15 s"
         time.sleep(0.05)
-    ns.undrop()
+    ns.undrop(table=f"cttest{port}")
     c.finish(timeout=60)
     return c
 
 
 def attempt_abandoned(ns, port, comm, spec):
     ns.listen(port, v6=spec.v6)
-    ns.drop_syns(port)
+    ns.drop_syns(port, table=f"cttest{port}")
     c = ns.client(lo(spec), port, v6=spec.v6, name=comm, nonblock=True, abandon_after=500)
     c.finish()
     return c

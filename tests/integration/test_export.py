@@ -297,7 +297,7 @@ class ExportRun:
     def run_attempts(self):
         """Every scenario and the hostile name, in the one namespace ans, each
         to a port of its own (so, unlike scenarios.run_all, the attempts
-        share the namespace's sysctls, routes and nft table cttest)."""
+        share the namespace's sysctls, routes and SYN retransmit counter)."""
         ns = self.ans
 
         def scenario(spec):
@@ -313,8 +313,8 @@ class ExportRun:
             assert c.result["result"] == "ECONNREFUSED", c.result
             return "refused", "no_listener", ns.inode, c.result
 
-        # slow first, alone: it waits for a SYN retransmit of the namespace
-        # (any other attempt's would do) and then deletes the table cttest
+        # slow first, alone: it waits for a SYN retransmit of the namespace,
+        # and any other attempt's would do
         slow = [s for s in SPECS.values() if s.verdict == "slow"]
         for s in slow:
             self.attempts[s.name] = scenario(s)
