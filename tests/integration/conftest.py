@@ -16,12 +16,10 @@ README.md, Testing).
 
 import os
 import re
-from collections import Counter
 
 import pytest
 
-import ctharness
-from ctharness import CTCLIENT, CTLISTEN, ROOT, VMTEST, Conntrace, NetNS, run
+from ctharness import CTCLIENT, CTLISTEN, ROOT, VMTEST, NetNS, run
 from scenarios import SPECS, run_all
 
 # (pattern of the skip reason, when it is allowed, why). Anything else that
@@ -116,46 +114,13 @@ def netns():
 
 
 @pytest.fixture(scope="session")
-def ct():
-    """One `conntrace -j -a` for the whole session (it traces every namespace:
-    tests match their own flows by netns inode and port). At teardown: stop
-    it with SIGINT and check the summary and the session-wide invariants."""
-    c = Conntrace("-a").start()
-    try:
-        yield c
-        summary = c.stop()
-    finally:
-        c.kill()
-    verdicts = c.verdicts()
-    # -a prints every verdict, so the summary must count exactly those, and
-    # those the kernel counted because the ring had no room for their record
-    # (lost_records is not required to be 0: other traffic on the machine,
-    # e.g. a benchmark, may overflow the ring buffer)
-    printed = Counter(r["verdict"] for r in verdicts)
-    for v in ctharness.VERDICTS:
-        assert summary["verdicts"][v] == printed[v] + summary["lost_by_verdict"].get(v, 0) + \
-            summary["buffer_dropped_by_verdict"].get(v, 0), \
-            f"summary counts {summary['verdicts']} != printed {dict(printed)} + lost " \
-            f"{summary['lost_by_verdict']} + dropped {summary['buffer_dropped_by_verdict']}"
-    # In the tests' namespaces: only ctclient attempts get verdicts (never a
-    # listener's accepted socket), and each attempt exactly one (ports are
-    # unique in the session, so (netns, dport, family) names one attempt).
-    ours = [r for r in verdicts if ctharness.owned(r)]
-    strangers = [r for r in ours if r.get("pid") not in ctharness.CLIENT_PIDS]
-    assert not strangers, f"verdicts for processes that made no attempt: {strangers}"
-    per_flow = Counter((r["netns"], r["dport"], r["family"]) for r in ours)
-    dups = {k: n for k, n in per_flow.items() if n > 1}
-    assert not dups, f"several verdicts for one attempt: {dups}: " + repr(
-        [r for r in ours if (r["netns"], r["dport"], r["family"]) in dups])
-
-
-@pytest.fixture(scope="session")
 def kernel_outcomes():
     """Every scenario run concurrently against the kernel alone."""
-    return run_all(SPECS.values(), ct=None)
+    return run_all(SPECS.values(), traced=False)
 
 
 @pytest.fixture(scope="session")
-def traced_outcomes(ct):
-    """Every scenario run concurrently under the session conntrace."""
-    return run_all(SPECS.values(), ct=ct)
+def traced_outcomes():
+    """Every scenario run concurrently, each under its own conntrace
+    filtered to its namespace (scenarios.run_scenario)."""
+    return run_all(SPECS.values(), traced=True)

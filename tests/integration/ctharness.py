@@ -39,42 +39,6 @@ VERDICTS = ("ok", "slow", "timeout", "refused", "unreachable", "abandoned", "pen
 UNREACH_PREFIX = "198.51.100.0/24"   # TEST-NET-2, only behind an unreachable route
 UNREACH_ADDR = "198.51.100.1"
 
-# Every namespace and client made in this session, for session-wide checks.
-# Namespace inodes are reused by the kernel (and other users of this machine
-# create namespaces too), so a namespace is ours only during its lifetime:
-# inode -> [[created, deleted or None], ...] in wall-clock seconds.
-OWNED_NETNS = {}
-# inode -> [[created, deleted or None], ...] of disowned namespaces: the kernel hands
-# a freed inode to the next namespace at once, so a disowned namespace's first
-# verdicts can fall in the margin after an owned one's deletion; they are not ours
-DISOWNED_NETNS = {}
-CLIENT_PIDS = set()
-_owned_lock = threading.Lock()
-
-
-def owned(rec, margin=0.5):
-    """True if rec (a verdict) comes from a namespace this session made,
-    judged by its netns inode and its timestamp (up to `margin` s after the
-    namespace was deleted: a verdict may be stamped as its flow is reaped)."""
-    with _owned_lock:
-        windows = list(OWNED_NETNS.get(rec.get("netns"), ()))
-        disowned = list(DISOWNED_NETNS.get(rec.get("netns"), ()))
-    if not windows:
-        return False
-    try:
-        ts = parse_ts(rec["ts"])
-    except (KeyError, TypeError, ValueError):
-        return True      # cannot tell: count it as ours, so it is checked
-    if any(a <= ts <= (b if b is not None else float("inf")) for a, b in disowned):
-        return False
-    # an attempt begun after the deletion is of the next namespace with the inode
-    # (another session's: the kernel reuses a freed inode at once)
-    dur = rec.get("duration_us")
-    start = ts - dur / 1e6 if isinstance(dur, int) else float("-inf")     # unknown: as before
-    return any(a <= ts and (b is None or (ts <= b + margin and start <= b))
-               for a, b in windows)
-
-
 def conntrace_path():
     return os.environ.get("CONNTRACE") or str(ROOT / "conntrace")
 
@@ -203,7 +167,6 @@ class Client:
         self.wall_start = time.time()
         self.proc = ns.popen(cmd, stdin=subprocess.PIPE if wait_stdin else subprocess.DEVNULL)
         self.pid = self.proc.pid
-        CLIENT_PIDS.add(self.pid)
         self.announced = None
         if announce or wait_stdin:
             self.announced = json.loads(readline_timeout(self.proc, 10, "ctclient --announce"))
@@ -243,8 +206,6 @@ class NetNS:
         self.procs = []
         self.created = False
         self.inode = None
-        self._window = None
-        self._disowned = None
 
     def __enter__(self):
         return self.create()
@@ -253,7 +214,6 @@ class NetNS:
         self.destroy()
 
     def create(self):
-        t_created = time.time()
         run(["ip", "netns", "add", self.name])
         self.created = True
         try:
@@ -264,9 +224,6 @@ class NetNS:
         except BaseException:
             self.destroy()
             raise
-        with _owned_lock:
-            self._window = [t_created, None]
-            OWNED_NETNS.setdefault(self.inode, []).append(self._window)
         return self
 
     def destroy(self):
@@ -287,12 +244,6 @@ class NetNS:
         if self.created:
             run(["ip", "netns", "del", self.name], check=False)
             self.created = False
-            if self._window is not None:
-                with _owned_lock:
-                    self._window[1] = time.time()
-            if self._disowned is not None:
-                with _owned_lock:
-                    self._disowned[1] = time.time()
             assert not os.path.exists(f"/run/netns/{self.name}"), f"netns {self.name} left behind"
 
     # -- running things inside ------------------------------------------
@@ -372,9 +323,17 @@ class Conntrace:
     """Runs `conntrace -j ARGS`; a thread parses stdout lines as JSON into
     .records, another collects stderr. Use start(), wait_for(), stop()."""
 
-    def __init__(self, *args, binary=None):
+    def __init__(self, *args, binary=None, unfiltered=None):
         self.binary = binary or conntrace_path()
         args = [str(a) for a in args]
+        # Tracepoints are global: another test's or a benchmark's traffic on
+        # this machine must not reach a test's counts or fill its ring, so
+        # every test conntrace is filtered in the kernel to the namespace its
+        # test made. An exception names its reason (unfiltered="why").
+        if args[:1] != ["listen"] and not unfiltered and not any(
+                a == "--netns" or a.startswith("--netns=") for a in args):
+            raise AssertionError(f"conntrace {args} without --netns: filter it to the "
+                                 "test's namespace, or say why not (unfiltered=...)")
         # tests written for the attempts a namespace makes see only those,
         # unless they ask for incoming ones (test_inbound.py)
         if args[:1] != ["listen"] and not any(a == "--direction" or
@@ -641,27 +600,10 @@ def cgroup2_id_of_self():
 
 # ---------------------------------------------------------------------------
 # Faults and floods (test_faults.py): the BPF objects a process owns, its
-# memory, the kernel's own loss counters, namespaces kept out of the
-# session-wide checks.
+# memory, the kernel's own loss counters.
 
 SYNFLOOD = TOOLS_DIR / "synflood"
 VMTEST = os.environ.get("VMTEST") == "1"
-
-
-def disown(ns):
-    """Leave ns out of the session-wide checks of conftest's `ct` fixture
-    (one verdict per attempt, ctclient's only): for namespaces whose
-    attempts come from synflood, by the thousand."""
-    with _owned_lock:
-        windows = OWNED_NETNS.get(ns.inode, [])
-        if ns._window in windows:
-            windows.remove(ns._window)
-        if not windows:
-            OWNED_NETNS.pop(ns.inode, None)
-        start = ns._window[0] if ns._window is not None else time.time()
-        ns._disowned = [start, None]
-        DISOWNED_NETNS.setdefault(ns.inode, []).append(ns._disowned)
-    ns._window = None
 
 
 def bpf_fd_ids(pid):

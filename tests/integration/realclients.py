@@ -25,18 +25,14 @@ import threading
 import time
 from pathlib import Path
 
-from ctharness import NetNS, check_verdict, disown, readline_timeout
+from ctharness import NetNS, check_verdict, readline_timeout
 
 PY = "/usr/bin/python3"
 
 
 def make_ns(prefix="rt"):
-    """A fresh test namespace, left out of conftest's session-wide checks
-    (which expect only ctclient attempts, one per port): these tests make
-    attempts with curl, nginx, haproxy and wrk, some to one port many times."""
-    ns = NetNS(prefix).create()
-    disown(ns)
-    return ns
+    """A fresh test namespace (created; destroy() it)."""
+    return NetNS(prefix).create()
 
 
 def kernel_at_least(major, minor):

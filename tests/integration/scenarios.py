@@ -4,9 +4,9 @@
 Each scenario runs in its own fresh namespace, makes exactly one attempt
 with ctclient (comm "ctc-<name>") to a port unique in the session, asserts
 what the kernel did (the client's errno, the namespace's TcpExt
-TCPSynRetrans delta) and, when a Conntrace is given, waits for that
-attempt's verdict (matched by netns inode and dport only, so a wrong pid or
-cause is reported as a mismatch instead of a timeout).
+TCPSynRetrans delta) and, traced, waits for that attempt's verdict from a
+conntrace filtered to the namespace (matched by netns inode and dport only,
+so a wrong pid or cause is reported as a mismatch instead of a timeout).
 """
 
 import json
@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ctharness import (UNREACH_ADDR, NetNS, cgroup2_id_of_self, check_verdict, flow,
-                       free_port, parse_ts, related)
+from ctharness import (UNREACH_ADDR, Conntrace, NetNS, cgroup2_id_of_self, check_verdict,
+                       flow, free_port, parse_ts, related)
 
 SLACK_MS = 1000   # conntrace's duration may exceed the client's own by at most this
 
@@ -84,7 +84,7 @@ def attempt_timeout(ns, port, comm, spec):
     # kernel retransmits at ~1,2,3,4,6 s: 5 retransmits, ETIMEDOUT at ~7 s.
     ns.sysctl("net.ipv4.tcp_syn_retries", 2)
     ns.listen(port, v6=spec.v6)          # a listener is there; the firewall hides it
-    ns.drop_syns(port)
+    ns.drop_syns(port, table=f"cttest{port}")   # its own: scenarios may share a namespace
     c = ns.client(lo(spec), port, v6=spec.v6, name=comm)
     c.finish(timeout=60)
     return c
@@ -97,21 +97,21 @@ def attempt_slow(ns, port, comm, spec):
     # sleeping a fixed ~1.5 s keeps this deterministic on a loaded machine:
     # normally 2 retransmits, never 0.
     ns.listen(port, v6=spec.v6)
-    ns.drop_syns(port)
+    ns.drop_syns(port, table=f"cttest{port}")
     before = ns.syn_retrans()
     c = ns.client(lo(spec), port, v6=spec.v6, name=comm, announce=True)
     deadline = time.monotonic() + 15
     while ns.syn_retrans() - before < 1:
         assert time.monotonic() < deadline, "no SYN retransmit within 15 s"
         time.sleep(0.05)
-    ns.undrop()
+    ns.undrop(table=f"cttest{port}")
     c.finish(timeout=60)
     return c
 
 
 def attempt_abandoned(ns, port, comm, spec):
     ns.listen(port, v6=spec.v6)
-    ns.drop_syns(port)
+    ns.drop_syns(port, table=f"cttest{port}")
     c = ns.client(lo(spec), port, v6=spec.v6, name=comm, nonblock=True, abandon_after=500)
     c.finish()
     return c
@@ -162,42 +162,61 @@ EXPECTED_RESULT = {
 }
 
 
-def run_scenario(spec, ct=None):
+def run_scenario(spec, traced=False):
     """Run one scenario in a fresh namespace (deleted on return, even on
-    failure); assert the kernel facts; with ct, wait for the verdict."""
+    failure); assert the kernel facts. traced: under a `conntrace -j -a`
+    filtered in the kernel to that namespace (--netns), started before the
+    attempt: wait for the verdict, stop it, and check that the attempt got
+    exactly one verdict, the client's, and the summary counts it."""
     with NetNS() as ns:
         port = free_port()
         before = ns.syn_retrans()
-        mark = ct.mark() if ct else 0
-        wall_start = time.time()
-        c = spec.attempt(ns, port, spec.comm, spec)
-        delta = ns.syn_retrans() - before
-        r = c.result
-        where = f"{spec.name} in {ns.name}: client {json.dumps(r)}, TCPSynRetrans delta {delta}"
-        assert r["result"] in EXPECTED_RESULT[spec.verdict], f"kernel: {where}"
-        assert spec.retrans[0] <= delta <= spec.retrans[1], f"kernel: {where}"
-        assert r["elapsed_ms"] >= spec.min_elapsed_ms, f"kernel: {where}"
-        assert r["comm"] == spec.comm, f"kernel: {where}"
-        if not spec.sport_may_be_zero:
-            assert r["sport"] > 0, f"no local port seen: {where}"
-        out = Outcome(spec, ns.name, ns.inode, port, r, c.pid, wall_start, c.wall_end, delta)
-        if ct is not None:
-            out.record = ct.wait_for(
-                flow(ns, port), since=mark, context=related(ns, port),
-                what=f"the {spec.name} verdict (netns {ns.inode}, dport {port}, pid {c.pid})")
-            # nothing may be retransmitted after the attempt ended
-            again = ns.syn_retrans() - before
-            assert again == delta, f"kernel: TCPSynRetrans moved on: {delta} -> {again}"
+        ct = Conntrace("-a", "--netns", ns.inode).start() if traced else None
+        try:
+            wall_start = time.time()
+            c = spec.attempt(ns, port, spec.comm, spec)
+            delta = ns.syn_retrans() - before
+            r = c.result
+            where = f"{spec.name} in {ns.name}: client {json.dumps(r)}, TCPSynRetrans delta {delta}"
+            assert r["result"] in EXPECTED_RESULT[spec.verdict], f"kernel: {where}"
+            assert spec.retrans[0] <= delta <= spec.retrans[1], f"kernel: {where}"
+            assert r["elapsed_ms"] >= spec.min_elapsed_ms, f"kernel: {where}"
+            assert r["comm"] == spec.comm, f"kernel: {where}"
+            if not spec.sport_may_be_zero:
+                assert r["sport"] > 0, f"no local port seen: {where}"
+            out = Outcome(spec, ns.name, ns.inode, port, r, c.pid, wall_start, c.wall_end, delta)
+            if ct is not None:
+                out.record = ct.wait_for(
+                    flow(ns, port), context=related(ns, port),
+                    what=f"the {spec.name} verdict (netns {ns.inode}, dport {port}, pid {c.pid})")
+                # nothing may be retransmitted after the attempt ended
+                again = ns.syn_retrans() - before
+                assert again == delta, f"kernel: TCPSynRetrans moved on: {delta} -> {again}"
+                summary = ct.stop()
+                check_alone(ct, summary, out)
+        finally:
+            if ct is not None:
+                ct.kill()
         out.wall_end = time.time()
         return out
 
 
-def run_all(specs, ct=None):
+def check_alone(ct, summary, out):
+    """The namespace's only attempt got one verdict, and nothing else did
+    (a listener's accepted socket, say); the summary counts exactly it."""
+    recs = ct.verdicts(phase=None)
+    assert recs == [out.record], \
+        f"{out.spec.name}: one verdict wanted, for pid {out.spawned_pid}: {json.dumps(recs)}"
+    counted = {v: n for v, n in summary["verdicts"].items() if n}
+    assert counted == {out.record["verdict"]: 1}, f"{out.spec.name}: summary {summary}"
+
+
+def run_all(specs, traced=False):
     """Run scenarios concurrently (the timeouts take ~7 s each); returns
     name -> Outcome, or the exception that scenario raised."""
     results = {}
     with ThreadPoolExecutor(max_workers=max(1, len(specs))) as ex:
-        futs = {s.name: ex.submit(run_scenario, s, ct) for s in specs}
+        futs = {s.name: ex.submit(run_scenario, s, traced) for s in specs}
         for name, f in futs.items():
             try:
                 results[name] = f.result()

@@ -21,7 +21,7 @@ CLIENTS = 8
 
 def test_full_accept_queue_in_the_verdict_stream():
     port = free_port()
-    with NetNS() as ns, Conntrace("-a") as ct:
+    with NetNS() as ns, Conntrace("-a", "--netns", ns.inode) as ct:
         ns.sysctl("net.ipv4.tcp_syn_retries", 2)   # the dropped ones give up after ~7 s
         ns.listen(port, backlog=1, no_accept=True)
         before = ns.counter("ListenOverflows")
@@ -125,7 +125,7 @@ def wait_until(pred, timeout, what):
 
 def test_syn_queue_drops_are_not_listen_overflows():
     port = free_port()
-    with NetNS() as ns, Conntrace("-a", "--port", port) as ct:
+    with NetNS() as ns, Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         ns.sysctl("net.ipv4.tcp_syncookies", 0)     # a full SYN queue drops
         ns.sysctl("net.ipv4.tcp_syn_retries", 1)    # the dropped ones give up after ~3 s
         ns.sysctl("net.ipv4.tcp_synack_retries", 1)
@@ -163,12 +163,28 @@ table inet ctsynq {{
         _, drops_before = listener_state(ns, port)
         clients = [ns.client("127.0.0.1", port, name=f"ctc-sqf{i}") for i in range(SYNQ_CLIENTS)]
         results = [c.finish(timeout=30) for c in clients]
-        time.sleep(2.5)     # the last readings of the listener come once a second
         after = ns.netstat()["TcpExt"]
         queue, drops_after = listener_state(ns, port)
-        with ct.cond:
-            records = list(ct.records[mark:])
+
+        # 3. one real overflow again, once the SYN queue has emptied: the
+        # listener is read once a second, so the reading that shows this
+        # overflow comes after every reading that covered step 2's drops,
+        # whose records (there must be none) are then all in
+        ns.exec(["nft", "delete", "table", "inet", "ctsynq"])
+        wait_until(lambda: not ns.exec(["ss", "-Htn", "state", "syn-recv", "sport", "=",
+                                        f":{port}"]).stdout.strip(), 15, "an empty SYN queue")
+        refill = [ns.client("127.0.0.1", port, name=f"ctc-sqr{i}") for i in range(BACKLOG + 1)]
+        assert [c.finish(timeout=30)["result"] for c in refill] == ["ok"] * (BACKLOG + 1)
+        wait_until(lambda: listener_state(ns, port)[0] == BACKLOG + 1, 10, "a full queue again")
+        mark3 = ct.mark()
+        ns.client("127.0.0.1", port, name="ctc-sq-late2", nonblock=True,
+                  abandon_after=500).finish(timeout=30)
+        assert ns.counter("ListenOverflows") - after["ListenOverflows"] == 1, ns.netstat()
+        ct.wait_for(lambda r: r.get("type") == "listen_overflow" and r.get("lport") == port,
+                    timeout=10, since=mark3, what="the second late SYN's overflow")
+        # a stop decides every attempt left (the verdicts of step 2 are all in)
         ct.stop()
+        records = ct.records[mark:]
 
     assert all(r["result"] == "ETIMEDOUT" for r in results), results
     d = {k: after[k] - before[k] for k in ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop")}
@@ -180,8 +196,10 @@ table inet ctsynq {{
     # (tcp_check_req answers them and the segment is dropped)
     assert drops_after - drops_before >= d["ListenDrops"], (drops_before, drops_after, d)
 
+    # from step 2 on, the only listen overflow is step 3's
     ovf = [r for r in records if r.get("type") == "listen_overflow" and r.get("lport") == port]
-    assert sum(r["overflows"] for r in ovf) == d["ListenOverflows"], (ovf, d)
+    assert d["ListenOverflows"] == 0 and sum(r["overflows"] for r in ovf) == 1, (ovf, d)
+    assert ovf[-1]["overflows_total"] == 2, ovf
     verdicts = {r["pid"]: r for r in records if r.get("type") == "verdict"
                 and r.get("dport") == port}
     for c in clients:

@@ -8,9 +8,6 @@ destination), the rest of that second is one aggregated line with its count.
   lines plus the aggregated counts equal the refused attempts, which equal
   the attempts made (the summary line says so too).
 - The same storm with --no-aggregate: a line for every attempt, no aggregate.
-
-The attempts come from synflood, so the namespace is kept out of
-conftest.py's session-wide checks (disown).
 """
 
 import random
@@ -20,7 +17,7 @@ import subprocess
 
 import pytest
 
-from ctharness import (START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, NetNS, conntrace_path, disown,
+from ctharness import (START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, NetNS, conntrace_path,
                        readline_timeout, run)
 
 ATTEMPTS = 3000
@@ -48,7 +45,6 @@ def own_port():
 @pytest.fixture
 def own_ns():
     with NetNS("cta") as ns:
-        disown(ns)
         yield ns
 
 

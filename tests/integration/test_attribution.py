@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ctharness import (CLIENT_PIDS, CTCLIENT, CTLISTEN, Conntrace, conntrace_path, flow,
+from ctharness import (CTCLIENT, CTLISTEN, Conntrace, conntrace_path, flow,
                        free_port, readline_timeout, related, run)
 from ctschema import check_record
 
@@ -97,7 +97,6 @@ class CgClient:
              addr, str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         self.pid = self.proc.pid
-        CLIENT_PIDS.add(self.pid)
         ns.procs.append(self.proc)      # killed by the namespace's cleanup too
 
     def finish(self, timeout=60):
@@ -116,7 +115,7 @@ def test_pod_and_service_attribution(netns, cgroups):
     ctr_dir = cgroups.make(ctr)
     svc_dir = cgroups.make(f"ctest.slice/{unit}")
     p_pod, p_svc, p_other = free_port(), free_port(), free_port()
-    with Conntrace("--port", f"{p_pod},{p_svc}") as ct:
+    with Conntrace("--netns", netns.inode, "--port", f"{p_pod},{p_svc}") as ct:
         CgClient(svc_dir, netns, "127.0.0.1", p_other, name="ctc-attr-x").finish()
         a = CgClient(ctr_dir, netns, "127.0.0.1", p_pod, name="ctc-attr-pod")
         b = CgClient(svc_dir, netns, "127.0.0.1", p_svc, name="ctc-attr-svc")
@@ -145,29 +144,34 @@ def test_cgroup_filter_shows_only_its_subtree(netns, cgroups, form):
     pod_dir = os.path.join(MOUNT, pod)
     p_in, p_out = free_port(), free_port()
     # the pod's slice: the container's scope is below it
-    with Conntrace("-a", "--cgroup", pod if form == "relative" else pod_dir) as ct:
+    with Conntrace("-a", "--netns", netns.inode,
+                   "--cgroup", pod if form == "relative" else pod_dir) as ct:
         CgClient(svc_dir, netns, "127.0.0.1", p_out, name="ctc-cgf-out").finish()
         a = CgClient(ctr_dir, netns, "127.0.0.1", p_in, name="ctc-cgf-in")
         a.finish()
         rec = ct.wait_for(flow(netns, p_in), context=related(netns, p_in),
                           what="the verdict of the client inside --cgroup")
-        time.sleep(1.0)                 # the other one's verdict would be out by now
-        ct.stop()
+        # no settle time: both attempts are over, and a stop drains the ring
+        # and decides every flow left before its summary
+        summary = ct.stop()
     assert (rec["pid"], rec["pod_uid"], rec["container_id"]) == (a.pid, uid, cid), rec
-    # global: nothing from any task outside the pod's slice, ours or not
+    # nothing from any task outside the pod's slice, not even counted (filtered
+    # in the kernel); --netns: the summary counts this namespace's attempts only
+    assert {v: n for v, n in summary["verdicts"].items() if n} == {"refused": 1}, summary
+    assert summary["flows"] == 1, summary
     wrong = ct.verdicts(lambda r: not (r["cgroup"] or "").startswith("/" + pod))
     assert not wrong, f"--cgroup {pod} printed attempts from elsewhere: {wrong}"
 
 
 def test_comm_and_pid_list_filters(netns):
-    # one port per attempt: the session's checks take (netns, port) for one attempt
+    # one port per attempt: flow() finds an attempt by (netns, port)
     ports = [free_port() for _ in range(3)]
     plist = ",".join(map(str, ports))
     clients = [netns.client("127.0.0.1", p, name=f"ctc-pl-{i}", wait_stdin=True)
                for i, p in enumerate(ports)]
     want = [clients[0].pid, clients[2].pid]
-    with Conntrace("-p", ",".join(map(str, want)), "--port", plist) as ct, \
-            Conntrace("--comm", "ctc-pl-1", "--port", plist) as cc:
+    with Conntrace("--netns", netns.inode, "-p", ",".join(map(str, want)), "--port", plist) as ct, \
+            Conntrace("--netns", netns.inode, "--comm", "ctc-pl-1", "--port", plist) as cc:
         for c in clients:
             c.go()
             assert c.finish()["result"] == "ECONNREFUSED"
@@ -176,9 +180,10 @@ def test_comm_and_pid_list_filters(netns):
                         what=f"the verdict of pid {clients[i].pid}")
         rec = cc.wait_for(flow(netns, ports[1]), context=related(netns, ports[1]),
                           what="the verdict of --comm ctc-pl-1")
-        time.sleep(1.0)
-        ct.stop()
-        cc.stop()
+        # a stop drains the ring and decides every flow left: no settle time
+        s_pids, s_comm = ct.stop(), cc.stop()
+    # judged in the kernel: the others are not even flows there
+    assert (s_pids["flows"], s_comm["flows"]) == (2, 1), (s_pids, s_comm)
     assert sorted(r["pid"] for r in ct.verdicts()) == sorted(want), ct.verdicts()
     assert rec["pid"] == clients[1].pid and rec["comm"] == "ctc-pl-1", rec
     assert [r["pid"] for r in cc.verdicts()] == [clients[1].pid], cc.verdicts()
@@ -200,7 +205,7 @@ def test_cgroup_removed_before_the_verdict(netns, cgroups):
     p = free_port()
     netns.listen(p)
     netns.drop_syns(p)
-    with Conntrace("--port", p) as ct:
+    with Conntrace("--netns", netns.inode, "--port", p) as ct:
         c = CgClient(svc_dir, netns, "127.0.0.1", p, name="ctc-cg-gone")
         deadline = time.monotonic() + 10
         while not syn_sent(netns, p):

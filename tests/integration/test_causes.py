@@ -5,7 +5,7 @@ non-blocking connect that reads SO_ERROR after an ICMP error, an AF_INET6
 dual-stack socket to a v4-mapped address, a self-connect (simultaneous
 open), a connect from a second thread, and the `inferred` flag.
 
-Each test runs in its own namespace under its own `conntrace -j -a --port P`
+Each test runs in its own namespace under its own `conntrace -j -a --netns NS --port P`
 and checks the verdict against what the client saw (its errno, SO_ERROR,
 pid and thread id) and the namespace's counters (`nstat`)."""
 
@@ -28,11 +28,11 @@ def ns():
 
 
 def traced(ns, port, attempt):
-    """Run attempt() under `conntrace -j -a --port port`: (its result, the
+    """Run attempt() under `conntrace -j -a --netns ns --port port`: (its result, the
     verdict or None, every verdict for the port, counter deltas). A verdict
     that does not come within SHORT_WAIT s is looked for in what conntrace
     prints when stopped (pending), so the failure shows it."""
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         res = attempt()
         try:

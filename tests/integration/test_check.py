@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ctharness import UNREACH_ADDR, NetNS, conntrace_path, disown, free_port, run
+from ctharness import UNREACH_ADDR, NetNS, conntrace_path, free_port, run
 from ctschema import check_line
 from fakepeer import FakePeer, peer_addr
 
@@ -30,8 +30,6 @@ CHECK_TIMEOUT = 60      # seconds a check run may take, at most
 def ns(tmp_path):
     """A namespace with its own hosts file and a resolver that answers nothing."""
     with NetNS("ctchk") as n:
-        # check's own attempts (comm conntrace) are not the session's ctclients
-        disown(n)
         n.etc = tmp_path
         (tmp_path / "hosts").write_text("127.0.0.1 svc.test\n::1 svc6.test\n")
         (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\n"

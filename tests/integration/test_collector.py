@@ -13,9 +13,8 @@
   new time. The step is simulated for conntrace alone with an LD_PRELOAD
   shim over clock_gettime(CLOCK_REALTIME), built here with cc.
 
-Each test runs conntrace with `--port` on its own port below 1024, in its
-own namespace, kept out of conftest.py's session-wide checks (disown): the
-attempts come from synflood, not ctclient.
+Each test runs conntrace with `--netns` and `--port` on its own port below
+1024, in its own namespace.
 """
 
 import fcntl
@@ -31,7 +30,7 @@ from collections import Counter
 import pytest
 
 from ctharness import (START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, Conntrace, NetNS,
-                       conntrace_path, disown, parse_ts, readline_timeout, run)
+                       conntrace_path, parse_ts, readline_timeout, run)
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 STOP_DEADLINE = 5.0     # s from SIGTERM to exit with a blocked stdout (grace 1 s)
@@ -52,7 +51,6 @@ def own_port():
 @pytest.fixture
 def own_ns():
     with NetNS("ctc") as ns:
-        disown(ns)
         yield ns
 
 
@@ -82,7 +80,8 @@ def test_sigterm_with_a_full_unread_stdout(own_ns):
     is blocked on its output when SIGTERM comes. It must exit 0 within
     STOP_DEADLINE (before, SA_RESTART resumed the write and it hung)."""
     port = own_port()
-    ct = subprocess.Popen([conntrace_path(), "-j", "-a", "--port", str(port)],
+    ct = subprocess.Popen([conntrace_path(), "-j", "-a", "--netns", str(own_ns.inode),
+                           "--port", str(port)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE)
     try:
@@ -132,7 +131,7 @@ def test_reader_gone_while_verdicts_flow(own_ns, json_mode):
     a shell), which it did when the reader left between two writes."""
     port = own_port()
     f = flood(own_ns, port, count=40000, spread_ms=20000)
-    argv = [conntrace_path(), "-a", "--port", str(port)] + (["-j"] if json_mode else [])
+    argv = [conntrace_path(), "-a", "--netns", str(own_ns.inode), "--port", str(port)] + (["-j"] if json_mode else [])
     ct = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = subprocess.Popen(["head", "-1"], stdin=ct.stdout, stdout=subprocess.PIPE)
     ct.stdout.close()
@@ -177,7 +176,7 @@ table inet cttest {{
     f = own_ns.popen(["sh", "-c", f"read go && exec {SYNFLOOD} --accept --count 200000 "
                       f"--concurrency 500 --hold-ms 2000 --spread-ms 20000 "
                       f"--name ctc-stopflood 127.0.0.1 {port}"], stdin=subprocess.PIPE)
-    with Conntrace("-a", "-p", f.pid, "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "-p", f.pid, "--port", port) as ct:
         f.stdin.write(b"go\n")
         f.stdin.flush()
         deadline = time.monotonic() + 60
@@ -259,7 +258,7 @@ def test_wall_clock_step_followed(own_ns, tmp_path):
         return ct.wait_for(lambda r: r.get("type") == "verdict" and r["comm"] == name,
                            what=f"a verdict from {name}")
 
-    with Conntrace("-a", "--port", port, binary=str(wrapper)) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port, binary=str(wrapper)) as ct:
         assert abs(parse_ts(ct.start_record["ts"]) - time.time()) < 5, ct.start_record
         before = refused_burst("ctc-before")
         assert abs(parse_ts(before["ts"]) - time.time()) < 5, before["ts"]

@@ -12,12 +12,10 @@ task names that are terminal escape sequences, a kernel without BTF or
 without tracefs. Tools: valgrind over a scenario.
 
 The machine is shared with other floods, so every test runs conntrace with
-`--port` on a port below 1024 that no other test uses and no connection takes
-as its source port: the ring buffer carries only the test's own records (the
-kernel side still follows every connection on the machine), and exact
-accounting against the kernel's counters holds. Attempts differ by address
-(127.0.0.x) instead of port, so the test namespaces are disowned: they are not
-for conftest.py's session-wide one-attempt-per-port check.
+`--netns` (its own namespace) and `--port` on a port below 1024 that no other
+test uses and no connection takes as its source port: the ring buffer carries
+only the test's own records, and exact accounting against the kernel's
+counters holds. Attempts differ by address (127.0.0.x) instead of port.
 """
 
 import codecs
@@ -35,7 +33,7 @@ import pytest
 
 from ctharness import (HeldConntrace, CTLISTEN, ROOT, START_TIMEOUT, STOP_TIMEOUT, SYNFLOOD, VMTEST,
                        Conntrace, NetNS, bpf_fd_ids, bpf_maps_of, bpf_objects_left,
-                       check_verdict, conntrace_path, disown, free_port, kernel_counters,
+                       check_verdict, conntrace_path, free_port, kernel_counters,
                        proc_status, readline_timeout, related, rss_kb, run, synflood)
 
 SUPPRESSIONS = ROOT / "tests" / "integration" / "valgrind-bpf.supp"
@@ -74,9 +72,8 @@ def synflood_tool():
 
 @pytest.fixture
 def own_ns():
-    """A namespace kept out of the session-wide checks (see above)."""
+    """A namespace of this test alone."""
     with NetNS("ctf") as ns:
-        disown(ns)
         yield ns
 
 
@@ -133,7 +130,9 @@ def lost_records_consistent(recs):
 
 def wait_quiet(pid, ct, port, settle=1.5, timeout=60):
     """Until the kernel's loss counter and the verdicts for port stop moving
-    for `settle` s; returns the kernel's counters then."""
+    for `settle` s; returns the kernel's counters then. For floods whose
+    attempts cannot all be accounted for one by one (evicted flows, missed
+    events): before bounds, not exact counts."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while True:
@@ -145,6 +144,20 @@ def wait_quiet(pid, ct, port, settle=1.5, timeout=60):
             return kernel_counters(pid)
         assert time.monotonic() < deadline, f"still moving after {timeout}s: {now}"
         time.sleep(0.25)
+
+
+def wait_accounted(pid, ct, ns, port, n, timeout=60):
+    """Until the verdicts from ns to port and the kernel's count of records
+    lost add up to n attempts; returns the kernel's counters then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        kc = kernel_counters(pid)
+        seen = len(ct.verdicts(lambda r: r["netns"] == ns.inode and r["dport"] == port))
+        if seen + kc["CT_CNT_RINGBUF_LOST"] >= n:
+            return kc
+        assert time.monotonic() < deadline, \
+            f"{seen} verdicts + {kc['CT_CNT_RINGBUF_LOST']} lost < {n} attempts after {timeout}s"
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------
@@ -168,7 +181,7 @@ def test_syn_flood_bounded_and_counted(own_ns):
     helptext = run([conntrace_path(), "--help"]).stdout
     metrics = "--metrics" in helptext
     metrics_port = free_port()
-    args = ["--max-flows", FLOOD_MAX_FLOWS, "--port", port]
+    args = ["--netns", ns.inode, "--max-flows", FLOOD_MAX_FLOWS, "--port", port]
     if metrics:
         args += ["--metrics", f"127.0.0.1:{metrics_port}"]
     ct = Conntrace(*args)
@@ -263,7 +276,7 @@ def test_ring_overflow_counted_exactly(own_ns, user):
     --user the maps are read after the switch to nobody."""
     ns = own_ns
     port, n = quiet_port(), 3000
-    args = ["-a", "--port", port, "--ring-size", 4096]
+    args = ["-a", "--netns", ns.inode, "--port", port, "--ring-size", 4096]
     if user:
         args += ["--user", user]
     with Conntrace(*args) as ct:
@@ -278,7 +291,9 @@ def test_ring_overflow_counted_exactly(own_ns, user):
         finally:
             os.kill(pid, signal.SIGCONT)
         assert res["inprogress"] + res["connected"] == n and res["failed"] == 0, res
-        kc = wait_quiet(pid, ct, port)
+        # until every attempt is accounted for: its verdict printed, or its
+        # record counted lost by the kernel (one record per attempt here)
+        kc = wait_accounted(pid, ct, ns, port, n)
         assert kc["CT_CNT_RINGBUF_LOST"] > 0, f"3000 connects did not overflow a 4 KiB ring: {kc}"
         ct.wait_for(lambda r: r.get("type") == "lost" and r["records"] > 0, timeout=10,
                     what="a lost record")
@@ -314,7 +329,7 @@ table inet cttimer {{
     }}
 }}
 """)
-    with Conntrace("-a", "--port", port, "--ring-size", 16 << 20) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port, "--ring-size", 16 << 20) as ct:
         pid = ct.proc.pid
         floods = [ns.popen([SYNFLOOD, "--accept", "--count", per, "--concurrency", 256,
                             "--spread-ms", 6000, "--name", "ctc-busy", addr, port])
@@ -366,7 +381,7 @@ def test_slow_consumer_keeps_counting(own_ns):
     verdict arrives (in order: tests/unit/test_outfd.c); summary and kernel agree."""
     ns = own_ns
     port, n = quiet_port(), 4000
-    ct = HeldConntrace("-a", "--port", port, "--ring-size", 65536).start()
+    ct = HeldConntrace("-a", "--netns", own_ns.inode, "--port", port, "--ring-size", 65536).start()
     try:
         pid = ct.proc.pid
         t0 = time.monotonic()
@@ -384,7 +399,7 @@ def test_slow_consumer_keeps_counting(own_ns):
         assert flood.returncode == 0, err
         res = json.loads(out.decode().splitlines()[-1])
         assert res["count"] == n and res["failed"] == 0, res
-        kc = wait_quiet(pid, ct, port)
+        kc = wait_accounted(pid, ct, ns, port, n)
         summary = ct.stop()
     finally:
         ct.kill()
@@ -411,7 +426,7 @@ def test_signal_clean_exit(own_ns, sig):
     """Exit status 0 with a summary; afterwards none of its programs, links
     or maps exist (bpftool prog/link/map show)."""
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         ids = conntrace_objects(ct.proc.pid)
         attempt(ct, own_ns, "127.0.0.1", port, "ctc-signal", "refused")
         summary = ct.stop(sig)       # checks rc 0 and one summary, last
@@ -424,7 +439,7 @@ def test_sigkill_leaves_nothing(own_ns):
     """Links belong to the process: after SIGKILL nothing is left attached,
     loaded or pinned (a pinned object would still show in bpftool)."""
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         ids = conntrace_objects(ct.proc.pid)
         attempt(ct, own_ns, "127.0.0.1", port, "ctc-sigkill", "refused")
         ct.proc.kill()
@@ -434,11 +449,12 @@ def test_sigkill_leaves_nothing(own_ns):
 
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
-def test_sigpipe_head_exits_at_once(json_mode):
+def test_sigpipe_head_exits_at_once(own_ns, json_mode):
     """`conntrace | head -1`: once head has its line and exits, conntrace
     exits at once with status 0 and no message, even with nothing more to
-    print (the port filter leaves it nothing)."""
-    argv = [conntrace_path(), "--port", str(quiet_port())] + (["-j"] if json_mode else [])
+    print (the filters leave it nothing: an empty namespace)."""
+    argv = [conntrace_path(), "--netns", str(own_ns.inode), "--port", str(quiet_port())] + \
+        (["-j"] if json_mode else [])
     ct = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = subprocess.Popen(["head", "-1"], stdin=ct.stdout, stdout=subprocess.PIPE)
     ct.stdout.close()
@@ -467,7 +483,8 @@ def test_sigpipe_head_exits_at_once(json_mode):
 def test_two_instances(own_ns):
     """Two conntraces at once both see the same attempt, and both stop cleanly."""
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as one, Conntrace("-a", "--port", port) as two:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as one, \
+            Conntrace("-a", "--netns", own_ns.inode, "--port", port) as two:
         r1 = attempt(one, own_ns, "127.0.0.1", port, "ctc-two", "refused")
         r2 = two.wait_for(to(own_ns, "127.0.0.1", port), what="instance 2's verdict")
         same = ("verdict", "cause", "pid", "tid", "comm", "netns", "saddr", "sport", "daddr",
@@ -490,6 +507,7 @@ def one_line(p):
 
 
 def test_not_root():
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
              conntrace_path(), "-j"], check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -502,6 +520,7 @@ def test_missing_capability(cap):
     """Root without one of the two (and without CAP_SYS_ADMIN, which covers
     both): one line naming it, exit 1."""
     drop = f"{cap.lower()},cap_sys_admin"
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = run(["capsh", f"--drop={drop}", "--", "-c", f'exec "{conntrace_path()}" -j'],
             check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -515,7 +534,7 @@ def test_user_drops_everything_and_still_traces(own_ns):
     ns, port = own_ns, quiet_port()
     listen_on(ns, "127.0.0.3", port)
     drop_syns_to(ns, port, "127.0.0.3")
-    with Conntrace("-a", "--port", port, "--user", "nobody") as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port, "--user", "nobody") as ct:
         st = proc_status(ct.proc.pid)
         nobody = run(["id", "-u", "nobody"]).stdout.strip()
         nogroup = run(["id", "-g", "nobody"]).stdout.strip()
@@ -578,7 +597,8 @@ def raw_run(args, ns, port):
     stdout, stop with SIGINT. Returns (stdout bytes, [(addr, name bytes,
     ctclient result)])."""
     # the names are the clients': their outgoing attempts (not the listener side)
-    p = subprocess.Popen([conntrace_path(), "--direction", "out", "--port", str(port), *args],
+    p = subprocess.Popen([conntrace_path(), "--direction", "out", "--netns", str(ns.inode),
+                          "--port", str(port), *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     buf, done, made = bytearray(), threading.Event(), []
 
@@ -698,6 +718,7 @@ def in_mount_ns(script, argv, **kw):
 def test_no_btf_one_line():
     """No /sys/kernel/btf/vmlinux: not enough left to be useful (every hook
     is BTF-typed): one line saying so, exit 1."""
+    # no --netns: it must fail before loading anything (nothing is traced)
     p = run(in_mount_ns("mount -t tmpfs none /sys/kernel/btf",
                         [conntrace_path(), "-j"]), check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -708,6 +729,7 @@ def test_garbage_btf_one_line():
     with tempfile.NamedTemporaryFile(prefix="ctf-btf-") as f:
         f.write(os.urandom(8192))
         f.flush()
+        # no --netns: it must fail before loading anything (nothing is traced)
         p = run(in_mount_ns(f"mount --bind {f.name} /sys/kernel/btf/vmlinux",
                             [conntrace_path(), "-j"]), check=False, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
@@ -731,7 +753,7 @@ def test_no_tracefs_degrades(own_ns):
     p = run(in_mount_ns(NO_TRACEFS, [conntrace_path(), "--probes"]), timeout=60)
     row = next(l for l in p.stdout.splitlines() if l.startswith("connect_error"))
     port = quiet_port()
-    ct = Conntrace("-a", "--port", port)
+    ct = Conntrace("-a", "--netns", own_ns.inode, "--port", port)
     ct.argv = in_mount_ns(NO_TRACEFS, ct.argv)
     with ct:
         ce = ct.start_record["probes"]["connect_error"]
@@ -746,12 +768,12 @@ def test_no_tracefs_degrades(own_ns):
         ct.stop()
 
 
-def test_one_hook_set_for_connect_errors():
+def test_one_hook_set_for_connect_errors(own_ns):
     """connect() errors come from fentry/fexit or from the syscall
     tracepoints, never both: the unused set is not even loaded (else a
     kernel without tracefs reports the signal missing although fentry
     serves it)."""
-    with Conntrace("--port", quiet_port()) as ct:
+    with Conntrace("--netns", own_ns.inode, "--port", quiet_port()) as ct:
         hook = ct.start_record["probes"]["connect_error"]["hook"] or ""
         names = {json.loads(run(["bpftool", "-j", "prog", "show", "id", str(i)]).stdout)["name"]
                  for i in bpf_fd_ids(ct.proc.pid)["prog"]}
@@ -784,7 +806,7 @@ def test_missing_tracepoints_reported(own_ns):
         assert "listen_queue" in missing, "6.1 is expected to lack sk_data_ready"
     probes = run([conntrace_path(), "--probes"], timeout=60).stdout
     port = quiet_port()
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         pr = ct.start_record["probes"]
         for s, tp in TP_BTF_SIGNALS.items():
             row = next(l for l in probes.splitlines() if l.split()[0] == s)
@@ -812,7 +834,7 @@ def test_drop_reasons_named_from_this_kernels_btf(own_ns):
     ns, port = own_ns, quiet_port()
     listen_on(ns, "127.0.0.3", port)
     drop_syns_to(ns, port, "127.0.0.3")
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", own_ns.inode, "--port", port) as ct:
         r = attempt(ct, ns, "127.0.0.1", port, "ctc-enum-rst", "refused")
         assert r["cause"] == "no_listener", (values, r)
         r = attempt(ct, ns, "127.0.0.3", port, "ctc-enum-drop", "abandoned", nonblock=True,
@@ -841,7 +863,7 @@ def test_valgrind_scenario_clean(own_ns):
     ns, port = own_ns, quiet_port()
     log = tempfile.NamedTemporaryFile(prefix="ctf-valgrind-", suffix=".log", delete=False)
     log.close()
-    ct = Conntrace("-a", "--port", port)
+    ct = Conntrace("-a", "--netns", own_ns.inode, "--port", port)
     ct.argv = ["valgrind", "--leak-check=full", "--show-leak-kinds=all",
                "--errors-for-leak-kinds=all", "--error-exitcode=99",
                f"--suppressions={SUPPRESSIONS}", f"--log-file={log.name}", *ct.argv]
@@ -859,7 +881,11 @@ def test_valgrind_scenario_clean(own_ns):
         ct.wait_for(to(ns, "127.0.0.3", port), timeout=60, what="the abandoned verdict")
         pend = ns.client("127.0.0.4", port, name="ctc-vg-pending", nonblock=True,
                          abandon_after=60000, announce=True)
-        time.sleep(1)
+        # its connect() is under way once its socket is in SYN-SENT
+        deadline = time.monotonic() + 30
+        while not ns.exec(["ss", "-Htn", "state", "syn-sent", "dst", "127.0.0.4"]).stdout.strip():
+            assert time.monotonic() < deadline, "the pending client never reached SYN-SENT"
+            time.sleep(0.05)
         summary = ct.stop(timeout=120)     # exit status 99 would be an error
         assert summary["verdicts"]["pending"] == 1, summary
         assert pend.proc.poll() is None

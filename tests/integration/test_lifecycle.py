@@ -13,7 +13,7 @@ def test_stop_while_connecting(netns):
     port = free_port()
     netns.listen(port)
     netns.drop_syns(port)
-    with Conntrace("-a") as ct:
+    with Conntrace("-a", "--netns", netns.inode) as ct:
         c = netns.client("127.0.0.1", port, name="ctc-inflight", nonblock=True,
                          abandon_after=60000, announce=True)
         deadline = time.monotonic() + 10

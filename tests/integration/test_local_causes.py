@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from ctharness import Conntrace, flow, free_port, related
+from ctharness import Conntrace, bpf_fd_ids, flow, free_port, related, run
 from realclients import (Counters, assert_verdict, events, full_queue_problems, kernel_at_least,
                          make_ns, nft_packets, nft_syn_rule, wait_until)
 
@@ -38,6 +38,15 @@ def traced(ns, port, attempt, *args):
         d = k.delta()
         traced.summary = ct.stop()
     return res, ct.verdicts(flow(ns, port)), d
+
+
+def nft_counter(ns, family, table):
+    """The packets of the one counter in an nft table."""
+    listing = json.loads(ns.exec(["nft", "-j", "list", "table", family, table]).stdout)
+    counters = [e["counter"]["packets"] for item in listing["nftables"]
+                for e in item.get("rule", {}).get("expr", []) if "counter" in e]
+    assert len(counters) == 1, listing
+    return counters[0]
 
 
 def tx_dropped(ns, dev):
@@ -66,15 +75,38 @@ def test_tun_without_reader_is_local_drop(ns, v6):
     addr = "2001:db8::1" if v6 else "192.0.2.1"
     route = json.loads(ns.exec(["ip", "-j", "route", "get", addr]).stdout)
     assert route[0]["dev"] == "ctdead0", route      # only ever into the dead device
+    # the SYNs that reached the device, counted by netfilter's egress hook (before
+    # the qdisc): what the device's TX dropped counter must show, and conntrace too
+    ns.nft("""
+table netdev ctdeadtx {
+    chain egress {
+        type filter hook egress device ctdead0 priority 0; policy accept;
+        tcp flags & (syn | ack) == syn counter
+    }
+}
+""")
     before = tx_dropped(ns, "ctdead0")
-    res, recs, d = traced(ns, port, lambda: ns.client(addr, port, v6=v6,
-                                                      name="lc-deadtun").finish())
+    with Conntrace("--netns", ns.inode) as ct:
+        k = Counters(ns)
+        res = ns.client(addr, port, v6=v6, name="lc-deadtun").finish()
+        ct.wait_for(flow(ns, port), context=related(ns, port),
+                    what=f"the verdict for the attempt to port {port}")
+        d = k.delta()
+        # read while it runs: the kernel's count of its kfree_skb program's skipped runs
+        progs = [json.loads(run(["bpftool", "-j", "prog", "show", "id", str(i)]).stdout)
+                 for i in bpf_fd_ids(ct.proc.pid)["prog"]]
+        kfree_misses = sum(p.get("recursion_misses", 0) for p in progs
+                           if p["name"].startswith("handle_kfree"))
+        summary = ct.stop()
+    recs = ct.verdicts(flow(ns, port))
     dropped = tx_dropped(ns, "ctdead0") - before
+    egress = nft_counter(ns, "netdev", "ctdeadtx")
     assert res["result"] == "ETIMEDOUT" and res["elapsed_ms"] >= 2500, res
     assert (d["TcpActiveOpens"], d["TcpAttemptFails"]) == (1, 1), d
+    assert egress == d["TcpExtTCPSynRetrans"] + 1 >= 2, (egress, d)
     if not dropped and not kernel_at_least(6, 10):
-        dropped = d["TcpExtTCPSynRetrans"] + 1     # every SYN went into the dead device
-    assert dropped == d["TcpExtTCPSynRetrans"] + 1 >= 2, (dropped, d)
+        dropped = egress     # every SYN went into the dead device (6.1 counts none)
+    assert dropped == egress, (dropped, egress, d)
     assert len(recs) == 1, recs
     rec = recs[0]
     assert_verdict(rec, res, verdict="timeout", cause="local_drop", inferred=False,
@@ -82,14 +114,19 @@ def test_tun_without_reader_is_local_drop(ns, v6):
                    family="ipv6" if v6 else "ipv4", daddr=addr,
                    syn_retrans=d["TcpExtTCPSynRetrans"])
     drops = events(rec, "drop")
-    seen, missed = sum(e["count"] for e in drops), traced.summary["missed_events"]
-    # exact, unless the kernel skipped program runs (their events are lost)
+    seen = sum(e["count"] for e in drops)
     reason = "QDISC_DROP" if kernel_at_least(6, 10) else drops[0]["reason"] if drops else None
-    # Exact (dropped - missed <= seen) held in every run but one: there, on 6.18 over
-    # IPv6, 2 of 3 dropped SYNs were in the evidence with missed_events 0 (an open
-    # finding, in the closing note of round 2). The verdict rests on any one of them.
+    facts = dict(dropped=dropped, egress_syns=egress, seen=seen, kfree_skb_misses=kfree_misses,
+                 missed_events=summary["missed_events"], evidence=rec["evidence"])
+    # Exact held in every run but one (here 180 more attempts, 90 over IPv6, 120 of
+    # them while a flood of packets went into another dead TUN device): there, on
+    # 6.18 over IPv6, 2 of 3 dropped SYNs were in the evidence with missed_events 0:
+    # an open finding (issue 17). The verdict rests on any one of them; `facts`
+    # says where the next one was lost.
     assert [(e["reason"], e["packet"]) for e in drops] == [(reason, "syn")] and \
-        1 <= seen <= dropped, (dropped, missed, traced.summary, rec["evidence"])
+        1 <= seen <= dropped, facts
+    if seen < dropped:
+        print(f"\nOPEN FINDING (issue 17): drops unseen: {json.dumps(facts)}")
     assert reason in rec["detail"], rec["detail"]
 
 

@@ -15,7 +15,6 @@ accept queue, and the nft rule's own counter the SYNs it dropped or rejected.
 import os
 import re
 import signal
-import time
 
 import pytest
 
@@ -57,10 +56,10 @@ def only(ct, ns, port):
 
 
 def traced_curl(ns, port, *curl_args, v6=False, host=None, timeout=60):
-    """curl once to port under `conntrace -j -a --port port`: (curl's result,
+    """curl once to port under `conntrace -j -a --netns NS --port port`: (curl's result,
     the verdict, the namespace's counter deltas)."""
     target = f"http://{host}:{port}/" if host else url(v6, port)
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         res = curl(ns, target, *curl_args, timeout=timeout)
         one_verdict(ct, ns, port, f"the verdict for curl {target}")
@@ -221,7 +220,7 @@ def test_curl_slow_after_dropped_syns_names_netfilter_drop(ns, tmp_path):
     dropped. SLOW names what cost the time: netfilter_drop."""
     port = free_port()
     http_server(ns, port, tmp_path)
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         res = slow_curl(ns, port, k)
         one_verdict(ct, ns, port, "the SLOW verdict")
@@ -260,8 +259,8 @@ def test_nginx_upstream_connects(ns):
         }}
         """)
     try:
-        with Conntrace("-a", "--port", up_drop) as ct_drop, \
-                Conntrace("-a", "--port", up_closed) as ct_closed:
+        with Conntrace("-a", "--netns", ns.inode, "--port", up_drop) as ct_drop, \
+                Conntrace("-a", "--netns", ns.inode, "--port", up_closed) as ct_closed:
             k = Counters(ns)
             r_drop = curl(ns, url(False, front, "/drop"))
             one_verdict(ct_drop, ns, up_drop, "nginx's abandoned upstream connect")
@@ -306,8 +305,8 @@ def test_haproxy_health_checks_refused(ns):
     or refused/rst_received, pid = haproxy, tid = one of its threads."""
     closed, reset = free_port(), free_port()
     nft_syn_rule(ns, reset, "reject with tcp reset")
-    with Conntrace("-a", "--port", closed) as ct_closed, \
-            Conntrace("-a", "--port", reset) as ct_reset:
+    with Conntrace("-a", "--netns", ns.inode, "--port", closed) as ct_closed, \
+            Conntrace("-a", "--netns", ns.inode, "--port", reset) as ct_reset:
         def v_closed():
             return ct_closed.verdicts(flow(ns, closed))
 
@@ -330,7 +329,8 @@ def test_haproxy_health_checks_refused(ns):
         d = k.delta()           # haproxy is gone: every attempt has ended
         wait_until(lambda: len(v_closed()) + len(v_reset()) >= d["TcpAttemptFails"], 10,
                    f"{d['TcpAttemptFails']} verdicts (TcpAttemptFails)")
-        time.sleep(0.5)         # nothing more may come
+        # nothing more may come: a stop drains the ring and decides every flow
+        # left before its summary, so an extra verdict would be printed by then
         ct_closed.stop()
         ct_reset.stop()
     for st in (st_closed, st_reset):
@@ -363,15 +363,14 @@ def test_wrk_full_accept_queue_times_out_accept_queue_full(ns):
     port = free_port()
     ns.sysctl("net.ipv4.tcp_syn_retries", 1)
     ns.listen(port, backlog=1, no_accept=True)
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         p = ns.popen(["wrk", "-t1", "-c4", "-d5s", "--timeout", "30s", url(False, port)])
         out, err = p.communicate(timeout=60)
         d = k.delta()           # wrk has exited: every attempt has ended
         wait_until(lambda: len(ct.verdicts(flow(ns, port))) >= d["TcpActiveOpens"], 15,
                    f"{d['TcpActiveOpens']} verdicts (TcpActiveOpens)")
-        time.sleep(0.5)
-        ct.stop()
+        ct.stop()               # drains the ring: any extra verdict is printed by then
     out = out.decode()
     assert p.returncode == 0 and re.search(r"\b0 requests in", out), (out, err)
     recs = ct.verdicts(flow(ns, port))
@@ -406,7 +405,7 @@ def test_ab_stalled_listener_is_slow_accept_queue_full(ns):
     queue, whose overflows are exactly its lost SYNs."""
     port = free_port()
     srv = StalledServer(ns, port, backlog=1)
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         curls = [curl_start(ns, url(False, port)) for _ in range(2)]
         wait_until(lambda: len(ct.verdicts(flow(ns, port))) >= 2, 15,
@@ -419,8 +418,7 @@ def test_ab_stalled_listener_is_slow_accept_queue_full(ns):
         got = [curl_finish(c) for c in curls]
         d = k.delta()
         wait_until(lambda: len(ct.verdicts(flow(ns, port))) >= 3, 15, "3 verdicts")
-        time.sleep(0.5)
-        ct.stop()
+        ct.stop()               # drains the ring: any extra verdict is printed by then
     out = out.decode()
     assert p.returncode == 0, (out, err)
     assert re.search(r"Complete requests:\s+1\n", out) and \
@@ -451,7 +449,7 @@ def test_socat_killed_while_connecting_is_abandoned(ns):
     port = free_port()
     ns.listen(port)
     nft_syn_rule(ns, port, "drop")
-    with Conntrace("-a", "--port", port) as ct:
+    with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         p = ns.popen(["socat", "-u", f"TCP:127.0.0.1:{port}", "-"])
         wait_until(lambda: sockets(ns, "syn-sent", port), 10, "socat's SYN-SENT socket")
@@ -478,9 +476,9 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
     port = free_port()
     srv = http_server(ns, port, tmp_path)
     text = None
-    with Conntrace("--port", port) as ct:
+    with Conntrace("--netns", ns.inode, "--port", port) as ct:
         try:
-            text = TextConntrace(conntrace_path(), "--port", port)
+            text = TextConntrace(conntrace_path(), "--netns", ns.inode, "--port", port)
             k = Counters(ns)
             ok = curl(ns, url(False, port))
             slow = slow_curl(ns, port, k)
@@ -489,7 +487,8 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
             ct.wait_for(lambda r: flow(ns, port)(r) and r["verdict"] == "refused",
                         what="the refused verdict")
             text.wait_line(lambda line: " REFUSED " in line, 20, "REFUSED line")
-            time.sleep(1.0)     # an OK verdict, if one were printed, would be out by now
+            # an OK verdict, if one were printed, would be by the end of the
+            # stops: each drains its ring and decides every flow left
             lines = text.stop()
             ct.stop()
         finally:
@@ -499,9 +498,9 @@ def test_default_invocation_prints_failures_and_slow_not_ok(ns, tmp_path):
     assert slow.rc == 0 and slow.http_code == 200 and slow.elapsed >= 0.9, slow
     assert refused.rc == 7 and refused.connect_error == "Connection refused", refused
 
-    # (--port is global: another session's namespace may use the same port,
-    # so only this namespace's verdicts and these curls' lines are judged)
-    got = sorted((r["verdict"], r["pid"]) for r in ct.verdicts(flow(ns, port)))
+    # (--netns: only this namespace's attempts reach either conntrace)
+    assert all(flow(ns, port)(r) for r in ct.verdicts()), ct.verdicts()
+    got = sorted((r["verdict"], r["pid"]) for r in ct.verdicts())
     assert got == sorted([("slow", slow.pid), ("refused", refused.pid)]), ct.verdicts()
 
     rows = []

@@ -56,10 +56,12 @@ class Notify:
         self.sock.close()
 
 
-def start(tmp_path, notify, **env):
+def start(tmp_path, notify, ns, **env):
     e = dict(os.environ, NOTIFY_SOCKET=notify.path, **env)
     e.pop("WATCHDOG_PID", None)
-    p = subprocess.Popen([conntrace_path(), "-j", "--port", str(free_port())], env=e,
+    # filtered to an empty namespace of the test's: nothing else reaches it
+    p = subprocess.Popen([conntrace_path(), "-j", "--netns", str(ns.inode),
+                          "--port", str(free_port())], env=e,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return p
 
@@ -71,9 +73,9 @@ def stop(p):
     return out
 
 
-def test_ready_watchdog_stopping(tmp_path):
+def test_ready_watchdog_stopping(tmp_path, netns):
     notify = Notify(tmp_path)
-    p = start(tmp_path, notify, WATCHDOG_USEC="200000")
+    p = start(tmp_path, notify, netns, WATCHDOG_USEC="200000")
     try:
         rec = json.loads(readline_timeout(p, 15, "the start record"))
         assert rec["type"] == "start", rec
@@ -93,9 +95,9 @@ def test_ready_watchdog_stopping(tmp_path):
         notify.close()
 
 
-def test_no_watchdog_without_watchdog_usec(tmp_path):
+def test_no_watchdog_without_watchdog_usec(tmp_path, netns):
     notify = Notify(tmp_path)
-    p = start(tmp_path, notify)
+    p = start(tmp_path, notify, netns)
     try:
         readline_timeout(p, 15, "the start record")
         notify.wait_for("READY=1", 5)

@@ -43,7 +43,6 @@ def test_self_connect_is_ok(netns):
     ct = Conntrace("-a", "--port", port, "--netns", netns.inode).start()
     try:
         proc = netns.popen(["/usr/bin/python3", "-c", SELF_CONNECT, port])
-        ctharness.CLIENT_PIDS.add(proc.pid)
         line = readline_timeout(proc, 10, "the self-connect")
         assert proc.wait(10) == 0, proc.stderr.read()
         res = json.loads(line)

@@ -25,7 +25,7 @@ from collections import Counter
 import pytest
 
 import ctharness
-from ctharness import HeldConntrace, ROOT, SYNFLOOD, Conntrace, NetNS, disown, run
+from ctharness import HeldConntrace, ROOT, SYNFLOOD, Conntrace, NetNS, run
 
 # Blocking connects to a closed port, as fast as Python goes: one JSON line
 # with what connect() returned, by errno name.
@@ -53,9 +53,8 @@ def synflood_tool():
 
 @pytest.fixture
 def own_ns():
-    """A namespace of this test alone, kept out of the session-wide checks."""
+    """A namespace of this test alone."""
     with NetNS("cts") as ns:
-        disown(ns)
         yield ns
 
 
