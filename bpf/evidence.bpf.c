@@ -46,7 +46,7 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 {
 	struct ct_evidence e = {};
 	struct ct_flow *f;
-	__u64 key;
+	struct sock *ssk;
 
 	if (reason == SKB_NOT_DROPPED_YET)
 		return 0;
@@ -74,8 +74,8 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb, void *location, enum skb_dro
 	}
 
 	/* A SYN still owned by its connecting socket is matched here. */
-	key = (__u64)BPF_CORE_READ(skb, sk);
-	if (key && (f = bpf_map_lookup_elem(&flows, &key))) {
+	ssk = skb->sk;
+	if (ssk && (f = flow_get(ssk))) {
 		f->drops++;
 		f->drop_reason = reason;
 		return 0;

@@ -426,9 +426,9 @@ static __always_inline void child_established(const struct sock *sk)
 	struct ct_flow rec = {};
 	struct ct_inbound *a, fresh = {};
 	struct in_key k = {};
-	__u64 key = (__u64)sk, now;
+	__u64 now;
 
-	if (bpf_map_lookup_elem(&flows, &key))
+	if (flow_get(sk))
 		return;	/* a simultaneous open: an outgoing attempt */
 	read_tuple(&rec, sk);
 	if (!port_wanted(rec.sport, rec.dport))
