@@ -292,7 +292,8 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
  * SYN_SENT, and a failing connect() clears the destination port.
  * inet_sport is read rather than skc_num because closing unbinds the port
  * (inet_put_port zeroes inet_num) before the CLOSE state is traced; it lies
- * beyond struct sock, where the verifier allows no direct load.
+ * beyond struct sock, where the verifier allows no direct load from a
+ * struct sock pointer.
  */
 static __always_inline void read_tuple_in(struct ct_flow *f, const struct sock *sk, bool btf)
 {
@@ -301,8 +302,15 @@ static __always_inline void read_tuple_in(struct ct_flow *f, const struct sock *
 
 	if (!f->family)
 		f->family = CT_READ(btf, sk, __sk_common.skc_family);
-	if (!f->sport)
+	if (!f->sport && btf) {
+		/* a BTF tcp_sock (a check, no copy) instead of a probe read */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+
+		if (tp)
+			f->sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	} else if (!f->sport) {
 		f->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	}
 	port = bpf_ntohs(CT_READ(btf, sk, __sk_common.skc_dport));
 	if (!f->dport)
 		f->dport = port;
