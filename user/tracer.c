@@ -247,7 +247,7 @@ static int choose_flow_table(struct tracer *t, const struct tracer_config *cfg,
 	return err;
 }
 
-/* Caveats of hooks that are attached. */
+/* The report after the attach: where the flows live, caveats of what attached. */
 static void report_caveats(struct tracer *t)
 {
 	struct probe_report *rep = t->report, *fs = &rep[SIG_FLOW_STATE];
