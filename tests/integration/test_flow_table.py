@@ -136,7 +136,8 @@ def test_flood_in_sockets_evicts_nothing(netns):
     """20 000 half-open connects (SYNs dropped by nft), 8192 at a time,
     with --max-flows 4096: the LRU table would evict (test_faults.py); in
     socket storage nothing is evicted and nothing is refused a record:
-    every attempt gets its verdict, with its owner, or is counted lost."""
+    every attempt gets its verdict, with its owner, or is counted lost
+    (in the ring, or as an event the kernel skipped)."""
     port = ctharness.free_port()
     ctharness.disown(netns)     # synflood's attempts, by the thousand
     netns.sysctl("net.ipv4.tcp_syn_retries", 1)
@@ -155,7 +156,11 @@ def test_flood_in_sockets_evicts_nothing(netns):
     finally:
         ct.kill()
     ours = ct.verdicts(lambda r: r["dport"] == port)
-    assert len(ours) + summary["lost_records"] == FLOOD, (len(ours), summary)
+    # an end the kernel skipped (a program already running on that CPU) is
+    # the only way an attempt may go without a verdict or a lost record, and
+    # the summary counts those events (machine-wide: a bound, not an equality)
+    got = len(ours) + summary["lost_records"]
+    assert FLOOD - summary["missed_events"] <= got <= FLOOD, (len(ours), summary)
     assert (summary["flow_evictions"], summary["flow_table_full"],
             summary["flows_untracked"]) == (0, 0, 0), summary
     assert summary["flows"] == FLOOD, summary
