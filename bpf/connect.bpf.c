@@ -13,62 +13,93 @@
 #include "conntrace.h"
 #include "conntrace.bpf.h"
 
-/* connect() returned: finish a flow it closed, or report one that never started. */
-static __always_inline void connect_return(const struct sock *sk, struct inflight *in,
-					   const void *uaddr, bool user_addr, long ret)
+/*
+ * With the flows in socket storage, a syscall tracepoint (which may not
+ * reach it) leaves the ICMP error it sees on the socket for the attempt's
+ * end to take (soft_note_take()).
+ */
+static __always_inline void soft_note_put(const struct sock *sk, __u64 key)
 {
-	__u64 key = in->sk, now = bpf_ktime_get_boot_ns();
+	struct soft_note n = { .err_soft = BPF_CORE_READ(sk, sk_err_soft) };
+
+	if (!n.err_soft)
+		return;
+	n.ts = bpf_ktime_get_boot_ns();
+	if (!bpf_map_update_elem(&soft_notes, &key, &n, BPF_ANY))
+		last_soft_note_ns = n.ts;
+}
+
+/*
+ * connect() returned: finish a flow it closed, or report one that never
+ * started. fexit: sk is a BTF pointer (the fexit flavour), else a number
+ * read through the task's files (the syscall tracepoints).
+ */
+static __always_inline void connect_return(const struct sock *sk, struct inflight *in,
+					   const void *uaddr, bool fexit, long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 key, now = bpf_ktime_get_boot_ns();
 	struct ct_flow rec = {}, *f;
 	__u16 family;
 
 	if (in->deferred) {
-		f = bpf_map_lookup_elem(&flows, &key);
+		f = bpf_map_lookup_elem(&closed_in_connect, &tid);
 		if (!f)
 			return;
 		if (ret < 0) {
 			f->err = -ret;
 			f->flags |= CT_F_CONNECT_ERR;
 		}
-		flow_finish(f, (const struct sock *)key, CT_TCP_CLOSE, f->ts_end);
-		flow_delete(key);
+		flow_send(f, f->ts_end);
+		bpf_map_delete_elem(&closed_in_connect, &tid);
 		return;
 	}
-	if (!sk || !is_tcp(sk))
+	if (!sk || !is_tcp_in(sk, fexit))
 		return;
 	key = (__u64)sk;
-	f = bpf_map_lookup_elem(&flows, &key);
+	if (fexit)
+		f = flow_get(sk);
+	else if (!flows_in_sk)
+		f = bpf_map_lookup_elem(&flows, &key);
+	else
+		f = NULL;	/* out of reach: see soft_note_put() */
 	if (f) {
 		/* the first SYN is out and the port bound: record the tuple now, so
 		 * a flow still connecting when conntrace stops has it too */
-		read_tuple(f, sk);
+		read_tuple_in(f, sk, fexit);
 		flow_count_late(f);
 		/* on loopback an ICMP error for the first SYN is in before this */
-		note_err_soft(f, sk);
+		note_err_soft_in(f, sk, fexit);
+		return;
+	}
+	if (in->sk == key) {
+		/* its SYN left: the attempt ended (ICMP) and has its verdict, or
+		 * goes on in socket storage this program cannot reach */
+		if (!fexit && flows_in_sk)
+			soft_note_put(sk, key);
 		return;
 	}
 	if (ret != -ENETUNREACH && ret != -EHOSTUNREACH && ret != -EADDRNOTAVAIL)
 		return;
-	if (in->sk == key)
-		return;	/* its SYN left: the attempt ended (ICMP) and has its verdict */
 	f = &rec;
 	f->type = CT_REC_FLOW;
 	f->flags = CT_F_CONNECT_ERR;
 	f->state = CT_TCP_CLOSE;
 	f->err = -ret;
-	f->tid = (__u32)bpf_get_current_pid_tgid();
+	f->tid = tid;
 	f->pid = bpf_get_current_pid_tgid() >> 32;
-	f->netns = sk_netns(sk);
+	f->netns = sk_netns_in(sk, fexit);
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = now;
 	f->ts_end = now;
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
-	read_tuple(f, sk);
+	read_tuple_in(f, sk, fexit);
 	/* The destination is not stored in the socket yet: take it from the call. */
 	family = f->family;
 	if (family == AF_INET) {
 		struct sockaddr_in sin = {};
 
-		if (user_addr)
+		if (!fexit)
 			bpf_probe_read_user(&sin, sizeof(sin), uaddr);
 		else
 			bpf_probe_read_kernel(&sin, sizeof(sin), uaddr);
@@ -77,7 +108,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 	} else {
 		struct sockaddr_in6 sin6 = {};
 
-		if (user_addr)
+		if (!fexit)
 			bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
 		else
 			bpf_probe_read_kernel(&sin6, sizeof(sin6), uaddr);
@@ -112,7 +143,7 @@ static __always_inline int fexit_connect(struct sock *sk, struct sockaddr *uaddr
 
 	if (!in)
 		return 0;
-	connect_return(sk, in, uaddr, false, ret);
+	connect_return(sk, in, uaddr, true, ret);
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
@@ -205,7 +236,7 @@ int sys_exit_connect(struct sys_exit_ctx *ctx)
 	if (!in->deferred && (ret == -ENETUNREACH || ret == -EHOSTUNREACH ||
 			      ret == -EADDRNOTAVAIL || ret == -EINPROGRESS))
 		sk = fd_to_sock(in->fd);
-	connect_return(sk, in, (const void *)in->uaddr, true, ret);
+	connect_return(sk, in, (const void *)in->uaddr, false, ret);
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }

@@ -55,7 +55,18 @@ typedef struct {
 } events_map_t;
 extern events_map_t events SEC(".maps");
 
-/* attempts in SYN_SENT (or SYN_RECV), keyed by struct sock address */
+/*
+ * Attempts in SYN_SENT (or SYN_RECV): the flow table. Where the kernel lets
+ * tracing programs use socket-local storage (5.11 and later; the collector
+ * probes it), each attempt lives in its socket (flow_store, flows_in_sk):
+ * it goes with the socket, so no entry is ever evicted and a new socket at a
+ * freed one's address never finds it. Elsewhere an LRU hash keyed by the
+ * struct sock address (flows) is the table, and may evict. Every program
+ * goes through flow_get()/flow_new()/flow_delete(): the verifier drops the
+ * branch of the table not in use (flows_in_sk is read-only data).
+ */
+extern const volatile bool flows_in_sk;
+
 typedef struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);	/* resized by the collector */
@@ -63,6 +74,49 @@ typedef struct {
 	__type(value, struct ct_flow);
 } flows_map_t;
 extern flows_map_t flows SEC(".maps");
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ct_flow);
+} flow_store_map_t;
+extern flow_store_map_t flow_store SEC(".maps");
+
+/*
+ * An attempt that closed inside its connect() without an error (no free
+ * port, no buffer), keyed by thread id, until connect() returns and says
+ * why: out of the table, because the syscall tracepoints that may see that
+ * return cannot reach a socket's storage.
+ */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct ct_flow);
+} closed_in_connect_map_t;
+extern closed_in_connect_map_t closed_in_connect SEC(".maps");
+
+/*
+ * With flows_in_sk and connect()'s return seen by a syscall tracepoint:
+ * an ICMP error left on the socket (sk_err_soft) when connect() returned,
+ * keyed by socket address, for the attempt's end to take (an SO_ERROR read
+ * clears it meanwhile). Stamped, so a new socket at the same address does
+ * not take an old note.
+ */
+struct soft_note {
+	__u64 ts;
+	__s32 err_soft;
+	__u32 pad;
+};
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct soft_note);
+} soft_notes_map_t;
+extern soft_notes_map_t soft_notes SEC(".maps");
 
 /* a connect() in progress, keyed by thread id */
 struct inflight {
@@ -152,9 +206,11 @@ typedef struct {
 } ok_hist_map_t;
 extern ok_hist_map_t ok_hist SEC(".maps");
 
-/* entries in the flow table, give or take evictions (which the
- * LRU does silently) */
+/* entries in the LRU flow table, give or take evictions (which the
+ * LRU does silently); not kept with flows_in_sk */
 extern __s64 live_flows;
+/* when the last soft_note was written: older flows need not look */
+extern __u64 last_soft_note_ns;
 /* when a record was last lost: flows that lived through it are marked */
 extern __u64 last_loss_ns;
 
@@ -209,9 +265,25 @@ static __always_inline void emit_flow(struct ct_flow *f)
 		count(CT_CNT_LOST_BY_VERDICT + v);
 }
 
+/*
+ * sk->field: one load where sk is a BTF pointer (an argument of a tp_btf,
+ * fentry or iterator program: the verifier knows its type, the JIT guards
+ * the load), else bpf_probe_read_kernel() (a classic tracepoint's pointer,
+ * or an address kept as a number). btf is a constant at every call site, so
+ * only one of the two is compiled in.
+ */
+#define CT_READ(btf, sk, field) ((btf) ? (sk)->field : BPF_CORE_READ(sk, field))
+
+static __always_inline __u32 sk_netns_in(const struct sock *sk, bool btf)
+{
+	if (btf)
+		return sk->__sk_common.skc_net.net->ns.inum;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
 static __always_inline __u32 sk_netns(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return sk_netns_in(sk, false);
 }
 
 /*
@@ -219,43 +291,57 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
  * still zero are filled: the source port is bound after connect() enters
  * SYN_SENT, and a failing connect() clears the destination port.
  * inet_sport is read rather than skc_num because closing unbinds the port
- * (inet_put_port zeroes inet_num) before the CLOSE state is traced.
+ * (inet_put_port zeroes inet_num) before the CLOSE state is traced; it lies
+ * beyond struct sock, where the verifier allows no direct load from a
+ * struct sock pointer.
  */
-static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
+static __always_inline void read_tuple_in(struct ct_flow *f, const struct sock *sk, bool btf)
 {
 	const struct inet_sock *inet = (const struct inet_sock *)sk;
 	__u16 port;
 
 	if (!f->family)
-		f->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (!f->sport)
+		f->family = CT_READ(btf, sk, __sk_common.skc_family);
+	if (!f->sport && btf) {
+		/* a BTF tcp_sock (a check, no copy) instead of a probe read */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+
+		if (tp)
+			f->sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	} else if (!f->sport) {
 		f->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-	port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+	port = bpf_ntohs(CT_READ(btf, sk, __sk_common.skc_dport));
 	if (!f->dport)
 		f->dport = port;
 	if (f->family == AF_INET) {
 		__u32 a;
 
 		if (!*(__u32 *)f->saddr) {
-			a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+			a = CT_READ(btf, sk, __sk_common.skc_rcv_saddr);
 			__builtin_memcpy(f->saddr, &a, 4);
 		}
 		if (!*(__u32 *)f->daddr) {
-			a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+			a = CT_READ(btf, sk, __sk_common.skc_daddr);
 			__builtin_memcpy(f->daddr, &a, 4);
 		}
 	} else {
 		struct in6_addr a6;
 
 		if (!*(__u64 *)f->saddr && !*(__u64 *)(f->saddr + 8)) {
-			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+			a6 = CT_READ(btf, sk, __sk_common.skc_v6_rcv_saddr);
 			__builtin_memcpy(f->saddr, &a6, 16);
 		}
 		if (!*(__u64 *)f->daddr && !*(__u64 *)(f->daddr + 8)) {
-			a6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+			a6 = CT_READ(btf, sk, __sk_common.skc_v6_daddr);
 			__builtin_memcpy(f->daddr, &a6, 16);
 		}
 	}
+}
+
+static __always_inline void read_tuple(struct ct_flow *f, const struct sock *sk)
+{
+	read_tuple_in(f, sk, false);
 }
 
 /* A socket's own (bound) address, in the first 4 or all 16 bytes. */
@@ -272,12 +358,17 @@ static __always_inline void local_addr(const struct sock *sk, __u16 family, __u8
 	}
 }
 
+static __always_inline bool is_tcp_in(const struct sock *sk, bool btf)
+{
+	__u16 family = CT_READ(btf, sk, __sk_common.skc_family);
+
+	return CT_READ(btf, sk, sk_protocol) == IPPROTO_TCP &&
+	       (family == AF_INET || family == AF_INET6);
+}
+
 static __always_inline bool is_tcp(const struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-
-	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	       (family == AF_INET || family == AF_INET6);
+	return is_tcp_in(sk, false);
 }
 
 /* Evidence whose namespace is unknown (0) cannot be shown to match. */
@@ -378,12 +469,33 @@ static __always_inline void flow_count_late(struct ct_flow *f)
  * closes: so it is kept whenever seen (connect()'s return, a retransmit, an
  * SO_ERROR read, the end), never overwritten by a later 0.
  */
-static __always_inline void note_err_soft(struct ct_flow *f, const struct sock *sk)
+static __always_inline void note_err_soft_in(struct ct_flow *f, const struct sock *sk, bool btf)
 {
-	__s32 soft = BPF_CORE_READ(sk, sk_err_soft);
+	__s32 soft = CT_READ(btf, sk, sk_err_soft);
 
 	if (soft)
 		f->err_soft = soft;
+}
+
+static __always_inline void note_err_soft(struct ct_flow *f, const struct sock *sk)
+{
+	note_err_soft_in(f, sk, false);
+}
+
+/* The ICMP error connect()'s return saw, if it was noted for this flow. */
+static __always_inline void soft_note_take(struct ct_flow *f, __u64 key)
+{
+	struct soft_note *n;
+
+	if (!flows_in_sk || last_soft_note_ns < f->ts_start)
+		return;	/* none since this attempt began: no lookup */
+	n = bpf_map_lookup_elem(&soft_notes, &key);
+	if (!n)
+		return;
+	/* older than the attempt: another socket's, at the same address */
+	if (n->ts >= f->ts_start && n->err_soft)
+		f->err_soft = n->err_soft;
+	bpf_map_delete_elem(&soft_notes, &key);
 }
 
 /*
@@ -428,22 +540,28 @@ static __always_inline void ok_unsent(const struct ct_flow *f, __u64 now)
 		*slot += ns;
 }
 
-/* The attempt is over: fill in its end and send it, unless filtered out. */
-static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk,
-					int newstate, __u64 now)
+/* The end of the attempt as its socket (a BTF pointer) tells it. */
+static __always_inline void flow_read_end(struct ct_flow *f, const struct sock *sk,
+					  int newstate, __u64 now)
 {
 	f->state = newstate;
 	f->ts_end = now;
-	read_tuple(f, sk);	/* the source port is only bound after the first state change */
+	read_tuple_in(f, sk, true);	/* the source port is only bound after the first state change */
 	if (newstate == CT_TCP_CLOSE && !f->err)
-		f->err = BPF_CORE_READ(sk, sk_err);
-	note_err_soft(f, sk);
+		f->err = sk->sk_err;
+	soft_note_take(f, (__u64)sk);
+	note_err_soft_in(f, sk, true);
 	syn_retrans_own(f, sk);
+}
+
+/* The attempt is over and read: send it, unless filtered out. */
+static __always_inline void flow_send(struct ct_flow *f, __u64 now)
+{
 	flow_count_late(f);
 	if (!port_wanted(f->sport, f->dport))
 		return;
 	/* --slow 0: no latency threshold, only SYN retransmits make SLOW */
-	if (newstate == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
+	if (f->state == CT_TCP_ESTABLISHED && !emit_ok && !f->syn_retrans &&
 	    (!slow_ns || now - f->ts_start < slow_ns)) {
 		/* OK, and only counted: here, rather than a record across the ring */
 		ok_unsent(f, now);
@@ -455,9 +573,40 @@ static __always_inline void flow_finish(struct ct_flow *f, const struct sock *sk
 	emit_flow(f);
 }
 
-static __always_inline void flow_delete(__u64 key)
+/* The flow of a socket (a BTF pointer: sk storage needs one), or NULL. */
+static __always_inline struct ct_flow *flow_get(const struct sock *sk)
 {
-	if (!bpf_map_delete_elem(&flows, &key))
+	__u64 key = (__u64)sk;
+
+	if (flows_in_sk)
+		return bpf_sk_storage_get(&flow_store, (void *)sk, NULL, 0);
+	return bpf_map_lookup_elem(&flows, &key);
+}
+
+/* A socket's new flow, a copy of *init: 0, or -1 when there is no room. */
+static __always_inline int flow_new(const struct sock *sk, struct ct_flow *init)
+{
+	__u64 key = (__u64)sk;
+	struct ct_flow *f;
+
+	if (!flows_in_sk)
+		return bpf_map_update_elem(&flows, &key, init, BPF_ANY) ? -1 : 0;
+	f = bpf_sk_storage_get(&flow_store, (void *)sk, init, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!f)
+		return -1;	/* out of memory, or over net.core.optmem_max */
+	/* an older attempt of this socket that was never finished: replace it */
+	if (f->ts_start != init->ts_start)
+		__builtin_memcpy(f, init, sizeof(*f));
+	return 0;
+}
+
+static __always_inline void flow_delete(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (flows_in_sk)
+		bpf_sk_storage_delete(&flow_store, (void *)sk);
+	else if (!bpf_map_delete_elem(&flows, &key))
 		__sync_fetch_and_sub(&live_flows, 1);
 }
 

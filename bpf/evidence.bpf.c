@@ -54,7 +54,6 @@ static __always_inline void syn_dropped(const struct sk_buff *skb, const struct 
 					struct ct_evidence *e, __u32 reason)
 {
 	struct ct_flow *f;
-	__u64 key;
 
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
@@ -71,8 +70,7 @@ static __always_inline void syn_dropped(const struct sk_buff *skb, const struct 
 	}
 
 	/* A SYN still owned by its connecting socket is matched here. */
-	key = (__u64)sk;
-	if (key && (f = bpf_map_lookup_elem(&flows, &key))) {
+	if (sk && (f = flow_get(sk))) {
 		f->drops++;
 		f->drop_reason = reason;
 		return;

@@ -30,9 +30,13 @@ const volatile __u64 slow_ns = 1000000000ULL;
 const volatile __u64 wakeup_bytes = 0;
 const volatile __u32 max_flows = 65536;	/* the flow table's size */
 const volatile __u8 targ_dir = CT_DIR_OUT | CT_DIR_IN;
+const volatile bool flows_in_sk = false;	/* the flow table: flow_store, else flows */
 
 events_map_t events SEC(".maps");
 flows_map_t flows SEC(".maps");
+flow_store_map_t flow_store SEC(".maps");
+closed_in_connect_map_t closed_in_connect SEC(".maps");
+soft_notes_map_t soft_notes SEC(".maps");
 dests_map_t dests SEC(".maps");
 counters_map_t counters SEC(".maps");
 ok_hist_map_t ok_hist SEC(".maps");
@@ -41,10 +45,11 @@ listeners_map_t listeners SEC(".maps");
 estabs_map_t estabs SEC(".maps");
 __s64 live_flows = 0;
 __u64 last_loss_ns = 0;
+__u64 last_soft_note_ns = 0;
 
 static __always_inline void flow_start(const struct sock *sk)
 {
-	__u64 id = bpf_get_current_pid_tgid(), key = (__u64)sk;
+	__u64 id = bpf_get_current_pid_tgid();
 	/* built on the stack: a per-CPU scratch slot would be shared with the
 	 * softirq programs, which can interrupt this one and overwrite it */
 	struct ct_flow rec = {}, *f = &rec;
@@ -54,7 +59,7 @@ static __always_inline void flow_start(const struct sock *sk)
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 	if (!owner_wanted(id >> 32, f->comm))
 		return;
-	f->netns = sk_netns(sk);
+	f->netns = sk_netns_in(sk, true);
 	if (!netns_wanted(f->netns))
 		return;
 	f->type = CT_REC_FLOW;
@@ -63,7 +68,7 @@ static __always_inline void flow_start(const struct sock *sk)
 	f->pid = id >> 32;
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = bpf_ktime_get_boot_ns();
-	read_tuple(f, sk);
+	read_tuple_in(f, sk, true);
 	if (!port_wanted(f->sport, f->dport)) {
 		/* a source port bound before connect() is final: not wanted */
 		if (f->sport)
@@ -71,7 +76,7 @@ static __always_inline void flow_start(const struct sock *sk)
 		/* an ephemeral one is chosen after this: it may still match */
 		f->kflags |= CT_KF_UNCOUNTED;
 	}
-	if (bpf_map_update_elem(&flows, &key, f, BPF_ANY)) {
+	if (flow_new(sk, f)) {
 		count(CT_CNT_FLOW_NOSPACE);
 		return;
 	}
@@ -96,38 +101,47 @@ static __always_inline void flow_start(const struct sock *sk)
 			bpf_map_update_elem(&dests, &dk, &f->ts_start, BPF_ANY);
 	}
 	/* the LRU evicts without telling: keep the estimate within the table */
-	if (__sync_fetch_and_add(&live_flows, 1) >= max_flows)
+	if (!flows_in_sk && __sync_fetch_and_add(&live_flows, 1) >= max_flows)
 		__sync_fetch_and_sub(&live_flows, 1);
 	if (!(f->kflags & CT_KF_UNCOUNTED))
 		count(CT_CNT_FLOWS);
 }
 
 /*
- * A SYN_SENT socket left that state but has no table entry: either the LRU
- * evicted it, or it began before conntrace. Only a table near its limit
- * evicts (the LRU keeps per-CPU free lists, hence the margin).
+ * A SYN_SENT socket left that state but has no flow: it began before
+ * conntrace, or the LRU table evicted it. Only a table near its limit
+ * evicts (the LRU keeps per-CPU free lists, hence the margin); flows kept in
+ * their sockets never are.
  */
 static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64 now)
 {
-	bool evicted = live_flows >= (__s64)(max_flows - max_flows / 8);
+	bool evicted = !flows_in_sk && live_flows >= (__s64)(max_flows - max_flows / 8);
 	struct ct_flow rec = {}, *f = &rec;
 
-	read_tuple(f, sk);
-	f->netns = sk_netns(sk);
+	read_tuple_in(f, sk, true);
+	f->netns = sk_netns_in(sk, true);
 	if (!port_wanted(f->sport, f->dport) || !netns_wanted(f->netns))
 		return;	/* filtered at start, or would have been */
 	count(evicted ? CT_CNT_FLOW_EVICTED : CT_CNT_FLOW_UNTRACKED);
 	f->type = CT_REC_FLOW;
 	f->flags = evicted ? CT_F_EVICTED : CT_F_UNTRACKED;
 	f->ts_start = now;
-	flow_finish(f, sk, newstate, now);
+	flow_read_end(f, sk, newstate, now);
+	flow_send(f, now);
 }
+
+/*
+ * Simultaneous opens not yet over: while there is none, a socket leaving
+ * SYN_RECV (every accepted child does) needs no flow lookup. Raised before
+ * the flag is set, lowered when a flagged flow ends: never below the truth.
+ */
+__s64 simopen_live = 0;
 
 /*
  * The attempt left SYN_SENT (or SYN_RECV, after a simultaneous open) for
  * ESTABLISHED or CLOSE. A close without an error inside the owner's own
- * connect() is connect() failing (no free port, no buffer): keep the flow
- * until connect() returns and says why.
+ * connect() is connect() failing (no free port, no buffer): the flow, read
+ * now, waits for connect() to return and say why.
  */
 static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, int newstate)
 {
@@ -135,18 +149,18 @@ static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, i
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *in;
 
-	if (newstate == CT_TCP_CLOSE && !BPF_CORE_READ(sk, sk_err) && tid == f->tid) {
-		in = bpf_map_lookup_elem(&inflight, &tid);
-		if (in) {
-			in->sk = key;
-			in->deferred = 1;
-			f->state = newstate;
-			f->ts_end = now;
-			return;
-		}
+	if (f->flags & CT_F_SIMOPEN)
+		__sync_fetch_and_sub(&simopen_live, 1);
+	flow_read_end(f, sk, newstate, now);
+	if (newstate == CT_TCP_CLOSE && !f->err && tid == f->tid &&
+	    (in = bpf_map_lookup_elem(&inflight, &tid)) &&
+	    !bpf_map_update_elem(&closed_in_connect, &tid, f, BPF_ANY)) {
+		in->sk = key;
+		in->deferred = 1;
+	} else {
+		flow_send(f, now);
 	}
-	flow_finish(f, sk, newstate, now);
-	flow_delete(key);
+	flow_delete(sk);
 }
 
 /*
@@ -156,9 +170,11 @@ static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, i
  */
 static __always_inline void simopen_end(const struct sock *sk, int newstate)
 {
-	__u64 key = (__u64)sk;
-	struct ct_flow *f = bpf_map_lookup_elem(&flows, &key);
+	struct ct_flow *f;
 
+	if (simopen_live <= 0)
+		return;
+	f = flow_get(sk);
 	if (!f)
 		return;
 	/* closed before it was established (FIN_WAIT1 or CLOSE): it ended there */
@@ -179,43 +195,53 @@ static __always_inline void flow_begun_in_connect(__u64 key)
 		in->sk = key;
 }
 
+/*
+ * Every TCP state change of the host goes through here: the state pair,
+ * from the arguments, decides before anything is read from the socket.
+ */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
 	__u64 key = (__u64)sk;
 	struct ct_flow *f;
 
-	if (oldstate == CT_TCP_LISTEN) {
-		/* a closing listener leaves the map before its memory can be reused */
-		bpf_map_delete_elem(&listeners, &key);
+	switch (oldstate) {
+	case CT_TCP_LISTEN:
+		/* a closing listener leaves the map before its memory can be
+		 * reused (an accepted child leaves LISTEN too, for SYN_RECV) */
+		if (newstate == CT_TCP_CLOSE)
+			bpf_map_delete_elem(&listeners, &key);
 		return 0;
-	}
-	if (oldstate != CT_TCP_SYN_SENT && oldstate != CT_TCP_SYN_RECV &&
-	    newstate != CT_TCP_SYN_SENT)
-		return 0;
-	if (!is_tcp(sk))
-		return 0;
-	if (oldstate == CT_TCP_SYN_RECV) {
-		simopen_end(sk, newstate);
-		return 0;
-	}
-	if (newstate == CT_TCP_SYN_SENT) {
-		if (oldstate != CT_TCP_CLOSE)
+	case CT_TCP_CLOSE:
+		/* inside connect(), in the caller's task */
+		if (newstate != CT_TCP_SYN_SENT || !is_tcp_in(sk, true))
 			return 0;
-		/* CLOSE -> SYN_SENT runs inside connect(), in the caller's task */
 		flow_begun_in_connect(key);
 		flow_start(sk);
 		return 0;
+	case CT_TCP_SYN_RECV:
+		if (is_tcp_in(sk, true))
+			simopen_end(sk, newstate);
+		return 0;
+	case CT_TCP_SYN_SENT:
+		break;
+	default:
+		return 0;
 	}
-	f = bpf_map_lookup_elem(&flows, &key);
+	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE &&
+	    newstate != CT_TCP_SYN_RECV)
+		return 0;
+	if (!is_tcp_in(sk, true))
+		return 0;
+	f = flow_get(sk);
 	if (newstate == CT_TCP_SYN_RECV) {
 		/* a SYN crossed ours (a self-connect does this): still connecting */
-		if (f)
+		if (f && !(f->flags & CT_F_SIMOPEN)) {
+			__sync_fetch_and_add(&simopen_live, 1);
 			f->flags |= CT_F_SIMOPEN;
+		}
 		return 0;
 	}
-	if (newstate != CT_TCP_ESTABLISHED && newstate != CT_TCP_CLOSE)
-		return 0;
 	if (!f) {
 		if (owner_filtered() || !(targ_dir & CT_DIR_OUT))
 			return 0;	/* filtered at start, not evicted */
@@ -226,24 +252,29 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	return 0;
 }
 
+/* A flow exists only while its socket is in one of these states. */
+static __always_inline bool connecting(const struct sock *sk)
+{
+	__u8 state = sk->__sk_common.skc_state;
+
+	return state == CT_TCP_SYN_SENT || state == CT_TCP_SYN_RECV;
+}
+
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_retransmit, const struct sock *sk)
 {
-	__u64 key = (__u64)sk;
 	struct ct_flow *f;
 	__u32 n;
 
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-
 	/* SYN_RECV: a simultaneous open retransmitting its SYN-ACK */
-	if (state != CT_TCP_SYN_SENT && state != CT_TCP_SYN_RECV)
+	if (!connecting(sk))
 		return 0;
-	f = bpf_map_lookup_elem(&flows, &key);
+	f = flow_get(sk);
 	if (!f)
 		return 0;
-	read_tuple(f, sk);	/* the source port is bound by now */
+	read_tuple_in(f, sk, true);	/* the source port is bound by now */
 	flow_count_late(f);
-	note_err_soft(f, sk);	/* retrying after an ICMP error */
+	note_err_soft_in(f, sk, true);	/* retrying after an ICMP error */
 	n = f->syn_retrans++;
 	if (n < CT_MAX_RETRANS)
 		f->retrans_us[n] = (bpf_ktime_get_boot_ns() - f->ts_start) / 1000;
@@ -253,12 +284,11 @@ int BPF_PROG(handle_retransmit, const struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(handle_receive_reset, struct sock *sk)
 {
-	__u64 key = (__u64)sk;
 	struct ct_flow *f;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_SYN_SENT)
+	if (sk->__sk_common.skc_state != CT_TCP_SYN_SENT)
 		return 0;
-	f = bpf_map_lookup_elem(&flows, &key);
+	f = flow_get(sk);
 	if (!f)
 		return 0;
 	f->flags |= CT_F_RST_RCVD;
@@ -269,13 +299,15 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(handle_error_report, const struct sock *sk)
 {
-	__u64 key = (__u64)sk;
 	struct ct_flow *f;
 
-	f = bpf_map_lookup_elem(&flows, &key);
+	/* reported after the state change to CLOSE (the flow is gone) or before */
+	if (!connecting(sk))
+		return 0;
+	f = flow_get(sk);
 	if (!f)
 		return 0;
-	f->err_report = BPF_CORE_READ(sk, sk_err);
+	f->err_report = sk->sk_err;
 	f->ts_err = bpf_ktime_get_boot_ns();
 	return 0;
 }
@@ -285,7 +317,8 @@ int BPF_PROG(handle_error_report, const struct sock *sk)
  * socket. A blocking connect() binds its source port after the socket entered
  * SYN_SENT and returns only when the attempt is over, so a flow that has not
  * retransmitted yet would otherwise be reported pending with source port 0
- * (and its dropped SYNs could not be matched to it).
+ * (and its dropped SYNs could not be matched to it). One iterator per kind
+ * of table; the collector attaches the one in use.
  */
 SEC("iter/bpf_map_elem")
 int dump_pending(struct bpf_iter__bpf_map_elem *ctx)
@@ -304,6 +337,27 @@ int dump_pending(struct bpf_iter__bpf_map_elem *ctx)
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == CT_TCP_SYN_SENT || state == CT_TCP_SYN_RECV)
 		read_tuple(&f, sk);
+	flow_count_late(&f);
+	bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
+	return 0;
+}
+
+SEC("iter/bpf_sk_storage_map")
+int dump_pending_sk(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	const struct ct_flow *v = ctx->value;
+	const struct sock *sk = ctx->sk;
+	struct ct_flow f;
+
+	if (!sk || !v)
+		return 0;
+	__builtin_memcpy(&f, v, sizeof(f));
+	if (connecting(sk))
+		read_tuple_in(&f, sk, true);
+	/* connect()'s return may have left an ICMP error for it */
+	soft_note_take(&f, (__u64)sk);
+	note_err_soft_in(&f, sk, true);
+	flow_count_late(&f);
 	bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
 	return 0;
 }

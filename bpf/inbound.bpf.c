@@ -244,9 +244,9 @@ static __always_inline void child_established(const struct sock *sk)
 	struct in_key k = {};
 	struct in_lkey lk = {};
 	struct in_listener *ls;
-	__u64 key = (__u64)sk, now;
+	__u64 now;
 
-	if (bpf_map_lookup_elem(&flows, &key))
+	if (flow_get(sk))
 		return;	/* a simultaneous open: an outgoing attempt */
 	read_tuple(&rec, sk);
 	k.netns = sk_netns(sk);

@@ -77,6 +77,10 @@ bool hooks_tp_btf_exists(const struct btf *btf, const char *tp);
 /* Really loads and attaches a do-nothing fentry program on func: 0, or
  * -ENOENT (no such function), -EPERM (trampolines refused), ... */
 int hooks_probe_fentry(const struct btf *btf, const char *func);
+/* Really loads a tp_btf program on tracepoint tp (whose first argument is a
+ * socket) that calls bpf_sk_storage_get(): 0 where tracing programs may use
+ * socket storage (5.11 and later), else -EINVAL, -ENOENT, ... */
+int hooks_probe_sk_storage(const struct btf *btf, const char *tp);
 /* An answer meaning "this kernel does not allow it", not a bug of ours. */
 bool hooks_not_available(int err);
 /* "tp_btf/sk_data_ready", "fentry/tcp_conn_request", ... */

@@ -57,6 +57,7 @@ enum {
 	OPT_NO_AGGREGATE,
 	OPT_BUFFER,	/* issue 11 */
 	OPT_DIRECTION = 1100,	/* issue 12 */
+	OPT_NO_SK_STORAGE = 1200,	/* issue 11: where the flow table is */
 };
 
 /* --no-aggregate's help gives the threshold */
@@ -97,7 +98,10 @@ static const struct argp_option options[] = {
 	{ "ring-size", OPT_RING_SIZE, "BYTES", 0, "Ring buffer size, a power of two from 4K "
 	  "to 1G (K, M, G suffixes; default 1M)", 3 },
 	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Connection attempts tracked at once in the "
-	  "kernel (default 65536); beyond, the oldest are evicted and counted", 3 },
+	  "kernel's table where attempts cannot live in their sockets (--probes: flow_state; "
+	  "default 65536); beyond, the oldest are evicted and counted", 3 },
+	{ "no-sk-storage", OPT_NO_SK_STORAGE, NULL, 0, "Keep attempts in the kernel's table "
+	  "(--max-flows) even where this kernel lets them live in their sockets", 3 },
 	{ "verbose", 'v', NULL, 0, "libbpf's messages (the verifier's log on failure)", 3 },
 	{ "user", OPT_USER, "NAME", 0, "Once attached, drop to this user, keeping no "
 	  "capabilities; tracing goes on through the open descriptors", 3 },
@@ -371,6 +375,9 @@ static error_t parse_trace_opt(int key, char *arg, struct parse_state *ps)
 	case OPT_MAX_FLOWS:
 		err = parse_num(ps, "--max-flows", arg, 1024, 1 << 24, "a number of flows", &v);
 		o->tc.max_flows = v;
+		break;
+	case OPT_NO_SK_STORAGE:
+		o->tc.no_sk_storage = true;
 		break;
 	case 'v':
 		o->tc.verbose = true;

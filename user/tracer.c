@@ -32,7 +32,7 @@ enum {
 	SIG_CONNECT, SIG_CONNECT_ERROR, SIG_SYN_RETRANSMIT, SIG_RST_RECEIVED,
 	SIG_RST_SENT, SIG_SOCKET_ERROR, SIG_DROP, SIG_LISTEN_QUEUE, SIG_ICMP_SENT, SIG_ESTABLISHED,
 	SIG_INBOUND_SYN, SIG_INBOUND_DROP, SIG_INBOUND_RST, SIG_SYNACK_RETRANSMIT,
-	SIG_INBOUND_ESTABLISHED, SIG_MAX,
+	SIG_INBOUND_ESTABLISHED, SIG_FLOW_STATE, SIG_MAX,
 };
 
 static const char *const signals[SIG_MAX] = {
@@ -51,6 +51,8 @@ static const char *const signals[SIG_MAX] = {
 	[SIG_INBOUND_RST] = "inbound_rst",
 	[SIG_SYNACK_RETRANSMIT] = "synack_retrans",
 	[SIG_INBOUND_ESTABLISHED] = "inbound_estab",
+	/* no hook: where the attempts' state lives (choose_flow_table()) */
+	[SIG_FLOW_STATE] = "flow_state",
 };
 
 /*
@@ -113,6 +115,8 @@ struct tracer {
 	tracer_record_fn fn;
 	void *ctx;
 	int ncpus;
+	bool flows_in_sk;	/* the flows live in socket storage (flow_store) */
+	char flow_note[256];	/* the flow_state line of the report */
 };
 
 static void set_err(char *buf, size_t sz, const char *fmt, ...)
@@ -214,9 +218,50 @@ static int choose_hooks(struct tracer *t, const struct tracer_config *cfg,
 	return 0;
 }
 
-/* Caveats of hooks that are attached; signals a shared program carries but skips. */
-static void report_caveats(struct tracer *t, struct probe_report *rep)
+/*
+ * Where the attempts' state lives: in each socket (socket-local storage, no
+ * eviction, freed with the socket) where this kernel lets tracing programs
+ * use it, else the LRU table keyed by socket address. The programs branch on
+ * flows_in_sk; the table not in use is left at one entry, and the iterator
+ * over it is not loaded.
+ */
+static int choose_flow_table(struct tracer *t, const struct tracer_config *cfg,
+			     char *errmsg, size_t errsz)
 {
+	struct conntrace_bpf *skel = t->skel;
+	int err = -ECANCELED;
+
+	if (!cfg->no_sk_storage)
+		err = hooks_probe_sk_storage(t->vmlinux, "inet_sock_set_state");
+	t->flows_in_sk = !err;
+	skel->rodata->flows_in_sk = t->flows_in_sk;
+	if (t->flows_in_sk) {
+		snprintf(t->flow_note, sizeof(t->flow_note), "per-socket storage: an attempt "
+			 "lives in its socket, never evicted, gone with it");
+		bpf_program__set_autoload(skel->progs.dump_pending, false);
+		err = bpf_map__set_max_entries(skel->maps.flows, 1);
+	} else {
+		snprintf(t->flow_note, sizeof(t->flow_note), "%s%s: an LRU table of %u attempts "
+			 "keyed by socket address (beyond, the oldest are evicted)",
+			 cfg->no_sk_storage ? "--no-sk-storage" :
+			 "socket storage refused to tracing programs: ",
+			 cfg->no_sk_storage ? "" : strerror(-err), cfg->max_flows);
+		bpf_program__set_autoload(skel->progs.dump_pending_sk, false);
+		err = 0;
+	}
+	if (err)
+		set_err(errmsg, errsz, "bpf: cannot size the flow table: %s", strerror(-err));
+	return err;
+}
+
+/*
+ * The report after the attach: where the flows live, caveats of what
+ * attached, signals a shared program carries but skips.
+ */
+static void report_caveats(struct tracer *t)
+{
+	struct probe_report *rep = t->report, *fs = &rep[SIG_FLOW_STATE];
+
 	for (int s = 0; s < SIG_MAX; s++) {
 		if (!t->sig_off[s])
 			continue;
@@ -224,6 +269,9 @@ static void report_caveats(struct tracer *t, struct probe_report *rep)
 		snprintf(rep[s].hook, sizeof(rep[s].hook), "-");
 		snprintf(rep[s].note, sizeof(rep[s].note), "%s", t->sig_off[s]);
 	}
+	fs->ok = true;
+	snprintf(fs->hook, sizeof(fs->hook), "%s", t->flows_in_sk ? "sk_storage" : "lru_hash");
+	snprintf(fs->note, sizeof(fs->note), "%s", t->flow_note);
 	if (rep[SIG_ICMP_SENT].ok)
 		snprintf(rep[SIG_ICMP_SENT].note, sizeof(rep[SIG_ICMP_SENT].note),
 			 "IPv4 only: icmpv6_send has no tracepoint");
@@ -304,6 +352,8 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	if (err)
 		goto fail;
 	err = choose_hooks(t, cfg, errmsg, errsz);
+	if (!err)
+		err = choose_flow_table(t, cfg, errmsg, errsz);
 	if (err)
 		goto fail;
 	/* libbpf loads the BTF again for its relocations: drop ours first */
@@ -319,7 +369,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 			   bpf_map__fd(t->skel->maps.listeners), t->report, SIG_MAX, errmsg, errsz);
 	if (err)
 		goto fail;
-	report_caveats(t, t->report);	/* of what did attach */
+	report_caveats(t);	/* of what did attach */
 	for (size_t i = 0; i < NR_PROGS; i++)
 		if (progs[i].kind == HK_ITER && !strcmp(progs[i].prog, "dump_listeners"))
 			t->listener_iter = t->links[i];
@@ -396,7 +446,9 @@ int tracer_ok_hist(struct tracer *t, uint64_t out[CT_OKH_MAX])
 /* The flows still in the table, their tuples read again from their sockets. */
 static int pending_from_iter(struct tracer *t, uint64_t now)
 {
-	union bpf_iter_link_info info = { .map.map_fd = bpf_map__fd(t->skel->maps.flows) };
+	const struct bpf_map *map = t->flows_in_sk ? t->skel->maps.flow_store :
+						     t->skel->maps.flows;
+	union bpf_iter_link_info info = { .map.map_fd = bpf_map__fd(map) };
 	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info,
 			    .link_info_len = sizeof(info));
 	struct bpf_link *link;
@@ -405,7 +457,8 @@ static int pending_from_iter(struct tracer *t, uint64_t now)
 	ssize_t n;
 	int fd;
 
-	link = bpf_program__attach_iter(t->skel->progs.dump_pending, &opts);
+	link = bpf_program__attach_iter(t->flows_in_sk ? t->skel->progs.dump_pending_sk :
+					t->skel->progs.dump_pending, &opts);
 	if (!link)
 		return -errno;
 	fd = bpf_iter_create(bpf_link__fd(link));
@@ -432,15 +485,14 @@ static int pending_from_iter(struct tracer *t, uint64_t now)
 	return n;
 }
 
-int tracer_dump_pending(struct tracer *t, uint64_t now)
+/* A hash table of flows as the kernel last wrote it (keys of at most 8 bytes). */
+static void pending_from_table(struct tracer *t, const struct bpf_map *map, uint64_t now)
 {
-	int fd = bpf_map__fd(t->skel->maps.flows);
-	__u64 key, next, *prev = NULL;
+	int fd = bpf_map__fd(map);
+	__u64 key = 0, next = 0;
+	void *prev = NULL;
 	struct ct_flow f;
 
-	if (!pending_from_iter(t, now))
-		return 0;
-	/* no iterator: the table as the kernel last wrote it */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
@@ -450,7 +502,20 @@ int tracer_dump_pending(struct tracer *t, uint64_t now)
 		f.ts_end = now;
 		t->fn(t->ctx, &f, sizeof(f));
 	}
-	return 0;
+}
+
+int tracer_dump_pending(struct tracer *t, uint64_t now)
+{
+	int err = pending_from_iter(t, now);
+
+	/* no iterator: the LRU table can be walked (socket storage cannot) */
+	if (err && !t->flows_in_sk) {
+		pending_from_table(t, t->skel->maps.flows, now);
+		err = 0;
+	}
+	/* closed inside a connect() that had not returned yet */
+	pending_from_table(t, t->skel->maps.closed_in_connect, now);
+	return err;
 }
 
 uint64_t tracer_missed(struct tracer *t)

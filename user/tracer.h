@@ -25,7 +25,8 @@ struct tracer_config {
 	bool emit_ok;
 	uint64_t slow_ns;
 	uint32_t ring_size;	/* bytes, a power of two >= page size */
-	uint32_t max_flows;	/* flow-table entries */
+	uint32_t max_flows;	/* flow-table entries (the LRU table only) */
+	bool no_sk_storage;	/* the LRU table even where socket storage works */
 	uint8_t direction;	/* CT_DIR_OUT | CT_DIR_IN (--direction) */
 	bool verbose;		/* libbpf's own messages on stderr */
 };
