@@ -100,13 +100,11 @@ def test_start_record_says_where_attempts_live(netns, mode):
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_same_tuple_reused_at_once(netns, mode):
     rounds = 150
-    ctharness.disown(netns)     # one 4-tuple, many attempts: not the session's one each
     sport, closed, opened = (ctharness.free_port() for _ in range(3))
     ct = Conntrace("-a", "--port", f"{closed},{opened}", "--netns", netns.inode,
                    *MODES[mode]).start()
     try:
         proc = netns.popen(["/usr/bin/python3", "-c", REUSE, sport, closed, opened, rounds])
-        ctharness.CLIENT_PIDS.add(proc.pid)
         line = readline_timeout(proc, 60, "the reused 4-tuples")
         assert proc.wait(10) == 0, proc.stderr.read()
         res = json.loads(line)
@@ -139,7 +137,6 @@ def test_flood_in_sockets_evicts_nothing(netns):
     every attempt gets its verdict, with its owner, or is counted lost
     (in the ring, or as an event the kernel skipped)."""
     port = ctharness.free_port()
-    ctharness.disown(netns)     # synflood's attempts, by the thousand
     netns.sysctl("net.ipv4.tcp_syn_retries", 1)
     netns.exec(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"])
     netns.drop_syns(port)
