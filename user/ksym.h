@@ -4,14 +4,15 @@
 #define CONNTRACE_KSYM_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 /*
- * [lo, hi) of kernel function name: its address and the next higher
- * symbol's, read from f (a kallsyms listing). 0, -ENOENT if name is absent,
- * -EPERM if the addresses are hidden (all zero: kptr_restrict).
+ * [lo, hi) of kernel function name: its address and the first higher
+ * address listed after it, read from fd (a kallsyms listing, the kernel's
+ * symbols sorted by address) only as far as that line. 0, -ENOENT if name
+ * is absent (or last), -EPERM if the addresses are hidden (all zero:
+ * kptr_restrict), -errno if reading fails.
  */
-int ksym_range(FILE *f, const char *name, uint64_t *lo, uint64_t *hi);
+int ksym_range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi);
 /* The same from /proc/kallsyms; -errno if it cannot be opened. */
 int ksym_range_kernel(const char *name, uint64_t *lo, uint64_t *hi);
 
