@@ -59,9 +59,8 @@ LDLIBS  := -lbpf -lelf -lz
 # starts its server: user/mhd_lazy.c. Linked, it costs every run ~2.4 MiB.
 CFLAGS  += -DCT_MHD_DLOPEN
 endif
-# sd_notify (Type=notify, the watchdog): Debian ships libsystemd only as a
-# shared library, so even STATIC=1 links it dynamically, like p11-kit.
-LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+# sd_notify (Type=notify, the watchdog): libsystemd is opened at run time,
+# only when systemd asks for notifications (user/sd_lazy.c), in every build.
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
