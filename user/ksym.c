@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,13 @@ static void scan_line(struct scan *sc, const char *s, const char *end)
 	}
 }
 
-int ksym_range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi)
+static bool stopped(const bool *cancel)
+{
+	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
+}
+
+static int range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi,
+		    const bool *cancel)
 {
 	struct scan sc = { .name = name, .namelen = strlen(name) };
 	char *buf = malloc(KSYM_CHUNK);
@@ -89,7 +96,8 @@ int ksym_range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi)
 
 	if (!buf)
 		return -ENOMEM;
-	while (!sc.done && (n = read(fd, buf + have, KSYM_CHUNK - have)) > 0) {
+	while (!sc.done && !stopped(cancel) &&
+	       (n = read(fd, buf + have, KSYM_CHUNK - have)) > 0) {
 		const char *p = buf, *end = buf + have + n, *nl;
 
 		while (!sc.done && (nl = memchr(p, '\n', end - p))) {
@@ -105,6 +113,8 @@ int ksym_range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi)
 	free(buf);
 	if (!sc.done && n < 0)
 		return -errno;
+	if (!sc.done && stopped(cancel))
+		return -ECANCELED;
 	if (!sc.found)
 		return -ENOENT;
 	if (sc.hidden)
@@ -116,13 +126,66 @@ int ksym_range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi)
 	return 0;
 }
 
-int ksym_range_kernel(const char *name, uint64_t *lo, uint64_t *hi)
+int ksym_range_fd(int fd, const char *name, uint64_t *lo, uint64_t *hi)
+{
+	return range_fd(fd, name, lo, hi, NULL);
+}
+
+static int range_kernel(const char *name, uint64_t *lo, uint64_t *hi,
+			const bool *cancel)
 {
 	int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC), err;
 
 	if (fd < 0)
 		return -errno;
-	err = ksym_range_fd(fd, name, lo, hi);
+	err = range_fd(fd, name, lo, hi, cancel);
 	close(fd);
 	return err;
+}
+
+int ksym_range_kernel(const char *name, uint64_t *lo, uint64_t *hi)
+{
+	return range_kernel(name, lo, hi, NULL);
+}
+
+/* The kernel makes the listing (~30 ms): meanwhile the caller goes on. */
+static void *lookup_thread(void *arg)
+{
+	struct ksym_lookup *l = arg;
+
+	l->err = range_kernel(l->name, &l->lo, &l->hi, &l->cancel);
+	return NULL;
+}
+
+int ksym_lookup_start(struct ksym_lookup *l, const char *name)
+{
+	int err;
+
+	memset(l, 0, sizeof(*l));
+	l->name = name;
+	err = -pthread_create(&l->thread, NULL, lookup_thread, l);
+	l->started = !err;
+	return err;
+}
+
+int ksym_lookup_wait(struct ksym_lookup *l, uint64_t *lo, uint64_t *hi)
+{
+	if (!l->started)
+		return ksym_range_kernel(l->name, lo, hi);
+	pthread_join(l->thread, NULL);
+	l->started = false;
+	if (!l->err) {
+		*lo = l->lo;
+		*hi = l->hi;
+	}
+	return l->err;
+}
+
+void ksym_lookup_cancel(struct ksym_lookup *l)
+{
+	if (!l->started)
+		return;
+	__atomic_store_n(&l->cancel, true, __ATOMIC_RELAXED);	/* seen at the next chunk */
+	pthread_join(l->thread, NULL);
+	l->started = false;
 }

@@ -101,6 +101,7 @@ struct tracer {
 	struct conntrace_bpf *skel;
 	struct btf *vmlinux;
 	struct kenum *drop_names, *rst_names;
+	struct ksym_lookup syn_loc;	/* tcp_rcv_state_process, read meanwhile */
 	struct ring_buffer *rb;
 	struct bpf_link *links[NR_PROGS];
 	struct probe_report report[SIG_MAX];
@@ -178,7 +179,7 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 			 "SYNs to a listener are not seen");
 		return;
 	}
-	err = ksym_range_kernel("tcp_rcv_state_process", &lo, &hi);
+	err = ksym_lookup_wait(&t->syn_loc, &lo, &hi);
 	if (err) {
 		snprintf(why, sizeof(why), "tcp_rcv_state_process not found in /proc/kallsyms "
 			 "(%s): SYNs to a listener are not seen", strerror(-err));
@@ -270,6 +271,10 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 		set_err(errmsg, errsz, "libbpf: cannot count possible CPUs: %s", strerror(-err));
 		goto fail;
 	}
+	/* only with the consume_skb fallback, known later; started now, it is
+	 * read while the BTF is parsed and the hooks are probed */
+	if (cfg->direction & CT_DIR_IN)
+		ksym_lookup_start(&t->syn_loc, "tcp_rcv_state_process");
 	t->vmlinux = btf__load_vmlinux_btf();
 	if (!t->vmlinux) {
 		err = -errno;
@@ -292,6 +297,7 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	err = choose_hooks(t, cfg, errmsg, errsz);
 	if (err)
 		goto fail;
+	ksym_lookup_cancel(&t->syn_loc);	/* unless it was used: fexit, or --direction */
 	/* libbpf loads the BTF again for its relocations: drop ours first */
 	btf__free(t->vmlinux);
 	t->vmlinux = NULL;
@@ -326,6 +332,7 @@ void tracer_close(struct tracer *t)
 {
 	if (!t)
 		return;
+	ksym_lookup_cancel(&t->syn_loc);
 	ring_buffer__free(t->rb);
 	for (size_t i = 0; i < NR_PROGS; i++)
 		bpf_link__destroy(t->links[i]);
