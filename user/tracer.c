@@ -102,6 +102,7 @@ struct tracer {
 	struct btf *vmlinux;
 	struct kenum *drop_names, *rst_names;
 	struct ksym_lookup syn_loc;	/* tcp_rcv_state_process, read meanwhile */
+	bool want_syn_loc;		/* ... and needed: the consume_skb fallback */
 	struct ring_buffer *rb;
 	struct bpf_link *links[NR_PROGS];
 	struct probe_report report[SIG_MAX];
@@ -162,10 +163,6 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 		{ "in_retransmit_synack", SIG_SYNACK_RETRANSMIT },
 		{ "in_set_state", SIG_INBOUND_ESTABLISHED },
 	};
-	uint64_t lo, hi;
-	char why[160];
-	int err;
-
 	if (!(cfg->direction & CT_DIR_IN)) {
 		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
 			prog_off(t, in[i].prog, in[i].sig, "--direction out");
@@ -179,6 +176,16 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 			 "SYNs to a listener are not seen");
 		return;
 	}
+	t->want_syn_loc = true;	/* set_syn_loc(), once the BTF is no longer needed */
+}
+
+/* The consume_skb fallback's filter: tcp_rcv_state_process's range, or off. */
+static void set_syn_loc(struct tracer *t)
+{
+	uint64_t lo, hi;
+	char why[160];
+	int err;
+
 	err = ksym_lookup_wait(&t->syn_loc, &lo, &hi);
 	if (err) {
 		snprintf(why, sizeof(why), "tcp_rcv_state_process not found in /proc/kallsyms "
@@ -297,10 +304,20 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	err = choose_hooks(t, cfg, errmsg, errsz);
 	if (err)
 		goto fail;
-	ksym_lookup_cancel(&t->syn_loc);	/* unless it was used: fexit, or --direction */
 	/* libbpf loads the BTF again for its relocations: drop ours first */
 	btf__free(t->vmlinux);
 	t->vmlinux = NULL;
+	if (t->want_syn_loc) {
+		/*
+		 * An attach target set before load makes libbpf parse the BTF
+		 * now (7 ms here), while /proc/kallsyms may still be read,
+		 * not inside the load after it. On failure the load does it.
+		 */
+		bpf_program__set_attach_target(t->skel->progs.handle_set_state, 0,
+					       "inet_sock_set_state");
+		set_syn_loc(t);
+	}
+	ksym_lookup_cancel(&t->syn_loc);	/* unless it was used: fexit, or --direction */
 	err = conntrace_bpf__load(t->skel);
 	if (err) {
 		set_err(errmsg, errsz, "bpf: loading the programs failed: %s%s", strerror(-err),
