@@ -23,7 +23,6 @@ static void *sd_sym(const char *name)
 {
 	static void *h;
 	static bool tried;
-	void *f;
 
 	if (!tried) {
 		tried = true;
@@ -31,8 +30,7 @@ static void *sd_sym(const char *name)
 		if (!h)
 			fprintf(stderr, "service: cannot load %s: %s\n", SD_SONAME, dlerror());
 	}
-	f = h ? dlsym(h, name) : NULL;
-	return f;
+	return h ? dlsym(h, name) : NULL;
 }
 
 int sd_notify(int unset_environment, const char *state)
