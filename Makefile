@@ -55,11 +55,12 @@ MHD_STATIC := $(filter-out -lp11-kit,$(shell pkg-config --static --libs libmicro
 LDLIBS  := -Wl,-Bstatic -lbpf -lelf -lz $(MHD_STATIC) -Wl,-Bdynamic -lp11-kit
 else
 LDLIBS  := -lbpf -lelf -lz
-LDLIBS  += $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+# libmicrohttpd (and the GnuTLS it pulls in) is opened only when --metrics
+# starts its server: user/mhd_lazy.c. Linked, it costs every run ~2.4 MiB.
+CFLAGS  += -DCT_MHD_DLOPEN
 endif
-# sd_notify (Type=notify, the watchdog): Debian ships libsystemd only as a
-# shared library, so even STATIC=1 links it dynamically, like p11-kit.
-LDLIBS  += $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+# sd_notify (Type=notify, the watchdog): libsystemd is opened at run time,
+# only when systemd asks for notifications (user/sd_lazy.c), in every build.
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined

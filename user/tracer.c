@@ -106,6 +106,8 @@ struct tracer {
 	struct conntrace_bpf *skel;
 	struct btf *vmlinux;
 	struct kenum *drop_names, *rst_names;
+	struct ksym_lookup syn_loc;	/* tcp_rcv_state_process, read meanwhile */
+	bool want_syn_loc;		/* ... and needed: the consume_skb fallback */
 	struct ring_buffer *rb;
 	struct bpf_link *links[NR_PROGS];
 	struct probe_report report[SIG_MAX];
@@ -170,10 +172,6 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 		{ "in_conn_request", SIG_INBOUND_SYN }, { "in_consume_skb", SIG_INBOUND_SYN },
 		{ "in_retransmit_synack", SIG_SYNACK_RETRANSMIT },
 	};
-	uint64_t lo, hi;
-	char why[160];
-	int err;
-
 	if (!(cfg->direction & CT_DIR_IN)) {
 		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
 			prog_off(t, in[i].prog, in[i].sig, "--direction out");
@@ -189,7 +187,17 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 			 "SYNs to a listener are not seen");
 		return;
 	}
-	err = ksym_range_kernel("tcp_rcv_state_process", &lo, &hi);
+	t->want_syn_loc = true;	/* set_syn_loc(), once the BTF is no longer needed */
+}
+
+/* The consume_skb fallback's filter: tcp_rcv_state_process's range, or off. */
+static void set_syn_loc(struct tracer *t)
+{
+	uint64_t lo, hi;
+	char why[160];
+	int err;
+
+	err = ksym_lookup_wait(&t->syn_loc, &lo, &hi);
 	if (err) {
 		snprintf(why, sizeof(why), "tcp_rcv_state_process not found in /proc/kallsyms "
 			 "(%s): SYNs to a listener are not seen", strerror(-err));
@@ -332,6 +340,10 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 		set_err(errmsg, errsz, "libbpf: cannot count possible CPUs: %s", strerror(-err));
 		goto fail;
 	}
+	/* only with the consume_skb fallback, known later; started now, it is
+	 * read while the BTF is parsed and the hooks are probed */
+	if (cfg->direction & CT_DIR_IN)
+		ksym_lookup_start(&t->syn_loc, "tcp_rcv_state_process");
 	t->vmlinux = btf__load_vmlinux_btf();
 	if (!t->vmlinux) {
 		err = -errno;
@@ -359,6 +371,17 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	/* libbpf loads the BTF again for its relocations: drop ours first */
 	btf__free(t->vmlinux);
 	t->vmlinux = NULL;
+	if (t->want_syn_loc) {
+		/*
+		 * An attach target set before load makes libbpf parse the BTF
+		 * now (7 ms here), while /proc/kallsyms may still be read,
+		 * not inside the load after it. On failure the load does it.
+		 */
+		bpf_program__set_attach_target(t->skel->progs.handle_set_state, 0,
+					       "inet_sock_set_state");
+		set_syn_loc(t);
+	}
+	ksym_lookup_cancel(&t->syn_loc);	/* unless it was used: fexit, or --direction */
 	err = conntrace_bpf__load(t->skel);
 	if (err) {
 		set_err(errmsg, errsz, "bpf: loading the programs failed: %s%s", strerror(-err),
@@ -390,6 +413,7 @@ void tracer_close(struct tracer *t)
 {
 	if (!t)
 		return;
+	ksym_lookup_cancel(&t->syn_loc);
 	ring_buffer__free(t->rb);
 	for (size_t i = 0; i < NR_PROGS; i++)
 		bpf_link__destroy(t->links[i]);

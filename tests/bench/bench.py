@@ -311,6 +311,8 @@ class Bench:
                         started = time.time_ns()
             time.sleep(0.001)
         s["startup_s"] = (started - t0) / 1e9
+        # start-up's own peak (the BTF parsed during load), apart from the storms'
+        s["start_rss_kib"] = vm_hwm_kib(p.pid)
         s["progs"] = self.tracer_progs(p.pid)
         perf = json.loads(self.sh([self.a.bpftool, "perf", "show", "-j"]))
         s["foreign_progs"] = {e["prog_id"] for e in perf if e["pid"] != p.pid}
@@ -413,6 +415,7 @@ class Bench:
             if mode != "untraced":
                 s = self.start_tracer(mode, tag)
                 res["startup_s"] = s["startup_s"]
+                res["start_rss_kib"] = s["start_rss_kib"]
             if part == 1:
                 if s:
                     self.phase(s, ph, "idle", lambda: (time.sleep(a.idle), {})[1])
@@ -680,6 +683,8 @@ def brief(r):
         parts.append(f"cpu {r['cpu_s']:.2f} s")
     if r.get("maxrss_kib"):
         parts.append(f"rss {r['maxrss_kib'] / 1024:.1f} MiB")
+    if r.get("start_rss_kib"):
+        parts.append(f"(at start {r['start_rss_kib'] / 1024:.1f})")
     if r.get("exit"):
         parts.append(f"EXIT {r['exit']}: {r.get('stderr_tail', '')[-300:]!r}")
     return "; ".join(parts)
@@ -691,7 +696,7 @@ def summarize(out, a):
     S = {"throughput": {}, "ratio": {}, "cpu_per_connect_us": {}, "cpu_ratio": {},
          "model_ratio": {}, "model_ratio_clean": {}, "bpf_us_per_attempt": {},
          "foreign_us_per_attempt": {}, "progs": {}, "records": {}, "latency": {},
-         "startup_s": {}, "cpu": {}, "rss_kib": {}, "lost": {}}
+         "startup_s": {}, "cpu": {}, "rss_kib": {}, "start_rss_kib": {}, "lost": {}}
     for mode in a.modes:
         for phn in ("accept", "refused"):
             S["throughput"][f"{mode}/{phn}"] = med_range(
@@ -713,6 +718,7 @@ def summarize(out, a):
         rs1 = [r for r in rs if r["part"] == 1]
         S["startup_s"][mode] = med_range([r.get("startup_s") for r in rs])
         S["rss_kib"][mode] = med_range([r.get("maxrss_kib") for r in rs])
+        S["start_rss_kib"][mode] = med_range([r.get("start_rss_kib") for r in rs])
         cpu = {}
         for phn in ("idle", "accept", "refused"):
             phs = [r["phases"][phn] for r in rs1 if phn in r["phases"]]
@@ -1004,9 +1010,9 @@ def render(out, a):
     L += ["\n### Collector (the tracer's user-space process)\n",
           "CPU % of one CPU over each phase (plus its drain pause); µs per attempt and per "
           "line written in that window.\n",
-          "| mode | start-up ms | peak RSS MiB | idle CPU % | (1) CPU % | (2) CPU % | "
+          "| mode | start-up ms | peak RSS MiB | of which at start-up | idle CPU % | (1) CPU % | (2) CPU % | "
           "(2) µs/attempt | (2) µs/line | (2) lines | lost in kernel (part 1) |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode in TRACED:
         if mode not in S["cpu"]:
             continue
@@ -1019,6 +1025,7 @@ def render(out, a):
             lost_s = "not seen (/dev/null)"
         L.append(f"| {mode} | {fmt_mr(S['startup_s'][mode], 1000)} | "
                  f"{fmt_mr(S['rss_kib'][mode], 1 / 1024, '{:.1f}')} | "
+                 f"{fmt_mr(S['start_rss_kib'][mode], 1 / 1024, '{:.1f}')} | "
                  f"{fmt_mr(c['idle']['cpu_pct'], fmt='{:.1f}')} | "
                  f"{fmt_mr(c['accept']['cpu_pct'], fmt='{:.1f}')} | "
                  f"{fmt_mr(c['refused']['cpu_pct'], fmt='{:.1f}')} | "
