@@ -535,3 +535,22 @@ void hooks_print_report(FILE *f, const char *prefix, const struct probe_report *
 		fprintf(f, "%s%-*s  %-*s  %s\n", prefix, ws, rep[i].signal, wh,
 			rep[i].ok ? rep[i].hook : "(none)", rep[i].note);
 }
+
+/*
+ * Whether skb:consume_skb has its location argument (since 6.3): what tells
+ * the SYN a listener took or dropped, where no trampoline reaches
+ * tcp_conn_request. The tracepoint's BTF typedef points to its prototype.
+ */
+bool hooks_consume_has_location(const struct btf *btf)
+{
+	int id = btf ? btf__find_by_name_kind(btf, "btf_trace_consume_skb", BTF_KIND_TYPEDEF) : -1;
+	const struct btf_type *ty = id < 0 ? NULL : btf__type_by_id(btf, id);
+
+	if (!ty)
+		return false;
+	ty = btf__type_by_id(btf, ty->type);	/* pointer */
+	if (!ty || !btf_is_ptr(ty))
+		return false;
+	ty = btf__type_by_id(btf, ty->type);	/* the prototype: (void *, skb, location) */
+	return ty && btf_is_func_proto(ty) && btf_vlen(ty) >= 3;
+}

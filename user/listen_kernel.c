@@ -82,21 +82,6 @@ struct listen_kernel {
 	int iter_link_fd;
 };
 
-/* consume_skb's location argument (since 6.3) is what tells a listener's SYN. */
-static bool consume_has_location(const struct btf *btf)
-{
-	int id = btf ? btf__find_by_name_kind(btf, "btf_trace_consume_skb", BTF_KIND_TYPEDEF) : -1;
-	const struct btf_type *ty = id < 0 ? NULL : btf__type_by_id(btf, id);
-
-	if (!ty)
-		return false;
-	ty = btf__type_by_id(btf, ty->type);	/* pointer */
-	if (!ty || !btf_is_ptr(ty))
-		return false;
-	ty = btf__type_by_id(btf, ty->type);	/* the prototype: (void *, skb, location) */
-	return ty && btf_is_func_proto(ty) && btf_vlen(ty) >= 3;
-}
-
 /* The consume_skb fallback needs the location and tcp_rcv_state_process's range. */
 static void choose_syn_fallback(struct listen_kernel *k, const struct btf *btf)
 {
@@ -107,7 +92,7 @@ static void choose_syn_fallback(struct listen_kernel *k, const struct btf *btf)
 
 	if (!bpf_program__autoload(p))
 		return;
-	if (!consume_has_location(btf)) {
+	if (!hooks_consume_has_location(btf)) {
 		bpf_program__set_autoload(p, false);
 		snprintf(r->note, sizeof(r->note), "consume_skb has no location argument "
 			 "(before 6.3) and no fexit: SYN cookies and clients not seen");

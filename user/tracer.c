@@ -145,21 +145,6 @@ static void prog_off(struct tracer *t, const char *name, int sig, const char *wh
 	snprintf(rep->note, sizeof(rep->note), "%s", why);
 }
 
-/* consume_skb's location argument (since 6.3) is what tells a listener's SYN. */
-static bool consume_has_location(const struct btf *btf)
-{
-	int id = btf__find_by_name_kind(btf, "btf_trace_consume_skb", BTF_KIND_TYPEDEF);
-	const struct btf_type *ty = id < 0 ? NULL : btf__type_by_id(btf, id);
-
-	if (!ty)
-		return false;
-	ty = btf__type_by_id(btf, ty->type);	/* pointer */
-	if (!ty || !btf_is_ptr(ty))
-		return false;
-	ty = btf__type_by_id(btf, ty->type);	/* the prototype: (void *, skb, location) */
-	return ty && btf_is_func_proto(ty) && btf_vlen(ty) >= 3;
-}
-
 /*
  * Incoming attempts: none with --direction out (programs of their own are not
  * loaded; the packet tracepoints' shared ones skip the inbound part by
@@ -181,7 +166,7 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 	}
 	if (!bpf_program__autoload(t->skel->progs.in_consume_skb))
 		return;
-	if (!consume_has_location(t->vmlinux)) {
+	if (!hooks_consume_has_location(t->vmlinux)) {
 		prog_off(t, "in_consume_skb", SIG_INBOUND_SYN,
 			 "consume_skb has no location argument (before 6.3) and no fexit: "
 			 "SYNs to a listener are not seen");
