@@ -298,7 +298,8 @@ static void rank_clients(struct listen_ctx *c, struct tracked *v, size_t n)
 {
 	size_t i, d = 0, end;
 
-	qsort(c->drops, c->ndrops, sizeof(*c->drops), cmp_drop_cookie);
+	if (c->ndrops)	/* qsort(NULL, 0, ...) is undefined (UBSan says so) */
+		qsort(c->drops, c->ndrops, sizeof(*c->drops), cmp_drop_cookie);
 	for (i = 0; i < n; i++) {
 		struct listener *l = &v[i].l;
 
