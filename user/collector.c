@@ -62,6 +62,12 @@ struct collector {
 	struct ct_counts counts;
 	struct cg_cache *cg;		/* cgroup ids to paths, units, containers, pods */
 	uint64_t est_verdicts[CT_V_MAX];	/* established connections' verdicts, likewise */
+	/*
+	 * Incoming attempts' verdicts, also in counts.delivered: the kernel counts
+	 * only outgoing attempts (CT_CNT_FLOWS); an incoming one is an attempt from
+	 * its first SYN's record on (inbound.c), so it adds to flows here.
+	 */
+	uint64_t in_verdicts[CT_V_MAX];
 	uint64_t est_dropped;		/* ... of them not written: the --buffer was full */
 	/* add to a CLOCK_BOOTTIME stamp for wall time; taken again for every
 	 * batch of records, so that a step of the wall clock (NTP) is followed */
@@ -139,6 +145,8 @@ static void on_verdict(const struct ct_result *r, void *ctx)
 		c->est_verdicts[r->verdict]++;
 	else
 		c->counts.delivered[r->verdict]++;
+	if (r->phase != CT_PHASE_ESTABLISHED && r->inbound)
+		c->in_verdicts[r->verdict]++;
 	metrics_verdict(c->metrics, r);	/* export: every verdict, printed or not */
 	if (c->verdict_fn)
 		c->verdict_fn(r, c->verdict_ctx);
@@ -638,7 +646,10 @@ static void write_summary(struct collector *c, uint64_t now)
 	si.flow_nospace = cnt[CT_CNT_FLOW_NOSPACE];
 	si.flows_untracked = cnt[CT_CNT_FLOW_UNTRACKED];
 	si.missed_events = tracer_missed(c->t);
+	si.in_verdicts = c->in_verdicts;
 	si.flows = c->counts.flows;
+	for (int v = 0; v < CT_V_MAX; v++)
+		si.flows += c->in_verdicts[v];
 	si.duration_s = (now - c->start_boot) / 1e9;
 	si.ts_real_ns = now + boot_to_real(c);
 	sink_get_stats(c->sink, &ss);

@@ -52,12 +52,14 @@ struct summary_info {
 	uint64_t ok_unsent;		/* ... OK attempts only counted in the kernel */
 	/* established connections' verdicts, per enum ct_verdict; NULL: none kept */
 	const uint64_t *est_verdicts;
+	/* of verdicts, the incoming attempts' (direction inbound); NULL: none */
+	const uint64_t *in_verdicts;
 	uint64_t lost_records;
 	uint64_t flow_evictions;
 	uint64_t flow_nospace;
 	uint64_t flows_untracked;	/* ended, but began before conntrace */
 	uint64_t missed_events;		/* program runs the kernel skipped (recursion) */
-	uint64_t flows;
+	uint64_t flows;			/* outgoing attempts the kernel saw + incoming ones */
 	double duration_s;
 	uint64_t ts_real_ns;
 	/* export: the --output file (sink.c) */

@@ -303,9 +303,15 @@ static void json_summary(struct writer *w, const struct summary_info *s)
 	begin(&j, w->f, "summary", s->ts_real_ns);
 	json_klit(&j, "verdicts");
 	json_obj_begin(&j);
-	/* the attempts' verdicts (outgoing and incoming): flows = their sum + lost records */
+	/* the attempts' verdicts, outgoing and incoming: flows = their sum */
 	for (int v = 0; v <= CT_V_DROPPED; v++)
 		json_ku64(&j, ct_verdict_name(v), s->verdicts[v]);
+	json_obj_end(&j);
+	/* of them, the incoming ones: on loopback an attempt is both */
+	json_klit(&j, "inbound_verdicts");
+	json_obj_begin(&j);
+	for (int v = 0; v <= CT_V_DROPPED; v++)
+		json_ku64(&j, ct_verdict_name(v), s->in_verdicts ? s->in_verdicts[v] : 0);
 	json_obj_end(&j);
 	if (s->est_verdicts) {
 		json_klit(&j, "established_verdicts");

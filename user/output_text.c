@@ -338,12 +338,18 @@ static void text_loss(struct writer *w, const struct loss_info *l)
 
 static void text_summary(struct writer *w, const struct summary_info *s)
 {
-	uint64_t total = 0;
+	uint64_t total = 0, in = 0;
 
 	text_tick(w, s->ts_real_ns);	/* what was summed since the last tick */
-	for (int v = 0; v <= CT_V_DROPPED; v++)
+	for (int v = 0; v <= CT_V_DROPPED; v++) {
 		total += s->verdicts[v];
-	fprintf(w->f, "-- %llu attempts in %.1f s:", (unsigned long long)total, s->duration_s);
+		in += s->in_verdicts ? s->in_verdicts[v] : 0;
+	}
+	fprintf(w->f, "-- %llu attempts in %.1f s", (unsigned long long)total, s->duration_s);
+	if (in)		/* on loopback an attempt is seen from both ends */
+		fprintf(w->f, " (%llu outgoing, %llu incoming)",
+			(unsigned long long)(total - in), (unsigned long long)in);
+	fputc(':', w->f);
 	for (int v = 0; v <= CT_V_DROPPED; v++)
 		fprintf(w->f, " %s %llu", ct_verdict_name(v),
 			(unsigned long long)s->verdicts[v]);

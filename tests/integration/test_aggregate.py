@@ -28,7 +28,7 @@ _ports_used = set()
 
 AGG_RE = re.compile(r"^(\d\d:\d\d:\d\d) REFUSED (\w+) to (\S+) x ([\d,]+) more in the last "
                     r"(\d+\.\d) s, aggregated \(over 10 a second\): --no-aggregate prints each$")
-SUMMARY_RE = re.compile(r"^-- (\d+) attempts in [\d.]+ s:.* refused (\d+) .*; lost records (\d+)")
+SUMMARY_RE = re.compile(r"^-- (\d+) attempts in [\d.]+ s(?: \([^)]*\))?:.* refused (\d+) .*; lost records (\d+)")
 
 
 def own_port():

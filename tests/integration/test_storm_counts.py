@@ -9,7 +9,7 @@ the `lost` records and /metrics must equal, by verdict, whether each
 attempt's verdict was printed, dropped because the output buffer was full,
 or counted in the kernel because the ring had no room for its record.
 
-The accounting identity checked everywhere:
+The accounting identity checked everywhere (incoming attempts in flows too):
     flows == sum(verdicts)            (pending included)
     verdicts[v] == printed[v] + lost_by_verdict[v] + buffer_dropped_by_verdict[v]
                    (+ ok_not_sent for ok)
@@ -254,3 +254,31 @@ def test_ok_counted_in_the_kernel_for_metrics(own_ns):
     assert summary["ok_not_sent"] == summary["verdicts"]["ok"] == n, summary
     assert summary["lost_records"] == 0, summary
     check_identity(summary, Counter())
+
+
+@pytest.mark.parametrize("direction", ["both", "in"])
+def test_incoming_attempts_counted(own_ns, direction):
+    """With incoming attempts followed (--direction both, the default, or in),
+    a refused connect on loopback is seen from both ends: its client's
+    attempt (outbound) and the SYN this host answered with an RST (inbound).
+    The summary's flows count both, so that flows == sum(verdicts) still
+    holds, and inbound_verdicts says which share was incoming."""
+    ns, n = own_ns, 3000
+    port = free_local_port()
+    ct = Conntrace("--netns", ns.name, "--port", port, "--direction", direction).start()
+    try:
+        got = refuse_storm(ns, port, n)
+        assert got.get("ECONNREFUSED", 0) == n, got
+        summary = ct.stop()
+    finally:
+        ct.kill()
+    printed = Counter((r["direction"], r["verdict"]) for r in ct.verdicts())
+    print(f"client {got}; summary {summary}; printed {dict(printed)}")
+    assert summary["lost_records"] == 0, summary    # 3000 records fit the default ring
+    inbound, outbound = (n, n) if direction == "both" else (n, 0)
+    assert summary["inbound_verdicts"]["refused"] == inbound, summary
+    assert sum(summary["inbound_verdicts"].values()) == inbound, summary
+    assert summary["verdicts"]["refused"] == inbound + outbound, summary
+    assert printed[("inbound", "refused")] == inbound, printed
+    assert printed[("outbound", "refused")] == outbound, printed
+    check_identity(summary, Counter(r["verdict"] for r in ct.verdicts()))
