@@ -671,6 +671,15 @@ def cpu_per_connect(r, phn):
     return (ph["cpu_s"] + ph.get("tracer_cpu_s", 0.0)) / ph["attempts"]
 
 
+def identity_gap(r):
+    """A conntrace run's summary: flows - sum(verdicts), 0 when every attempt it
+    saw start got a verdict (pending included); None without a JSON summary."""
+    sm = r.get("summary") or {}
+    if "flows" not in sm or not isinstance(sm.get("verdicts"), dict):
+        return None
+    return sm["flows"] - sum(sm["verdicts"].values())
+
+
 def brief(r):
     ph = r["phases"]
     parts = [f"{n} {p['rate']:.0f}/s" for n, p in ph.items() if n in ("accept", "refused")]
@@ -679,6 +688,9 @@ def brief(r):
     miss = {n: p["missing"] for n, p in ph.items() if "missing" in p}
     if miss:
         parts.append("missing " + " ".join(f"{n}={m}" for n, m in miss.items()))
+    gap = identity_gap(r)
+    if gap:
+        parts.append(f"SUMMARY flows - sum(verdicts) = {gap}")
     if "cpu_s" in r:
         parts.append(f"cpu {r['cpu_s']:.2f} s")
     if r.get("maxrss_kib"):
@@ -693,7 +705,7 @@ def brief(r):
 # ---- aggregation ----
 
 def summarize(out, a):
-    S = {"throughput": {}, "ratio": {}, "cpu_per_connect_us": {}, "cpu_ratio": {},
+    S = {"identity_gaps": {}, "throughput": {}, "ratio": {}, "cpu_per_connect_us": {}, "cpu_ratio": {},
          "model_ratio": {}, "model_ratio_clean": {}, "bpf_us_per_attempt": {},
          "foreign_us_per_attempt": {}, "progs": {}, "records": {}, "latency": {},
          "startup_s": {}, "cpu": {}, "rss_kib": {}, "start_rss_kib": {}, "lost": {}}
@@ -732,6 +744,8 @@ def summarize(out, a):
                 "lines": med_range([p.get("lines") for p in phs]),
             }
         S["cpu"][mode] = cpu
+        S["identity_gaps"][mode] = [identity_gap(r) for r in rs
+                                    if identity_gap(r) is not None]
         S["lost"][mode] = {
             "lost_records": med_range([r.get("summary", {}).get("lost_records") for r in rs1]),
             "flow_evictions": med_range([r.get("summary", {}).get("flow_evictions")
@@ -848,6 +862,10 @@ def targets(S, a):
             add(f"{mode}: zero verdicts missing in {phn}",
                 f"{rec['missing']} of {rec['expected']} (rounds: "
                 f"{', '.join(map(str, rec['missing_per_round']))})", rec["missing"] == 0)
+    for mode, gaps in S["identity_gaps"].items():
+        if gaps:
+            add(f"{mode}: summary flows == sum(verdicts) in every run",
+                f"flows - sum: {', '.join(map(str, gaps))}", not any(gaps))
     for mode in ("default", "all"):
         r = S["rss_kib"].get(mode)
         if r:

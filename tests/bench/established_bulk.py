@@ -2,23 +2,26 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """What following established connections costs a healthy bulk transfer.
 
-In a throwaway namespace, a loopback TCP bulk transfer (one connection, one
-sender and one receiver thread, 1 MiB writes) runs for --secs seconds,
-alternately without and with `conntrace -j --netns NS` running, for --rounds
-rounds each. Prints the median throughput of each, their ratio (traced /
-untraced; the issue's target is >= 0.98; kernel.bpf_stats_enabled off), then
-one more traced transfer with bpf_stats on: how often and how long each
-program that conntrace attached ran (found by the conntrace's pid in `bpftool
-perf show`, so other tracers' programs are not counted), and the CPU time the
-conntrace process itself used while idle and during that transfer. Needs
-root; run from the top of the tree after make.
+In a throwaway namespace, a loopback TCP bulk transfer (tests/bench/bulk.c:
+one connection, a sender and a receiver process pinned to two CPUs, 1 MiB
+writes) runs for --secs seconds, alternately without and with `conntrace -j
+--netns NS` running: untraced, traced, untraced, ..., untraced (--rounds
+traced transfers, each between two untraced ones). Each traced transfer is
+compared with the mean of the untraced ones around it; prints the median of
+those ratios (the issue's target is >= 0.98; kernel.bpf_stats_enabled off)
+with their range, and the medians of each kind. Then one more traced transfer
+with bpf_stats on: how often and how long each program that conntrace
+attached ran (found by the conntrace's pid in `bpftool perf show`, so other
+tracers' programs are not counted), and the CPU time the conntrace process
+itself used while idle and during that transfer. Needs root; run from the
+top of the tree after make (bulk is build/bench/bulk).
 
 With --loss PCT an nft rule in the namespace drops that share of the data
 segments at random (`numgen random`), so the same transfer is retransmit-heavy:
 every retransmit and every recovery runs the established-connection programs.
 The kernel's own RetransSegs of the namespace, per round, says how heavy.
 
-    tests/bench/established_bulk.py [--rounds 7] [--secs 4] [--loss 1] [--conntrace ./conntrace]
+    tests/bench/established_bulk.py [--rounds 9] [--secs 3] [--loss 1] [--conntrace ./conntrace]
 """
 
 import argparse
@@ -31,27 +34,7 @@ import subprocess
 import sys
 import time
 
-BULK = r"""
-import socket, sys, threading, time
-port, secs = int(sys.argv[1]), float(sys.argv[2])
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", port)); ls.listen(1)
-c = socket.create_connection(("127.0.0.1", port)); s, _ = ls.accept()
-got = [0]
-def sink():
-    b = bytearray(1 << 20)
-    while True:
-        n = s.recv_into(b)
-        if not n:
-            break
-        got[0] += n
-t = threading.Thread(target=sink); t.start()
-buf = b"z" * (1 << 20); t0 = time.monotonic(); end = t0 + secs
-while time.monotonic() < end:
-    c.sendall(buf)
-c.shutdown(socket.SHUT_WR); t.join()
-print(got[0] / (time.monotonic() - t0) / 1e6)
-"""
+
 
 
 
@@ -103,13 +86,18 @@ def retrans_segs(ns):
     return int(lines[1][lines[0].index("RetransSegs")])
 
 
+BULK_BIN = None  # tests/bench/bulk.c, built
 RETRANS = []    # RetransSegs of each transfer, to say how retransmit-heavy it was
+
+
+CPUS = []        # --sender-cpu, --receiver-cpu: two CPUs this process may use
 
 
 def bulk(ns, port, secs):
     r0 = retrans_segs(ns)
-    rate = float(sh(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", BULK, str(port),
-                     str(secs)], timeout=secs + 60).stdout)
+    pin = ["--sender-cpu", str(CPUS[0]), "--receiver-cpu", str(CPUS[1])] if CPUS else []
+    rate = float(sh(["ip", "netns", "exec", ns, BULK_BIN, "--port", str(port),
+                     "--secs", str(secs), *pin], timeout=secs + 60).stdout)
     RETRANS.append(retrans_segs(ns) - r0)
     return rate
 
@@ -152,31 +140,43 @@ def traced(a, ns, inode, port, stats):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--secs", type=float, default=4.0)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--secs", type=float, default=3.0)
     ap.add_argument("--conntrace", default="./conntrace")
+    ap.add_argument("--bulk", default="build/bench/bulk")
     ap.add_argument("--loss", type=float, default=0.0,
                     help="drop this %% of the data segments (nft numgen): retransmit-heavy")
     a = ap.parse_args()
     if not 0 <= a.loss < 100:
         ap.error("--loss: a percentage in [0, 100)")
+    if a.rounds < 1:
+        ap.error("--rounds: at least 1")
+    global BULK_BIN
+    BULK_BIN = os.path.abspath(a.bulk)
+    if not os.access(BULK_BIN, os.X_OK):
+        ap.error(f"--bulk: {a.bulk} is not built (make {a.bulk})")
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) >= 2:
+        CPUS[:] = allowed[:2]
     ns = f"ctbulk-{secrets.token_hex(3)}"
     sh(["ip", "netns", "add", ns])
     # throughput without bpf_stats (its two clock reads per program run would
     # count against the traced runs); the costs from one more transfer with it
     stats_on = [sh(["sysctl", "-n", "kernel.bpf_stats_enabled"]).stdout.strip() == "1"]
-    untraced, traced_mbs = [], []
+    untraced, traced_mbs, ratios = [], [], []
     try:
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
         inode = os.stat(f"/run/netns/{ns}").st_ino
         port = 30000 + secrets.randbelow(20000)
         if a.loss:
             drop_share(ns, port, a.loss)
+        untraced.append(bulk(ns, port, a.secs))
         for r in range(a.rounds):
-            untraced.append(bulk(ns, port, a.secs))
             traced_mbs.append(traced(a, ns, inode, port, False)[0])
-            print(f"round {r + 1}: untraced {untraced[-1]:.0f} MB/s, "
-                  f"traced {traced_mbs[-1]:.0f} MB/s", flush=True)
+            untraced.append(bulk(ns, port, a.secs))
+            ratios.append(traced_mbs[-1] / ((untraced[-2] + untraced[-1]) / 2))
+            print(f"round {r + 1}: untraced {untraced[-2]:.0f}, traced {traced_mbs[-1]:.0f}, "
+                  f"untraced {untraced[-1]:.0f} MB/s: ratio {ratios[-1]:.3f}", flush=True)
         stats_on.append(sh(["sysctl", "-n", "kernel.bpf_stats_enabled"]).stdout.strip() == "1")
         rate, cost, cpu = traced(a, ns, inode, port, True)
     finally:
@@ -186,8 +186,11 @@ def main():
               "rounds: the traced runs paid for it")
     mu, mt = statistics.median(untraced), statistics.median(traced_mbs)
     kind = f"{a.loss:g} % of segments dropped" if a.loss else "healthy"
-    print(f"{kind}: median untraced {mu:.0f} MB/s, traced {mt:.0f} MB/s, ratio {mt / mu:.3f} "
-          f"({a.rounds} rounds of {a.secs} s; load average {open('/proc/loadavg').read().split()[0]}; "
+    pinned = f"sender on CPU {CPUS[0]}, receiver on CPU {CPUS[1]}" if CPUS else "not pinned"
+    print(f"{kind}: ratio traced/untraced, median of {a.rounds} {statistics.median(ratios):.3f} "
+          f"({min(ratios):.3f}-{max(ratios):.3f}); median untraced {mu:.0f} MB/s "
+          f"({len(untraced)} transfers), traced {mt:.0f} MB/s ({a.rounds} transfers of {a.secs} s, "
+          f"{pinned}; load average {open('/proc/loadavg').read().split()[0]}; "
           f"retransmitted segments per transfer, median {statistics.median(RETRANS):.0f})")
     print(f"conntrace's programs during one more traced transfer, with bpf_stats "
           f"({rate:.0f} MB/s; hook/program: runs, ns in all, ns per run):")
