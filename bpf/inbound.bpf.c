@@ -236,6 +236,34 @@ static __always_inline void listener_open(const struct sock *sk)
 	bpf_map_update_elem(&in_listeners, &lk, &ls, BPF_ANY);
 }
 
+/*
+ * The listeners open before conntrace started, once at start-up (the
+ * collector reads this iterator to its end): without them, a SYN that such a
+ * listener dropped on its full queue would not be seen where the listener is
+ * found by namespace and port (consume_skb). Their owner is not known (no
+ * listen() seen); a listener opened meanwhile keeps what listen() gave it.
+ */
+SEC("iter/tcp")
+int in_seed_listeners(struct bpf_iter__tcp *ctx)
+{
+	const struct sock *sk = (const struct sock *)ctx->sk_common;
+	struct in_listener ls = { .qlen = ~0U };
+	struct in_lkey lk = {};
+
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != CT_TCP_LISTEN)
+		return 0;
+	if (!is_tcp(sk))
+		return 0;
+	lk.netns = sk_netns(sk);
+	lk.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (!lk.port || !netns_wanted(lk.netns))
+		return 0;
+	ls.sk = (__u64)sk;
+	ls.drops = read_drops(sk);
+	bpf_map_update_elem(&in_listeners, &lk, &ls, BPF_NOEXIST);
+	return 0;
+}
+
 /* A child's handshake completed: the end of its attempt, if one is kept. */
 static __always_inline void child_established(const struct sock *sk)
 {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +27,7 @@
 #include "hooks.h"
 #include "kenum.h"
 #include "ksym.h"
+#include "listen_int.h"	/* netns_enumerate() */
 #include "tracer.h"
 
 enum {
@@ -158,6 +160,7 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 		{ "in_retransmit_synack", SIG_SYNACK_RETRANSMIT },
 	};
 	if (!(cfg->direction & CT_DIR_IN)) {
+		bpf_program__set_autoload(t->skel->progs.in_seed_listeners, false);
 		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
 			prog_off(t, in[i].prog, in[i].sig, "--direction out");
 		t->sig_off[SIG_INBOUND_DROP] = t->sig_off[SIG_INBOUND_RST] = "--direction out";
@@ -173,6 +176,83 @@ static void choose_inbound(struct tracer *t, const struct tracer_config *cfg)
 		return;
 	}
 	t->want_syn_loc = true;	/* set_syn_loc(), once the BTF is no longer needed */
+}
+
+/* Runs the in_seed_listeners iterator over the current network namespace. */
+static int seed_here(int link_fd, int back_fd, int ns_fd)
+{
+	char buf[256];
+	int fd, err = 0;
+	ssize_t n;
+
+	/* iter/tcp walks the namespace of the task that creates the iterator */
+	if (setns(ns_fd, CLONE_NEWNET))
+		return -errno;	/* gone meanwhile, or not enterable */
+	fd = bpf_iter_create(link_fd);
+	if (fd < 0)
+		err = -errno;
+	if (setns(back_fd, CLONE_NEWNET)) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOTRECOVERABLE;
+	}
+	/* the program writes nothing: reading runs it over every socket */
+	while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	if (fd >= 0) {
+		if (n < 0)
+			err = -errno;
+		close(fd);
+	}
+	return err;
+}
+
+/*
+ * The listeners open before start into the kernel's table of listeners
+ * (in_seed_listeners), once the programs are attached: a listener opened
+ * between the two is taken at listen() and kept. In every namespace (or the
+ * --netns one), entered in turn. A failure is said in the inbound_syn probe's
+ * note: the SYNs such listeners drop on a full queue go unseen. Failing to
+ * come back to conntrace's own namespace is fatal.
+ */
+static int seed_listeners(struct tracer *t, uint32_t only_netns)
+{
+	struct probe_report *rep = &t->report[SIG_INBOUND_SYN];
+	struct netns_set set = { 0 };
+	struct bpf_link *link;
+	int back, err = 0, first = 0;
+	size_t failed = 0;
+
+	if (!bpf_program__autoload(t->skel->progs.in_seed_listeners) || !rep->ok)
+		return 0;
+	back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	link = bpf_program__attach_iter(t->skel->progs.in_seed_listeners, NULL);
+	if (back < 0 || !link) {
+		first = -errno;
+		failed = 1;
+	} else {
+		netns_enumerate(&set);
+		for (size_t i = 0; i < set.n; i++) {
+			if (only_netns && set.v[i].ino != only_netns)
+				continue;
+			err = seed_here(bpf_link__fd(link), back, set.v[i].fd);
+			if (err == -ENOTRECOVERABLE)
+				break;
+			if (err && !failed++)
+				first = err;
+			err = 0;
+		}
+		netns_close_all(&set);
+		free(set.v);
+	}
+	bpf_link__destroy(link);
+	if (back >= 0)
+		close(back);
+	if (failed)
+		snprintf(rep->note, sizeof(rep->note), "listeners open before start not known in "
+			 "%zu namespace%s (iter/tcp: %s): SYNs they drop are not seen", failed,
+			 failed == 1 ? "" : "s", strerror(-first));
+	return err;
 }
 
 /* The consume_skb fallback's filter: tcp_rcv_state_process's range, or off. */
@@ -378,6 +458,12 @@ int tracer_open(struct tracer **out, const struct tracer_config *cfg,
 	if (err)
 		goto fail;
 	report_caveats(t);	/* of what did attach */
+	err = seed_listeners(t, cfg->netns);
+	if (err) {
+		set_err(errmsg, errsz, "netns: cannot return to conntrace's network namespace "
+			"after reading the listeners of another");
+		goto fail;
+	}
 	for (size_t i = 0; i < NR_PROGS; i++)
 		if (progs[i].kind == HK_ITER && !strcmp(progs[i].prog, "dump_listeners"))
 			t->listener_iter = t->links[i];

@@ -284,3 +284,27 @@ table inet ctsynack {{
     assert 6 - queued - missed <= len(cookied) <= 6 - queued, (queued, missed, verdicts)
     assert sent - missed <= sum(cookied.values()) <= sent, (sent, missed, cookied, verdicts)
     assert set(cookied) <= {c.result["sport"] for c in clients}, cookied
+
+
+def test_listener_open_before_conntrace(hosts):
+    """A server started before conntrace (the usual case): its listener is
+    found at start-up (iter/tcp), so the SYNs it drops on its full accept
+    queue still give accept_queue_full verdicts. Its owner is not known: no
+    listen() was seen."""
+    cli, srv = hosts
+    port = free_port()
+    srv.listen(port, backlog=1, no_accept=True, addr=SERVER_ADDR)
+    with Conntrace("-a", "--netns", srv.name, "--direction", "in") as server:
+        full = [cli.client(SERVER_ADDR, port, name=f"ctc-pre{i}") for i in range(CLIENTS)]
+        res = [c.finish(timeout=60) for c in full]
+        lost = [r for r in res if r["result"] != "ok"]
+        assert lost and all(r["result"] == "ETIMEDOUT" for r in lost), res
+        server.stop()
+    aq = by_sport(inbound(server, srv, port))
+    for r in lost:
+        v = aq.get(r["sport"])
+        assert v, f"no inbound verdict for client port {r['sport']}: {list(aq.values())}"
+        assert v["verdict"] in ("pending", "dropped") and v["cause"] == "accept_queue_full", v
+        assert v["pid"] is None and v["comm"] is None, v
+        kinds = [e["event"] for e in v["evidence"]]
+        assert "accept_queue_full" in kinds and "drop" in kinds, v
