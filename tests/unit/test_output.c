@@ -392,6 +392,26 @@ static void test_text_summary_says_what_was_summed(void **state)
 	agg = strstr(text, "x 20 more in the last 0.5 s");
 	sum = strstr(text, "-- 30 attempts");
 	CHECK(agg && sum && agg < sum, "expected the aggregate, then the summary:\n%s", text);
+	CHECK(strstr(text, "-- 30 attempts in 0.5 s: ok 0"), "no direction split expected:\n%s",
+	      text);
+}
+
+/* Incoming attempts: the summary says how many of its attempts were. */
+static void test_text_summary_splits_directions(void **state)
+{
+	uint64_t v[CT_V_MAX] = { [CT_V_REFUSED] = 30 }, in[CT_V_MAX] = { [CT_V_REFUSED] = 12 };
+	struct corr_stats st = { 0 };
+	struct summary_info si = { .stats = &st, .verdicts = v, .in_verdicts = in,
+				   .duration_s = 0.5, .ts_real_ns = TS_NS };
+	struct capture c;
+	char *text;
+
+	(void)state;
+	cap_text(&c, false, false);
+	c.w.ops->summary(&c.w, &si);
+	text = cap_close(&c);
+	CHECK(strstr(text, "-- 30 attempts in 0.5 s (18 outgoing, 12 incoming): ok 0"),
+	      "expected the split by direction:\n%s", text);
 }
 
 int main(void)
@@ -409,6 +429,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_text_without_aggregation_prints_every_verdict,
 					  free_owned),
 		cmocka_unit_test_teardown(test_text_summary_says_what_was_summed, free_owned),
+		cmocka_unit_test_teardown(test_text_summary_splits_directions, free_owned),
 	};
 
 	/* the text writer's clock is local time: make it the same everywhere */

@@ -288,7 +288,7 @@ static void test_json_start_lost_and_summary_parse(void **state)
 		.stats = &stats, .lost_records = 10, .flow_evictions = 20, .flow_nospace = 3,
 		.flows_untracked = 4, .flows = 100, .duration_s = 12.3456, .ts_real_ns = TS_NS + 1,
 	};
-	uint64_t verdicts[CT_V_MAX];
+	uint64_t verdicts[CT_V_MAX], in_verdicts[CT_V_MAX] = { [CT_V_REFUSED] = 7 };
 	struct record recs[4];
 	struct capture c;
 	char *text;
@@ -297,6 +297,7 @@ static void test_json_start_lost_and_summary_parse(void **state)
 	for (int v = 0; v < CT_V_MAX; v++)
 		verdicts[v] = 10 + v;
 	si.verdicts = verdicts;
+	si.in_verdicts = in_verdicts;
 	cap_json(&c);
 	write_start(&c.w);
 	c.w.ops->loss(&c.w, &li);
@@ -328,6 +329,9 @@ static void test_json_start_lost_and_summary_parse(void **state)
 	expect_field(&recs[2], "verdicts",
 		     "{\"abandoned\":15,\"dropped\":17,\"ok\":10,\"pending\":16,\"refused\":13,\"slow\":11,"
 		     "\"timeout\":12,\"unreachable\":14}");
+	expect_field(&recs[2], "inbound_verdicts",
+		     "{\"abandoned\":0,\"dropped\":0,\"ok\":0,\"pending\":0,\"refused\":7,\"slow\":0,"
+		     "\"timeout\":0,\"unreachable\":0}");
 	expect_field(&recs[2], "flows", "100");
 	expect_field(&recs[2], "lost_records", "10");
 	expect_field(&recs[2], "flow_evictions", "20");
