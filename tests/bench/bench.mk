@@ -93,9 +93,9 @@ bench: $(BIN) $(BENCH_LOADGEN) $(BENCH_BULK) bench-deps $(WRITER_BENCH) $(if $(W
 # Then the same transfer retransmit-heavy: ESTAB_LOSS % of its segments
 # dropped by nft at random (default 2), fewer rounds.
 ESTAB_BENCH_RUN = $(BENCH_PYTHON) tests/bench/established_bulk.py --conntrace ./$(BIN) \
-	--bulk $(BENCH_BULK) --rounds $(or $(ESTAB_ROUNDS),9) --secs $(or $(ESTAB_SECS),3) && \
+	--bulk $(BENCH_BULK) --rounds $(or $(ESTAB_ROUNDS),21) --secs $(or $(ESTAB_SECS),2) && \
 	$(BENCH_PYTHON) tests/bench/established_bulk.py --conntrace ./$(BIN) \
-	--bulk $(BENCH_BULK) --rounds $(or $(ESTAB_LOSS_ROUNDS),3) --secs $(or $(ESTAB_SECS),3) \
+	--bulk $(BENCH_BULK) --rounds $(or $(ESTAB_LOSS_ROUNDS),7) --secs $(or $(ESTAB_SECS),2) \
 	--loss $(or $(ESTAB_LOSS),2)
 
 .PHONY: bench-established

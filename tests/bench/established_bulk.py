@@ -21,7 +21,7 @@ segments at random (`numgen random`), so the same transfer is retransmit-heavy:
 every retransmit and every recovery runs the established-connection programs.
 The kernel's own RetransSegs of the namespace, per round, says how heavy.
 
-    tests/bench/established_bulk.py [--rounds 9] [--secs 3] [--loss 1] [--conntrace ./conntrace]
+    tests/bench/established_bulk.py [--rounds 21] [--secs 2] [--loss 1] [--conntrace ./conntrace]
 """
 
 import argparse
@@ -32,6 +32,7 @@ import secrets
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -109,17 +110,28 @@ def drop_share(ns, port, pct):
     sh(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules)
 
 
+def started(ct):
+    """Waits for conntrace's start record (its programs are attached), then
+    drains its stdout in a thread; False if it exited first."""
+    line = ct.stdout.readline()
+    threading.Thread(target=lambda: [None for _ in ct.stdout], daemon=True).start()
+    return line.startswith(b'{"type":"start"')
+
+
 def traced(a, ns, inode, port, stats):
     """One transfer with conntrace running: (MB/s, program costs, collector CPU).
-    Costs only with stats (kernel.bpf_stats_enabled=1 for that transfer)."""
+    Costs, and the collector's CPU when idle, only with stats (then
+    kernel.bpf_stats_enabled=1 for that transfer)."""
     cost, cpu = {}, {}
     ct = subprocess.Popen([a.conntrace, "-j", "--netns", str(inode)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1.5)     # attached (its start record comes within a second)
+        if not started(ct):
+            raise RuntimeError(f"conntrace did not start: {ct.stderr.read().decode()[-500:]}")
         ids = attached(ct.pid)
         c0, w0 = task_cpu_ns(ct.pid), time.monotonic_ns()
-        time.sleep(1.0)     # idle: what the collector costs with nothing to do
+        if stats:
+            time.sleep(1.0)     # idle: what the collector costs with nothing to do
         c1, w1 = task_cpu_ns(ct.pid), time.monotonic_ns()
         fd = enable_stats() if stats else None
         before = prog_stats(ids)
@@ -140,8 +152,8 @@ def traced(a, ns, inode, port, stats):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--secs", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--secs", type=float, default=2.0)
     ap.add_argument("--conntrace", default="./conntrace")
     ap.add_argument("--bulk", default="build/bench/bulk")
     ap.add_argument("--loss", type=float, default=0.0,
