@@ -62,7 +62,7 @@ extern events_map_t events SEC(".maps");
  * it goes with the socket, so no entry is ever evicted and a new socket at a
  * freed one's address never finds it. Elsewhere an LRU hash keyed by the
  * struct sock address (flows) is the table, and may evict. Every program
- * goes through flow_get()/flow_new()/flow_delete(): the verifier drops the
+ * goes through flow_get()/flow_new()/flow_finished(): the verifier drops the
  * branch of the table not in use (flows_in_sk is read-only data).
  */
 extern const volatile bool flows_in_sk;
@@ -578,9 +578,12 @@ static __always_inline struct ct_flow *flow_get(const struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 
-	if (flows_in_sk)
-		return bpf_sk_storage_get(&flow_store, (void *)sk, NULL, 0);
-	return bpf_map_lookup_elem(&flows, &key);
+	struct ct_flow *f;
+
+	if (!flows_in_sk)
+		return bpf_map_lookup_elem(&flows, &key);
+	f = bpf_sk_storage_get(&flow_store, (void *)sk, NULL, 0);
+	return f && !(f->kflags & CT_KF_ENDED) ? f : NULL;
 }
 
 /* A socket's new flow, a copy of *init: 0, or -1 when there is no room. */
@@ -608,6 +611,23 @@ static __always_inline void flow_delete(const struct sock *sk)
 		bpf_sk_storage_delete(&flow_store, (void *)sk);
 	else if (!bpf_map_delete_elem(&flows, &key))
 		__sync_fetch_and_sub(&live_flows, 1);
+}
+
+/*
+ * A finished attempt leaves the table. A socket that closed keeps its storage,
+ * marked ended, until the kernel frees the socket and the storage with it
+ * (after an ordinary RCU grace period); deleted here, it would wait for an
+ * RCU tasks-trace one, which costs more (refused storm: this program 998 ->
+ * 676 ns a run, CPU per attempt 22.0 -> 21.0 us; BENCHMARKS.md, round 4). An
+ * established one is deleted: its socket may live for hours.
+ */
+static __always_inline void flow_finished(const struct sock *sk, struct ct_flow *f, int newstate)
+{
+	if (flows_in_sk && newstate == CT_TCP_CLOSE) {
+		f->kflags |= CT_KF_ENDED;
+		return;
+	}
+	flow_delete(sk);
 }
 
 #endif /* CONNTRACE_BPF_H */

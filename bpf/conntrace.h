@@ -65,6 +65,11 @@ enum ct_flow_flags {
  * another port: counted in CT_CNT_FLOWS only once its port is known to match.
  */
 #define CT_KF_UNCOUNTED	(1U << 0)
+/*
+ * CT_KF_ENDED: a finished attempt left in its closed socket's storage, for
+ * the kernel to free with the socket (flow_finished()): no flow any more.
+ */
+#define CT_KF_ENDED	(1U << 1)
 
 /* Either way the flow's owner, start and SYN history are unknown. */
 #define CT_F_NO_HISTORY	(CT_F_EVICTED | CT_F_UNTRACKED)

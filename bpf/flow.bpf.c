@@ -160,7 +160,7 @@ static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, i
 	} else {
 		flow_send(f, now);
 	}
-	flow_delete(sk);
+	flow_finished(sk, f, newstate);
 }
 
 /*
@@ -349,8 +349,8 @@ int dump_pending_sk(struct bpf_iter__bpf_sk_storage_map *ctx)
 	const struct sock *sk = ctx->sk;
 	struct ct_flow f;
 
-	if (!sk || !v)
-		return 0;
+	if (!sk || !v || (v->kflags & CT_KF_ENDED))
+		return 0;	/* an ended attempt in a closed socket: no pending flow */
 	__builtin_memcpy(&f, v, sizeof(f));
 	if (connecting(sk))
 		read_tuple_in(&f, sk, true);
