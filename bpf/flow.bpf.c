@@ -69,6 +69,13 @@ static __always_inline void flow_start(const struct sock *sk)
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	f->ts_start = bpf_ktime_get_boot_ns();
 	read_tuple_in(f, sk, true);
+	/*
+	 * The source port only if bound (bind() before connect()): a socket that
+	 * connects again after a failed attempt still has that attempt's
+	 * inet_sport, and gets its new port after this state change. 0 is read
+	 * again at connect()'s return and at the end.
+	 */
+	f->sport = sk->__sk_common.skc_num;
 	if (!port_wanted(f->sport, f->dport)) {
 		/* a source port bound before connect() is final: not wanted */
 		if (f->sport)

@@ -9,6 +9,7 @@ the address of the one before it."""
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -164,3 +165,44 @@ def test_flood_in_sockets_evicts_nothing(netns):
     bad = [r for r in ours if r["evicted"] or r["untracked"] or r["comm"] != "ctc-skflood"
            or r["verdict"] not in ("abandoned", "timeout")]
     assert not bad, bad[:3]
+
+
+# One socket, three connects to a closed port, kept open after: Linux lets a
+# socket whose connect() was refused connect() again.
+KEEP = """
+import errno, json, os, socket, sys
+s = socket.socket()
+got = [errno.errorcode.get(e, e) for e in
+       (s.connect_ex(("127.0.0.1", int(sys.argv[1]))) for _ in range(3))]
+print(json.dumps({"pid": os.getpid(), "sport": s.getsockname()[1], "got": got}), flush=True)
+sys.stdin.read()     # open until the test has stopped conntrace
+"""
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_refused_socket_kept_open_and_reused(netns, mode):
+    """A refused attempt whose socket stays open: in socket storage its state
+    stays in the socket, marked ended, until the socket is freed. It is no
+    pending attempt when conntrace stops, and each connect() again on that
+    socket is an attempt of its own: three refused verdicts, nothing more."""
+    port = ctharness.free_port()
+    ct = Conntrace("--port", port, "--netns", netns.inode, *MODES[mode]).start()
+    proc = None
+    try:
+        proc = netns.popen(["/usr/bin/python3", "-c", KEEP, port], stdin=subprocess.PIPE)
+        res = json.loads(readline_timeout(proc, 30, "the three connects"))
+        assert res["got"] == ["ECONNREFUSED"] * 3, res
+        ct.wait_for(lambda r: r.get("type") == "verdict" and len(ct.verdicts()) >= 3,
+                    what="three refused verdicts")
+        summary = ct.stop()     # the socket is still open
+    finally:
+        ct.kill()
+        if proc:
+            proc.communicate(b"", timeout=10)
+    mine = ct.verdicts()
+    # connect() again binds another source port
+    assert [(r["verdict"], r["cause"], r["pid"]) for r in mine] == \
+        [("refused", "no_listener", res["pid"])] * 3, json.dumps(mine, indent=1)
+    assert mine[-1]["sport"] == res["sport"] and len({r["sport"] for r in mine}) == 3, mine
+    assert summary["verdicts"]["refused"] == 3 and summary["verdicts"]["pending"] == 0, summary
+    assert summary["flows"] == 3, summary
