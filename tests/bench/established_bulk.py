@@ -128,15 +128,16 @@ def traced(a, ns, inode, port, stats):
     try:
         if not started(ct):
             raise RuntimeError(f"conntrace did not start: {ct.stderr.read().decode()[-500:]}")
-        ids = attached(ct.pid)
+        # bpftool takes seconds here: only for the one transfer that is costed
+        ids = attached(ct.pid) if stats else []
         c0, w0 = task_cpu_ns(ct.pid), time.monotonic_ns()
         if stats:
             time.sleep(1.0)     # idle: what the collector costs with nothing to do
         c1, w1 = task_cpu_ns(ct.pid), time.monotonic_ns()
         fd = enable_stats() if stats else None
-        before = prog_stats(ids)
+        before = prog_stats(ids) if stats else {}
         rate = bulk(ns, port, a.secs)
-        after = prog_stats(ids)
+        after = prog_stats(ids) if stats else {}
         if fd is not None:
             os.close(fd)
         c2, w2 = task_cpu_ns(ct.pid), time.monotonic_ns()
