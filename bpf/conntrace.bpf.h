@@ -28,6 +28,7 @@
 #define EINPROGRESS	115
 #define EHOSTUNREACH	113
 #define ENETUNREACH	101
+#define ETIMEDOUT	110
 #define EADDRNOTAVAIL	99
 
 /* Knobs, set by the collector before load. */
@@ -541,6 +542,29 @@ static __always_inline void ok_unsent(const struct ct_flow *f, __u64 now)
 }
 
 /* The end of the attempt as its socket (a BTF pointer) tells it. */
+/*
+ * A SYN_SENT socket closed with no error left to read. Before 6.10 (6.1 here),
+ * the retransmit timer's give-up sets sk_err, wakes the owner and only then
+ * closes the socket (tcp_write_err), so an owner on another CPU may read
+ * SO_ERROR, which clears it, before this runs: a kernel timeout would look
+ * like the application's close. Told apart by the socket itself: the owner's
+ * close() sets sk_shutdown before the state change, tcp_done() after it; and
+ * the retransmit timer's handler clears icsk_pending before it gives up,
+ * while an RST or ICMP abort leaves the timer armed. What the kernel set:
+ * ETIMEDOUT, or the soft ICMP error it had kept. Not for a close inside the
+ * owner's connect() (no SYN sent, no timer armed either): flow_end() keeps
+ * those for connect()'s return.
+ */
+static __always_inline void timeout_read_away(struct ct_flow *f, const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const struct inet_connection_sock *)sk;
+
+	if (f->err || f->err_report || !bpf_core_field_exists(icsk->icsk_pending) || sk->sk_shutdown ||
+	    BPF_CORE_READ(icsk, icsk_pending))
+		return;
+	f->err = f->err_soft ? f->err_soft : ETIMEDOUT;
+}
+
 static __always_inline void flow_read_end(struct ct_flow *f, const struct sock *sk,
 					  int newstate, __u64 now)
 {

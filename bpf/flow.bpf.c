@@ -165,6 +165,8 @@ static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, i
 		in->sk = key;
 		in->deferred = 1;
 	} else {
+		if (newstate == CT_TCP_CLOSE)
+			timeout_read_away(f, sk);
 		flow_send(f, now);
 	}
 	flow_finished(sk, f, newstate);

@@ -323,6 +323,8 @@ def test_haproxy_health_checks_refused(ns):
             tids = threads(hap.pid)
             wait_until(lambda: len(v_closed()) >= 3 and len(v_reset()) >= 3, 15,
                        "three checks of each server")
+            # haproxy may start its worker threads after its first checks
+            tids |= threads(hap.pid)
             st_closed, st_reset = hap.server("closed"), hap.server("reset")
         finally:
             rc, err = hap.stop()
