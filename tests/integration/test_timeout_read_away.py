@@ -5,40 +5,47 @@ When the retransmit timer gives up on a connecting socket, kernels before
 6.10 (Debian 12's 6.1) set sk_err, wake the owner, and only then close the
 socket: an owner on another CPU that reads SO_ERROR at once clears sk_err
 before the close is traced, and the attempt looked closed by the
-application (abandoned, app_closed). Here many non-blocking connects to a
-port whose SYNs nft drops are each read the moment epoll wakes, from a
-thread of their own, to hit that window; every one must be timeout, errno
-ETIMEDOUT, cause netfilter_drop. On 6.18 the socket is closed before the
-owner is woken: the same assertions hold without the race."""
+application (abandoned, app_closed). Here non-blocking connects to a port
+whose SYNs nft drops have their SO_ERROR read in a busy loop, to hit that
+window; every one must be timeout, errno ETIMEDOUT, cause netfilter_drop.
+On 6.18 the socket is closed before the owner is woken: the same
+assertions hold without the race.
+
+The window is a few microseconds: this loop does not hit it reliably (it
+passed twice in the 6.1 guest with the fix taken out; curl hit it once in
+that guest's suite). What it holds on both kernels: a client that reads its
+socket's error as eagerly as it can still gets timeout verdicts, never
+abandoned ones."""
 
 import json
 
 from ctharness import Conntrace, free_port
 
-N = 64
+N = 16
 
-# N non-blocking connects; a reader thread waits on epoll and reads SO_ERROR
-# the moment a socket is woken, then closes it.
+# N non-blocking connects, whose SO_ERROR is read in a busy loop until each
+# has one, each closed as soon as it is read: the loop reads a socket every
+# few microseconds, so some reads fall between the kernel setting sk_err and
+# closing the socket (pre-6.10).
 EAGER = r"""
-import errno, json, select, socket, sys
+import errno, json, socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
-ep = select.epoll()
-socks = {}
+socks = []
 for _ in range(n):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setblocking(False)
     s.connect_ex(("127.0.0.1", port))
-    socks[s.fileno()] = s
-    ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLERR)
-got = {}
-while socks:
-    for fd, _ in ep.poll(30):
-        s = socks.pop(fd)
+    socks.append(s)
+got, deadline = {}, time.monotonic() + 60
+while socks and time.monotonic() < deadline:
+    for s in list(socks):
         e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        ep.unregister(fd)
-        k = errno.errorcode.get(e, str(e)) if e else "ok"
-        got[k] = got.get(k, 0) + 1
-        s.close()
+        if e:
+            k = errno.errorcode.get(e, str(e))
+            got[k] = got.get(k, 0) + 1
+            socks.remove(s)
+            s.close()
+got["still connecting"] = len(socks)
 print(json.dumps(got), flush=True)
 """
 
@@ -50,7 +57,7 @@ def test_timeout_read_first_by_the_owner(netns):
     with Conntrace("--netns", netns.inode, "--port", port) as ct:
         p = netns.exec(["/usr/bin/python3", "-c", EAGER, str(port), str(N)], timeout=120)
         got = json.loads(p.stdout.splitlines()[-1])
-        assert got == {"ETIMEDOUT": N}, got
+        assert got == {"ETIMEDOUT": N, "still connecting": 0}, got
         ct.wait_for(lambda r: r.get("type") == "verdict" and len(ct.verdicts()) >= N,
                     timeout=30, what=f"{N} verdicts")
         summary = ct.stop()
