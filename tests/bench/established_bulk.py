@@ -21,13 +21,14 @@ segments at random (`numgen random`), so the same transfer is retransmit-heavy:
 every retransmit and every recovery runs the established-connection programs.
 The kernel's own RetransSegs of the namespace, per round, says how heavy.
 
-    tests/bench/established_bulk.py [--rounds 21] [--secs 2] [--loss 1] [--conntrace ./conntrace]
+    tests/bench/established_bulk.py [--rounds 61] [--secs 2] [--loss 1] [--conntrace ./conntrace]
 """
 
 import argparse
 import ctypes
 import json
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -151,9 +152,18 @@ def traced(a, ns, inode, port, stats):
     return rate, cost, cpu
 
 
+def median_interval(xs, resamples=2000):
+    """95 % interval of the median of xs: percentiles of the medians of
+    resamples drawn with replacement (seeded: the same figures give the same
+    interval)."""
+    rng = random.Random(1)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
+    return meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--rounds", type=int, default=61)
     ap.add_argument("--secs", type=float, default=2.0)
     ap.add_argument("--conntrace", default="./conntrace")
     ap.add_argument("--bulk", default="build/bench/bulk")
@@ -200,8 +210,10 @@ def main():
     mu, mt = statistics.median(untraced), statistics.median(traced_mbs)
     kind = f"{a.loss:g} % of segments dropped" if a.loss else "healthy"
     pinned = f"sender on CPU {CPUS[0]}, receiver on CPU {CPUS[1]}" if CPUS else "not pinned"
+    lo, hi = median_interval(ratios)
     print(f"{kind}: ratio traced/untraced, median of {a.rounds} {statistics.median(ratios):.3f} "
-          f"({min(ratios):.3f}-{max(ratios):.3f}); median untraced {mu:.0f} MB/s "
+          f"({min(ratios):.3f}-{max(ratios):.3f}; 95 % interval of the median {lo:.3f}-{hi:.3f}, "
+          f"bootstrap); median untraced {mu:.0f} MB/s "
           f"({len(untraced)} transfers), traced {mt:.0f} MB/s ({a.rounds} transfers of {a.secs} s, "
           f"{pinned}; load average {open('/proc/loadavg').read().split()[0]}; "
           f"retransmitted segments per transfer, median {statistics.median(RETRANS):.0f})")
