@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # The benchmark (issue 5); included by the main Makefile. Needs root.
 #
-#   make bench                  5 interleaved rounds, about 10 minutes
+#   make bench                  5 interleaved rounds (about 10 minutes), the writers, the bulk transfer (about 6)
 #   make bench BENCH_QUICK=1    smoke test: one short round, about a minute
 #   make bench BENCH_ARGS='--rounds 7 --modes untraced,default'   (bench.py --help)
 #   make bench-writer           the writers alone, ns per line (WRITER_BASE=DIR: before/after)
