@@ -112,7 +112,9 @@ def test_curl_gives_up_first_is_abandoned_app_closed(ns):
     assert_verdict(rec, res, verdict="abandoned", cause="app_closed", pid=res.pid,
                    tid=res.pid, comm="curl", syn_retrans=d["TcpExtTCPSynRetrans"])
     assert rec["errno"] in (None, "EINPROGRESS"), rec
-    assert 1_400_000 <= rec["duration_us"] <= 2_500_000, rec
+    # curl's 1.5 s count from its own start, a moment before its connect()
+    # (0.12 s in the 6.1 guest under emulation, once)
+    assert 1_000_000 <= rec["duration_us"] <= 2_500_000, rec
     assert rec.get("inferred") is True, f"abandoned is an inference: {rec}"
 
 
