@@ -130,7 +130,7 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 static __always_inline int fentry_connect(struct sock *sk)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight in = { .sk = 0 };
+	struct inflight in = { .ts = bpf_ktime_get_boot_ns() };
 
 	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
 	return 0;
@@ -196,6 +196,7 @@ int sys_enter_connect(struct sys_enter_connect_ctx *ctx)
 	struct inflight in = {
 		.fd = (__s32)ctx->fd,
 		.uaddr = ctx->uservaddr,
+		.ts = bpf_ktime_get_boot_ns(),
 	};
 
 	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);

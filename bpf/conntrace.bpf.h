@@ -123,9 +123,18 @@ extern soft_notes_map_t soft_notes SEC(".maps");
 struct inflight {
 	__u64 sk;		/* the socket whose SYN_SENT began in this connect() */
 	__u64 uaddr;		/* user sockaddr (syscall path) */
+	__u64 ts;		/* when connect() was entered (boot clock) */
 	__s32 fd;
 	__u32 deferred;		/* the flow closed inside connect() without an error */
 };
+
+/*
+ * A close without an error inside connect() happens before connect() waits
+ * for anything (no free port, no buffer for the SYN). An entry older than
+ * this is one whose return the kernel skipped (a program run skipped for
+ * recursion): its thread's later close() of the socket is no such failure.
+ */
+#define CT_CONNECT_DEFER_MAX_NS	1000000000ULL
 
 typedef struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -145,10 +145,30 @@ static __always_inline void flow_lost(const struct sock *sk, int newstate, __u64
 __s64 simopen_live = 0;
 
 /*
+ * Whether a close without an error is connect() failing (no free port, no
+ * buffer) inside the owner's own connect() call: the one that began this
+ * very attempt, moments ago. Not the owner's close() after a connect() whose
+ * return was skipped, nor a timer that ends the attempt in a softirq while
+ * its owner, interrupted, is inside another connect().
+ */
+static __always_inline struct inflight *closing_in_connect(const struct ct_flow *f, __u64 key,
+							    __u32 tid, __u64 now)
+{
+	struct inflight *in;
+
+	if (f->err || tid != f->tid)
+		return NULL;
+	in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || in->sk != key || now - in->ts > CT_CONNECT_DEFER_MAX_NS)
+		return NULL;
+	return in;
+}
+
+/*
  * The attempt left SYN_SENT (or SYN_RECV, after a simultaneous open) for
  * ESTABLISHED or CLOSE. A close without an error inside the owner's own
- * connect() is connect() failing (no free port, no buffer): the flow, read
- * now, waits for connect() to return and say why.
+ * connect() is connect() failing: the flow, read now, waits for connect()
+ * to return and say why.
  */
 static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, int newstate)
 {
@@ -159,8 +179,7 @@ static __always_inline void flow_end(const struct sock *sk, struct ct_flow *f, i
 	if (f->flags & CT_F_SIMOPEN)
 		__sync_fetch_and_sub(&simopen_live, 1);
 	flow_read_end(f, sk, newstate, now);
-	if (newstate == CT_TCP_CLOSE && !f->err && tid == f->tid &&
-	    (in = bpf_map_lookup_elem(&inflight, &tid)) &&
+	if (newstate == CT_TCP_CLOSE && (in = closing_in_connect(f, key, tid, now)) &&
 	    !bpf_map_update_elem(&closed_in_connect, &tid, f, BPF_ANY)) {
 		in->sk = key;
 		in->deferred = 1;

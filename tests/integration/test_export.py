@@ -325,10 +325,26 @@ class ExportRun:
             for name, f in futs.items():
                 self.attempts[name] = f.result()
 
-        def all_in():
+        def missing():
             have = {(r["netns"], r["dport"]) for r in verdicts(records(self.out))}
-            return all((a[2], self.ports[name]) in have for name, a in self.attempts.items())
-        wait_until(all_in, 30, "a verdict for every attempt in the output file")
+            return [name for name, a in self.attempts.items()
+                    if (a[2], self.ports[name]) not in have]
+        try:
+            wait_until(lambda: not missing(), 30, "a verdict for every attempt in the output file")
+        except AssertionError as e:
+            # name the attempts without a verdict and show what conntrace did
+            # write for their ports: a flake here must be diagnosable from CI's log
+            gone = missing()
+            ports = {self.ports[n] for n in gone}
+            seen = [r for r in records(self.out)
+                    if r.get("dport") in ports or r.get("type") not in ("verdict", "start")]
+            text = [ln for ln in self.text.out.decode("utf-8", "replace").splitlines()
+                    if any(f":{p}" in ln for p in ports)]
+            raise AssertionError(f"{e}: no verdict for {gone} (ports {sorted(ports)}, "
+                                 f"attempts {[self.attempts[n] for n in gone]}); "
+                                 f"records for those ports (and every other kind): {seen}; "
+                                 f"the text conntrace's lines for them: {text}; "
+                                 f"conntrace stderr: {self.ct.err[-2000:]!r}") from None
 
     def expected(self):
         return Counter((v, c) for v, c, _, _ in self.attempts.values())
