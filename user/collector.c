@@ -455,6 +455,7 @@ static int write_start(struct collector *c, struct collector_error *e)
 	si.probes = tracer_report(c->t, &si.nr_probes);
 	c->w.ops->start(&c->w, &si);
 	fflush(c->out);
+	outfd_kick(c->so);
 	/* export: the server starts once the hooks are known */
 	metrics_build_info(c->metrics, si.version, si.kernel, si.probes, si.nr_probes);
 	e->status = CT_EXIT_FAILURE;
@@ -551,6 +552,7 @@ static int check_output(struct collector *c)
 	int err;
 
 	fflush(c->out);
+	outfd_kick(c->so);	/* the writer thread takes this drain's lines */
 	if (outfd_gone(c->so) || (!c->sink && reader_gone())) {
 		c->reader_left = true;	/* nobody to summarise for */
 		return 0;

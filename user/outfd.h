@@ -37,6 +37,13 @@ struct outfd;
 
 /* 0 or a negative errno. Ignores SIGPIPE for the whole process. */
 int outfd_open(struct outfd **out, const struct outfd_config *cfg);
+/*
+ * Wakes the writer thread for what waits, after the caller flushed the
+ * stream. A flush alone wakes it only once a megabyte waits (and
+ * outfd_close() does): the caller kicks once per batch of lines, not the
+ * thread once per 64 KB.
+ */
+void outfd_kick(struct outfd *o);
 /* The stream to write to. Its writes never fail to stdio: outfd counts. */
 FILE *outfd_stream(struct outfd *o);
 /* The reader went away (EPIPE). */

@@ -6,7 +6,8 @@
  * until the stop flag is set and the grace is over (the lines left are
  * dropped and counted, the ones written are whole); a reader gone
  * is EPIPE, seen as "gone", never a SIGPIPE that kills; a stop signal
- * arriving while the write waits is seen at once.
+ * arriving while the write waits is seen at once; the writer thread wakes
+ * when kicked or when a megabyte waits, not for every flush.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,6 +95,7 @@ static void test_everything_reaches_a_reader(void **state)
 	assert_int_equal(pthread_create(&th, NULL, read_all, &r), 0);
 	write_lines(outfd_stream(o), 5000);	/* 500 KB through a 4 KB pipe */
 	fflush(outfd_stream(o));
+	outfd_kick(o);
 	outfd_close(o);
 	close(p[1]);
 	pthread_join(th, NULL);
@@ -131,6 +133,7 @@ static void test_a_stalled_reader_does_not_block_the_writer(void **state)
 	t0 = now_s();
 	write_lines(outfd_stream(o), 5000);
 	fflush(outfd_stream(o));
+	outfd_kick(o);
 	CHECK(now_s() - t0 < 0.5, "writing to a stalled reader took %.3f s", now_s() - t0);
 	CHECK(outfd_queued(o) >= 5000 * 100 - 4096 && outfd_queued(o) <= 5000 * 100,
 	      "%zu bytes queued", outfd_queued(o));
@@ -170,6 +173,7 @@ static void test_stop_cuts_a_blocked_write_short(void **state)
 	t0 = now_s();
 	write_lines(outfd_stream(o), 1000);
 	fflush(outfd_stream(o));
+	outfd_kick(o);
 	CHECK(now_s() - t0 < 0.2, "the caller waited %.3f s for the reader", now_s() - t0);
 	wait_dropped(o, 1);
 	took = now_s() - t0;
@@ -185,6 +189,7 @@ static void test_stop_cuts_a_blocked_write_short(void **state)
 	t0 = now_s();
 	write_lines(outfd_stream(o), 1000);
 	fflush(outfd_stream(o));
+	outfd_kick(o);
 	CHECK(now_s() - t0 < 0.2, "after the grace, a write still waited %.3f s", now_s() - t0);
 	assert_int_equal(outfd_lines_dropped(o), 2000 - queued / 100);
 	n = read(p[0], buf, sizeof(buf));
@@ -220,6 +225,7 @@ static void test_stop_seen_while_waiting(void **state)
 	t0 = now_s();
 	write_lines(outfd_stream(o), 1000);	/* the thread blocks: nobody reads */
 	fflush(outfd_stream(o));
+	outfd_kick(o);
 	wait_dropped(o, 900);
 	took = now_s() - t0;
 	pthread_join(th, NULL);
@@ -227,6 +233,60 @@ static void test_stop_seen_while_waiting(void **state)
 	      took);
 	CHECK(outfd_lines_dropped(o) > 900, "%llu lines dropped",
 	      (unsigned long long)outfd_lines_dropped(o));
+	outfd_close(o);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Reads what is in the pipe now, without waiting: the bytes read. */
+static size_t read_now(int fd, char *buf, size_t cap)
+{
+	int avail = 0;
+
+	assert_int_equal(ioctl(fd, FIONREAD, &avail), 0);
+	if (avail <= 0)
+		return 0;
+	assert_int_equal(read(fd, buf, cap), avail);
+	return avail;
+}
+
+/*
+ * A flush queues; the writer thread writes once kicked (the collector kicks
+ * once a drain) or once a megabyte waits, not for every flush.
+ */
+static void test_kicked_once_a_batch(void **state)
+{
+	struct outfd_config cfg = { .stop = &stop, .grace_ms = 200 };
+	static char buf[1 << 20];
+	struct outfd *o;
+	size_t got = 0;
+	double t0;
+	int p[2];
+
+	(void)state;
+	stop = 0;
+	assert_int_equal(pipe(p), 0);
+	CHECK(fcntl(p[1], F_SETPIPE_SZ, 1 << 20) >= 1 << 20, "F_SETPIPE_SZ: %s", strerror(errno));
+	cfg.fd = p[1];
+	assert_int_equal(outfd_open(&o, &cfg), 0);
+	usleep(50 * 1000);	/* the thread waits for work */
+	write_lines(outfd_stream(o), 10);
+	fflush(outfd_stream(o));
+	usleep(100 * 1000);
+	assert_int_equal(read_now(p[0], buf, sizeof(buf)), 0);
+	assert_int_equal(outfd_queued(o), 10 * 100);
+	outfd_kick(o);
+	for (t0 = now_s(); got < 10 * 100 && now_s() - t0 < 3; usleep(1000))
+		got += read_now(p[0], buf + got, sizeof(buf) - got);
+	assert_int_equal(got, 10 * 100);
+	CHECK(!memcmp(buf, "line 000000 ", 12), "%.12s", buf);
+	/* without a kick, a megabyte waiting wakes it */
+	usleep(50 * 1000);
+	write_lines(outfd_stream(o), 10500);
+	fflush(outfd_stream(o));
+	for (got = 0, t0 = now_s(); got < 10500 * 100 && now_s() - t0 < 3; usleep(1000))
+		got += read_now(p[0], buf, sizeof(buf));
+	assert_int_equal(got, 10500 * 100);
 	outfd_close(o);
 	close(p[0]);
 	close(p[1]);
@@ -247,6 +307,7 @@ static void test_reader_gone_is_epipe_not_a_signal(void **state)
 	close(p[0]);
 	write_lines(outfd_stream(o), 10);
 	fflush(outfd_stream(o));	/* the thread would die of SIGPIPE */
+	outfd_kick(o);
 	wait_dropped(o, 10);
 	assert_true(outfd_gone(o));
 	assert_int_equal(outfd_error(o), 0);
@@ -268,6 +329,7 @@ static void test_other_write_errors_kept(void **state)
 	assert_int_equal(outfd_open(&o, &cfg), 0);
 	write_lines(outfd_stream(o), 3);
 	fflush(outfd_stream(o));
+	outfd_kick(o);
 	wait_dropped(o, 3);
 	assert_false(outfd_gone(o));
 	assert_int_equal(outfd_error(o), ENOSPC);
@@ -283,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_a_stalled_reader_does_not_block_the_writer),
 		cmocka_unit_test(test_stop_cuts_a_blocked_write_short),
 		cmocka_unit_test(test_stop_seen_while_waiting),
+		cmocka_unit_test(test_kicked_once_a_batch),
 		cmocka_unit_test(test_reader_gone_is_epipe_not_a_signal),
 		cmocka_unit_test(test_other_write_errors_kept),
 	};
