@@ -129,22 +129,18 @@ static __always_inline void connect_return(const struct sock *sk, struct infligh
 /* fentry/fexit flavour: kernels that allow BPF trampolines. */
 static __always_inline int fentry_connect(struct sock *sk)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight in = { .ts = bpf_ktime_get_boot_ns() };
-
-	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	inflight_begin(0, 0);
 	return 0;
 }
 
 static __always_inline int fexit_connect(struct sock *sk, struct sockaddr *uaddr, int ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct inflight *in = inflight_get();
 
 	if (!in)
 		return 0;
 	connect_return(sk, in, uaddr, true, ret);
-	bpf_map_delete_elem(&inflight, &tid);
+	inflight_end(in);
 	return 0;
 }
 
@@ -192,14 +188,7 @@ struct sys_exit_ctx {
 SEC("tracepoint/syscalls/sys_enter_connect")
 int sys_enter_connect(struct sys_enter_connect_ctx *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight in = {
-		.fd = (__s32)ctx->fd,
-		.uaddr = ctx->uservaddr,
-		.ts = bpf_ktime_get_boot_ns(),
-	};
-
-	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	inflight_begin((__s32)ctx->fd, ctx->uservaddr);
 	return 0;
 }
 
@@ -227,8 +216,7 @@ static __always_inline struct sock *fd_to_sock(int fd)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct sys_exit_ctx *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct inflight *in = inflight_get();
 	struct sock *sk = NULL;
 	long ret = ctx->ret;
 
@@ -238,6 +226,6 @@ int sys_exit_connect(struct sys_exit_ctx *ctx)
 			      ret == -EADDRNOTAVAIL || ret == -EINPROGRESS))
 		sk = fd_to_sock(in->fd);
 	connect_return(sk, in, (const void *)in->uaddr, false, ret);
-	bpf_map_delete_elem(&inflight, &tid);
+	inflight_end(in);
 	return 0;
 }

@@ -31,6 +31,7 @@ const volatile __u64 wakeup_bytes = 0;
 const volatile __u32 max_flows = 65536;	/* the flow table's size */
 const volatile __u8 targ_dir = CT_DIR_OUT | CT_DIR_IN;
 const volatile bool flows_in_sk = false;	/* the flow table: flow_store, else flows */
+const volatile bool inflight_in_task = false;	/* inflight: task storage, else LRU by tid */
 
 events_map_t events SEC(".maps");
 flows_map_t flows SEC(".maps");
@@ -158,7 +159,7 @@ static __always_inline struct inflight *closing_in_connect(const struct ct_flow 
 
 	if (f->err || tid != f->tid)
 		return NULL;
-	in = bpf_map_lookup_elem(&inflight, &tid);
+	in = inflight_get();
 	if (!in || in->sk != key || now - in->ts > CT_CONNECT_DEFER_MAX_NS)
 		return NULL;
 	return in;
@@ -216,8 +217,7 @@ static __always_inline void simopen_end(const struct sock *sk, int newstate)
  */
 static __always_inline void flow_begun_in_connect(__u64 key)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	struct inflight *in = inflight_get();
 
 	if (in)
 		in->sk = key;

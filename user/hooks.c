@@ -132,7 +132,7 @@ int hooks_probe_fentry(const struct btf *btf, const char *func)
  * A map of socket storage needs BTF for its key (an int) and value: the
  * smallest that will do, loaded for the probe. The map's fd, or -errno.
  */
-static int probe_storage_map(void)
+static int probe_storage_map(enum bpf_map_type type)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_NO_PREALLOC);
 	struct btf *btf = btf__new_empty();
@@ -149,7 +149,7 @@ static int probe_storage_map(void)
 	mo.btf_fd = btf__fd(btf);
 	mo.btf_key_type_id = id;
 	mo.btf_value_type_id = id;
-	fd = bpf_map_create(BPF_MAP_TYPE_SK_STORAGE, "ct_probe", 4, 4, 0, &mo);
+	fd = bpf_map_create(type, "ct_probe", 4, 4, 0, &mo);
 	if (fd < 0)
 		fd = -errno;
 	btf__free(btf);	/* the map holds its own reference */
@@ -165,7 +165,7 @@ int hooks_probe_sk_storage(const struct btf *btf, const char *tp)
 	id = btf ? btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) : -ENOENT;
 	if (id < 0)
 		return -ENOENT;
-	map = probe_storage_map();
+	map = probe_storage_map(BPF_MAP_TYPE_SK_STORAGE);
 	if (map < 0)
 		return map;
 	{
@@ -186,6 +186,47 @@ int hooks_probe_sk_storage(const struct btf *btf, const char *tp)
 			    .attach_btf_id = id);
 
 		prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ct_probe_skst", "GPL", insns,
+				     sizeof(insns) / sizeof(insns[0]), &opts);
+	}
+	if (prog < 0)
+		err = -errno;
+	else
+		close(prog);
+	close(map);
+	return err;
+}
+
+int hooks_probe_task_storage(const struct btf *btf, const char *tp)
+{
+	char name[128];
+	int id, map, prog, err = 0;
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	id = btf ? btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) : -ENOENT;
+	if (id < 0)
+		return -ENOENT;
+	map = probe_storage_map(BPF_MAP_TYPE_TASK_STORAGE);
+	if (map < 0)
+		return map;
+	{
+		/* bpf_task_storage_get(map, bpf_get_current_task_btf(), NULL, 0) */
+		struct bpf_insn insns[] = {
+			{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_task_btf },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2,
+			  .src_reg = BPF_REG_0 },
+			{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = BPF_REG_1,
+			  .src_reg = BPF_PSEUDO_MAP_FD, .imm = map },
+			{ 0 },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = 0 },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = 0 },
+			{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_task_storage_get },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+			{ .code = BPF_JMP | BPF_EXIT },
+		};
+		LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
+			    .attach_btf_id = id);
+
+		prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ct_probe_tkst", "GPL", insns,
 				     sizeof(insns) / sizeof(insns[0]), &opts);
 	}
 	if (prog < 0)

@@ -81,6 +81,8 @@ int hooks_probe_fentry(const struct btf *btf, const char *func);
  * socket) that calls bpf_sk_storage_get(): 0 where tracing programs may use
  * socket storage (5.11 and later), else -EINVAL, -ENOENT, ... */
 int hooks_probe_sk_storage(const struct btf *btf, const char *tp);
+/* The same with bpf_task_storage_get() on the current task (5.11 and later). */
+int hooks_probe_task_storage(const struct btf *btf, const char *tp);
 
 /* skb:consume_skb carries its location (6.3+): see hooks.c */
 bool hooks_consume_has_location(const struct btf *btf);

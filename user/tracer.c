@@ -298,6 +298,24 @@ static int choose_hooks(struct tracer *t, const struct tracer_config *cfg,
  * flows_in_sk; the table not in use is left at one entry, and the iterator
  * over it is not loaded.
  */
+/*
+ * The connect() calls in progress, where tracing programs may not use task
+ * storage: an LRU hash keyed by thread id (the programs branch on
+ * inflight_in_task), as many entries as threads may be inside connect().
+ */
+#define INFLIGHT_MAX	16384
+
+static int inflight_as_lru(struct bpf_map *map)
+{
+	int err = bpf_map__set_type(map, BPF_MAP_TYPE_LRU_HASH);
+
+	if (!err)
+		err = bpf_map__set_map_flags(map, 0);
+	if (!err)
+		err = bpf_map__set_max_entries(map, INFLIGHT_MAX);
+	return err;
+}
+
 static int choose_flow_table(struct tracer *t, const struct tracer_config *cfg,
 			     char *errmsg, size_t errsz)
 {
@@ -309,10 +327,17 @@ static int choose_flow_table(struct tracer *t, const struct tracer_config *cfg,
 	t->flows_in_sk = !err;
 	skel->rodata->flows_in_sk = t->flows_in_sk;
 	if (t->flows_in_sk) {
+		/* a connect() in progress: in its thread's storage where allowed too */
+		bool in_task = !hooks_probe_task_storage(t->vmlinux, "inet_sock_set_state");
+
 		snprintf(t->flow_note, sizeof(t->flow_note), "per-socket storage: an attempt "
-			 "lives in its socket, never evicted, gone with it");
+			 "lives in its socket, never evicted, gone with it%s",
+			 in_task ? "" : "; connect() calls: an LRU table by thread");
+		skel->rodata->inflight_in_task = in_task;
 		bpf_program__set_autoload(skel->progs.dump_pending, false);
 		err = bpf_map__set_max_entries(skel->maps.flows, 1);
+		if (!err && !in_task)
+			err = inflight_as_lru(skel->maps.inflight);
 	} else {
 		snprintf(t->flow_note, sizeof(t->flow_note), "%s%s: an LRU table of %u attempts "
 			 "keyed by socket address (beyond, the oldest are evicted)",
@@ -320,7 +345,7 @@ static int choose_flow_table(struct tracer *t, const struct tracer_config *cfg,
 			 "socket storage refused to tracing programs: ",
 			 cfg->no_sk_storage ? "" : strerror(-err), cfg->max_flows);
 		bpf_program__set_autoload(skel->progs.dump_pending_sk, false);
-		err = 0;
+		err = inflight_as_lru(skel->maps.inflight);
 	}
 	if (err)
 		set_err(errmsg, errsz, "bpf: cannot size the flow table: %s", strerror(-err));
