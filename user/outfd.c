@@ -28,8 +28,8 @@
  * 64 KB, a futex call and a context switch each (a fifth of conntrace's
  * CPU time in a JSON storm, measured with perf).
  */
-#define WAKE_BYTES	(1024 * 1024)
-#define MAX_SPARE	8	/* chunks kept for reuse: no page faults per flush */
+#define WAKE_BYTES	(128 * 1024)
+#define MAX_SPARE	2	/* chunks kept for reuse: no page faults per flush */
 
 /* A stdio flush's bytes, waiting for the reader. */
 struct chunk {
@@ -163,6 +163,20 @@ static size_t write_out(struct outfd *o, const char *buf, size_t size)
 	return done;
 }
 
+static struct chunk *chunk_alloc(size_t cap)
+{
+	struct chunk *c = malloc(sizeof(*c) + cap);
+
+	if (c)
+		c->cap = cap;
+	return c;
+}
+
+static void chunk_free(struct chunk *c)
+{
+	free(c);
+}
+
 /* A written chunk: kept for the next flush, or freed. Called with the lock held. */
 static void chunk_put(struct outfd *o, struct chunk *c)
 {
@@ -172,7 +186,7 @@ static void chunk_put(struct outfd *o, struct chunk *c)
 		o->nr_spare++;
 		return;
 	}
-	free(c);
+	chunk_free(c);
 }
 
 /* A chunk for size bytes: a spare one, else allocated. Called with the lock held. */
@@ -186,10 +200,7 @@ static struct chunk *chunk_get(struct outfd *o, size_t size)
 		o->nr_spare--;
 		return c;
 	}
-	c = malloc(sizeof(*c) + cap);
-	if (c)
-		c->cap = cap;
-	return c;
+	return chunk_alloc(cap);
 }
 
 static void free_spares(struct outfd *o)
@@ -198,7 +209,7 @@ static void free_spares(struct outfd *o)
 
 	while ((c = o->spare)) {
 		o->spare = c->next;
-		free(c);
+		chunk_free(c);
 	}
 	o->nr_spare = 0;
 }

@@ -7,7 +7,7 @@
  * dropped and counted, the ones written are whole); a reader gone
  * is EPIPE, seen as "gone", never a SIGPIPE that kills; a stop signal
  * arriving while the write waits is seen at once; the writer thread wakes
- * when kicked or when a megabyte waits, not for every flush.
+ * when kicked or when 128 KB wait, not for every flush.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,7 +252,7 @@ static size_t read_now(int fd, char *buf, size_t cap)
 
 /*
  * A flush queues; the writer thread writes once kicked (the collector kicks
- * once a drain) or once a megabyte waits, not for every flush.
+ * once a drain) or once 128 KB wait, not for every flush.
  */
 static void test_kicked_once_a_batch(void **state)
 {
@@ -280,13 +280,13 @@ static void test_kicked_once_a_batch(void **state)
 		got += read_now(p[0], buf + got, sizeof(buf) - got);
 	assert_int_equal(got, 10 * 100);
 	CHECK(!memcmp(buf, "line 000000 ", 12), "%.12s", buf);
-	/* without a kick, a megabyte waiting wakes it */
+	/* without a kick, 128 KB waiting wake it */
 	usleep(50 * 1000);
-	write_lines(outfd_stream(o), 10500);
+	write_lines(outfd_stream(o), 3000);
 	fflush(outfd_stream(o));
-	for (got = 0, t0 = now_s(); got < 10500 * 100 && now_s() - t0 < 3; usleep(1000))
+	for (got = 0, t0 = now_s(); got < 3000 * 100 && now_s() - t0 < 3; usleep(1000))
 		got += read_now(p[0], buf, sizeof(buf));
-	assert_int_equal(got, 10500 * 100);
+	assert_int_equal(got, 3000 * 100);
 	outfd_close(o);
 	close(p[0]);
 	close(p[1]);
