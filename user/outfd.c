@@ -23,10 +23,10 @@
 #define WAIT_SLICE_MS	100	/* a stop flag set meanwhile is seen this fast */
 /*
  * The writer thread is woken by outfd_kick() (the collector's, once a
- * drain) or when this much waits: not for every stdio flush. A writer
- * faster than the collector would otherwise sleep and be woken for each
- * 64 KB, a futex call and a context switch each (a fifth of conntrace's
- * CPU time in a JSON storm, measured with perf).
+ * drain) or when this much waits, not for every stdio flush: a futex call
+ * and a context switch per 64 KB were a fifth of conntrace's time in a
+ * JSON storm to /dev/null (perf). Not a whole drain either: a lagging
+ * reader would be handed bursts, and the queue would grow.
  */
 #define WAKE_BYTES	(128 * 1024)
 #define MAX_SPARE	2	/* chunks kept for reuse: no page faults per flush */
@@ -193,14 +193,15 @@ static void chunk_put(struct outfd *o, struct chunk *c)
 static struct chunk *chunk_get(struct outfd *o, size_t size)
 {
 	struct chunk *c = o->spare;
-	size_t cap = size > STREAM_BUF ? size : STREAM_BUF;
 
 	if (c && size <= c->cap) {
 		o->spare = c->next;
 		o->nr_spare--;
 		return c;
 	}
-	return chunk_alloc(cap);
+	/* the size it holds, not a buffer's: a lagging reader leaves many
+	 * small chunks (the end of each drain) queued */
+	return chunk_alloc(size);
 }
 
 static void free_spares(struct outfd *o)

@@ -39,9 +39,9 @@ struct outfd;
 int outfd_open(struct outfd **out, const struct outfd_config *cfg);
 /*
  * Wakes the writer thread for what waits, after the caller flushed the
- * stream. A flush alone wakes it only once 128 KB wait (and
- * outfd_close() does): the caller kicks once per batch of lines, not the
- * thread once per 64 KB.
+ * stream. A flush alone wakes it only once 128 KB wait (and outfd_close()
+ * does): the caller kicks once per batch of lines, so that a small batch
+ * is not left waiting.
  */
 void outfd_kick(struct outfd *o);
 /* The stream to write to. Its writes never fail to stdio: outfd counts. */
