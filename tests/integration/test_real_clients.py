@@ -296,6 +296,62 @@ def test_nginx_upstream_connects(ns):
                    errno="ECONNREFUSED", pid=w, tid=w, comm="nginx", syn_retrans=0)
 
 
+def accept_queue(ns, port):
+    """The listener's accept queue length (ss: Recv-Q of a listening socket)."""
+    lines = sockets(ns, "listening", port, "sport")
+    return int(lines[0].split()[0]) if lines else None
+
+
+def test_nginx_started_before_conntrace_full_accept_queue(ns):
+    """nginx listens (backlog=1) before conntrace starts, the usual case on a
+    server; its worker is stopped (SIGSTOP: nothing is accepted). Two curls
+    fill the accept queue; two more have their SYNs dropped on it
+    (TcpExtListenOverflows) and give up after --connect-timeout 2 (exit 28).
+    conntrace --direction in found the listener at start-up (iter/tcp), so
+    each dropped curl gets an inbound verdict, by the source port curl was
+    told to use (--local-port), with cause accept_queue_full; no listen() was
+    seen, so no owner is named."""
+    front = free_port()
+    ngx = Nginx(ns, f"""
+        server {{
+            listen 127.0.0.1:{front} backlog=1;
+            location / {{ return 200; }}
+        }}
+        """)
+    os.kill(ngx.worker, signal.SIGSTOP)
+    held = []
+    try:
+        with Conntrace("-a", "--netns", ns.inode, "--port", front, "--direction", "in") as ct:
+            k = Counters(ns)
+            ports = [free_port() for _ in range(4)]
+            for p in ports[:2]:
+                held.append(curl_start(ns, url(False, front), "--local-port", p,
+                                       "--max-time", "20"))
+            wait_until(lambda: accept_queue(ns, front) == 2, 10,
+                       "two connections in nginx's accept queue")
+            dropped = [curl_start(ns, url(False, front), "--local-port", p,
+                                  "--connect-timeout", "2") for p in ports[2:]]
+            res = [curl_finish(p) for p in dropped]
+            d = k.delta()
+            ct.stop()
+    finally:
+        os.kill(ngx.worker, signal.SIGCONT)
+        for p in held:
+            curl_finish(p)
+        ngx.stop()
+    for r in res:
+        assert r.rc == 28, r        # curl: "Connection timed out"
+    assert d["TcpExtListenOverflows"] >= 2, d
+    recs = ct.verdicts(lambda r: r.get("direction") == "inbound" and r["dport"] == front)
+    for p in ports[2:]:
+        mine = [r for r in recs if r["sport"] == p]
+        assert len(mine) == 1, f"inbound verdicts for curl's port {p}: {mine} (all: {recs})"
+        v = mine[0]
+        assert v["verdict"] in ("pending", "dropped") and v["cause"] == "accept_queue_full", v
+        assert v["pid"] is None and v["comm"] is None, v
+        assert "accept_queue_full" in [e["event"] for e in v["evidence"]], v
+
+
 # -- haproxy ------------------------------------------------------------------
 
 def test_haproxy_health_checks_refused(ns):
