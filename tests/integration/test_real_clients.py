@@ -352,6 +352,49 @@ def test_nginx_started_before_conntrace_full_accept_queue(ns):
         assert "accept_queue_full" in [e["event"] for e in v["evidence"]], v
 
 
+def test_curl_storm_summary_counts_both_directions(ns):
+    """conntrace as a server runs it by default (--direction both), with -a,
+    while curl fetches 100 pages from nginx (keepalive_timeout 0: one
+    connection each) and then 150 URLs of a closed port (curl goes on after
+    each refusal). On loopback each attempt is seen from both ends: 100 ok and
+    150 refused outgoing (TcpActiveOpens), the same incoming. The summary
+    says so (inbound_verdicts the incoming share), its flows equal the sum of
+    its verdicts, and it counts what was printed."""
+    front, closed = free_port(), free_port()
+    ngx = Nginx(ns, f"""
+        server {{
+            listen 127.0.0.1:{front};
+            keepalive_timeout 0;
+            location / {{ return 200; }}
+        }}
+        """)
+    try:
+        with Conntrace("-a", "--netns", ns.inode, "--direction", "both") as ct:
+            k = Counters(ns)
+            ok = curl(ns, f"http://127.0.0.1:{front}/[1-100]")
+            refused = curl(ns, f"http://127.0.0.1:{closed}/[1-150]")
+            d = k.delta()
+            summary = ct.stop()
+    finally:
+        ngx.stop()
+    assert ok.stdout.count("http_code=200") == 100, ok
+    assert refused.rc == 7 and refused.stdout.count("http_code=000") == 150, refused
+    assert d["TcpActiveOpens"] == 250 and d["TcpAttemptFails"] == 150, d
+    printed = {}
+    for r in ct.verdicts():
+        key = (r["direction"], r["verdict"], r["dport"])
+        printed[key] = printed.get(key, 0) + 1
+    assert printed == {("outbound", "ok", front): 100, ("inbound", "ok", front): 100,
+                       ("outbound", "refused", closed): 150,
+                       ("inbound", "refused", closed): 150}, printed
+    assert summary["lost_records"] == 0, summary
+    assert summary["inbound_verdicts"]["ok"] == 100, summary
+    assert summary["inbound_verdicts"]["refused"] == 150, summary
+    assert sum(summary["inbound_verdicts"].values()) == 250, summary
+    assert summary["verdicts"]["ok"] == 200 and summary["verdicts"]["refused"] == 300, summary
+    assert summary["flows"] == sum(summary["verdicts"].values()) == 500, summary
+
+
 # -- haproxy ------------------------------------------------------------------
 
 def test_haproxy_health_checks_refused(ns):
