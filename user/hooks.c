@@ -156,37 +156,52 @@ static int probe_storage_map(enum bpf_map_type type)
 	return fd;
 }
 
-int hooks_probe_sk_storage(const struct btf *btf, const char *tp)
+/*
+ * Loads a tp_btf program on tracepoint tp that calls a local storage's get
+ * helper on a map of that type: 0 where tracing programs may use it. Its
+ * owner (r2): the tracepoint's first argument (a socket), or with task set,
+ * bpf_get_current_task_btf().
+ */
+static int probe_storage_get(const struct btf *btf, const char *tp, bool task)
 {
+	enum bpf_map_type type = task ? BPF_MAP_TYPE_TASK_STORAGE : BPF_MAP_TYPE_SK_STORAGE;
+	struct bpf_insn insns[10] = { 0 };
+	int id, map, prog, err = 0, n = 0;
 	char name[128];
-	int id, map, prog, err = 0;
 
 	snprintf(name, sizeof(name), "btf_trace_%s", tp);
 	id = btf ? btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) : -ENOENT;
 	if (id < 0)
 		return -ENOENT;
-	map = probe_storage_map(BPF_MAP_TYPE_SK_STORAGE);
+	map = probe_storage_map(type);
 	if (map < 0)
 		return map;
+	if (task) {
+		insns[n++] = (struct bpf_insn){ .code = BPF_JMP | BPF_CALL,
+						.imm = BPF_FUNC_get_current_task_btf };
+		insns[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X,
+						.dst_reg = BPF_REG_2, .src_reg = BPF_REG_0 };
+	} else {
+		insns[n++] = (struct bpf_insn){ .code = BPF_LDX | BPF_MEM | BPF_DW,
+						.dst_reg = BPF_REG_2, .src_reg = BPF_REG_1 };
+	}
+	/* get(map, owner, NULL, 0); return 0 */
+	insns[n++] = (struct bpf_insn){ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = BPF_REG_1,
+					.src_reg = BPF_PSEUDO_MAP_FD, .imm = map };
+	n++;	/* the second half of the 64-bit load */
+	insns[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3 };
+	insns[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4 };
+	insns[n++] = (struct bpf_insn){ .code = BPF_JMP | BPF_CALL,
+					.imm = task ? BPF_FUNC_task_storage_get :
+						      BPF_FUNC_sk_storage_get };
+	insns[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0 };
+	insns[n++] = (struct bpf_insn){ .code = BPF_JMP | BPF_EXIT };
 	{
-		/* bpf_sk_storage_get(map, the first argument (a socket), NULL, 0) */
-		struct bpf_insn insns[] = {
-			{ .code = BPF_LDX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_2,
-			  .src_reg = BPF_REG_1, .off = 0 },
-			{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = BPF_REG_1,
-			  .src_reg = BPF_PSEUDO_MAP_FD, .imm = map },
-			{ 0 },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = 0 },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = 0 },
-			{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_sk_storage_get },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-			{ .code = BPF_JMP | BPF_EXIT },
-		};
 		LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
 			    .attach_btf_id = id);
 
-		prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ct_probe_skst", "GPL", insns,
-				     sizeof(insns) / sizeof(insns[0]), &opts);
+		prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, task ? "ct_probe_tkst" : "ct_probe_skst",
+				     "GPL", insns, n, &opts);
 	}
 	if (prog < 0)
 		err = -errno;
@@ -196,45 +211,14 @@ int hooks_probe_sk_storage(const struct btf *btf, const char *tp)
 	return err;
 }
 
+int hooks_probe_sk_storage(const struct btf *btf, const char *tp)
+{
+	return probe_storage_get(btf, tp, false);
+}
+
 int hooks_probe_task_storage(const struct btf *btf, const char *tp)
 {
-	char name[128];
-	int id, map, prog, err = 0;
-
-	snprintf(name, sizeof(name), "btf_trace_%s", tp);
-	id = btf ? btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) : -ENOENT;
-	if (id < 0)
-		return -ENOENT;
-	map = probe_storage_map(BPF_MAP_TYPE_TASK_STORAGE);
-	if (map < 0)
-		return map;
-	{
-		/* bpf_task_storage_get(map, bpf_get_current_task_btf(), NULL, 0) */
-		struct bpf_insn insns[] = {
-			{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_task_btf },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2,
-			  .src_reg = BPF_REG_0 },
-			{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = BPF_REG_1,
-			  .src_reg = BPF_PSEUDO_MAP_FD, .imm = map },
-			{ 0 },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = 0 },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = 0 },
-			{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_task_storage_get },
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-			{ .code = BPF_JMP | BPF_EXIT },
-		};
-		LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
-			    .attach_btf_id = id);
-
-		prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "ct_probe_tkst", "GPL", insns,
-				     sizeof(insns) / sizeof(insns[0]), &opts);
-	}
-	if (prog < 0)
-		err = -errno;
-	else
-		close(prog);
-	close(map);
-	return err;
+	return probe_storage_get(btf, tp, true);
 }
 
 bool hooks_not_available(int err)
