@@ -292,13 +292,6 @@ static int choose_hooks(struct tracer *t, const struct tracer_config *cfg,
 }
 
 /*
- * Where the attempts' state lives: in each socket (socket-local storage, no
- * eviction, freed with the socket) where this kernel lets tracing programs
- * use it, else the LRU table keyed by socket address. The programs branch on
- * flows_in_sk; the table not in use is left at one entry, and the iterator
- * over it is not loaded.
- */
-/*
  * The connect() calls in progress, where tracing programs may not use task
  * storage: an LRU hash keyed by thread id (the programs branch on
  * inflight_in_task), as many entries as threads may be inside connect().
@@ -316,6 +309,13 @@ static int inflight_as_lru(struct bpf_map *map)
 	return err;
 }
 
+/*
+ * Where the attempts' state lives: in each socket (socket-local storage, no
+ * eviction, freed with the socket) where this kernel lets tracing programs
+ * use it, else the LRU table keyed by socket address. The programs branch on
+ * flows_in_sk; the table not in use is left at one entry, and the iterator
+ * over it is not loaded.
+ */
 static int choose_flow_table(struct tracer *t, const struct tracer_config *cfg,
 			     char *errmsg, size_t errsz)
 {
