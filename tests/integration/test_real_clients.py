@@ -55,16 +55,19 @@ def only(ct, ns, port):
     return got[0]
 
 
-def traced_curl(ns, port, *curl_args, v6=False, host=None, timeout=60):
+def traced_curl(ns, port, *curl_args, v6=False, host=None, timeout=60, summary=None):
     """curl once to port under `conntrace -j -a --netns NS --port port`: (curl's result,
-    the verdict, the namespace's counter deltas)."""
+    the verdict, the namespace's counter deltas). With a dict as `summary`, conntrace's
+    summary record is copied into it."""
     target = f"http://{host}:{port}/" if host else url(v6, port)
     with Conntrace("-a", "--netns", ns.inode, "--port", port) as ct:
         k = Counters(ns)
         res = curl(ns, target, *curl_args, timeout=timeout)
         one_verdict(ct, ns, port, f"the verdict for curl {target}")
         d = k.delta()
-        ct.stop()
+        got = ct.stop()
+    if summary is not None:
+        summary.update(got)
     return res, only(ct, ns, port), d
 
 
@@ -128,14 +131,20 @@ def test_curl_dropped_syns_time_out_netfilter_drop(ns, v6):
     ns.sysctl("net.ipv4.tcp_syn_retries", 2)
     ns.listen(port, v6=v6)
     nft_syn_rule(ns, port, "drop")
-    res, rec, d = traced_curl(ns, port, v6=v6)
+    summary = {}
+    res, rec, d = traced_curl(ns, port, v6=v6, summary=summary)
     assert res.rc == 28 and res.connect_error == "Connection timed out", res
     assert d["TcpAttemptFails"] == 1 and 2 <= d["TcpExtTCPSynRetrans"] <= 10, d
     assert_verdict(rec, res, verdict="timeout", cause="netfilter_drop", errno="ETIMEDOUT",
                    pid=res.pid, tid=res.pid, comm="curl", daddr=lo(v6),
                    syn_retrans=d["TcpExtTCPSynRetrans"])
-    assert nft_packets(ns) == rec["syn_retrans"] + 1 == drop_counts(rec), \
-        (nft_packets(ns), rec["evidence"])
+    sent, seen, missed = nft_packets(ns), drop_counts(rec), summary["missed_events"]
+    assert sent == rec["syn_retrans"] + 1, (sent, rec["evidence"])
+    # every SYN's drop is in the evidence, unless the kernel skipped program runs
+    # (counted, host-wide, in missed_events): once on 6.18 over IPv6 in CI, 5 of 6,
+    # with the 6th SYN's retransmit event also unseen (its time 0 in the evidence)
+    assert sent - missed <= seen <= sent, \
+        dict(sent=sent, seen=seen, missed_events=missed, evidence=rec["evidence"])
     assert rec["duration_us"] >= 5_000_000, rec
 
 
